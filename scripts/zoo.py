@@ -1,0 +1,274 @@
+"""Reference CNNs for tests and benchmarks, written in plain torch.nn and exported to ONNX.
+
+torchvision is not a dependency, so the classic architectures are spelled out here. Weights are
+random but seeded, and every BatchNorm carries non-trivial running statistics and affine
+parameters, so a compiler that folds or normalises wrongly gives a visibly different answer.
+BatchNormalization nodes are kept in the exported graph (constant folding off) for that reason.
+
+    python scripts/zoo.py [names...] [--out DIR]
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import tempfile
+import time
+import warnings
+from pathlib import Path
+
+import numpy as np
+import torch
+from torch import nn
+
+ZOO_VERSION = 1  # bump when an architecture or the init changes, so stale cache files are rebuilt
+SEED = 0
+
+
+def _conv_bn(cin: int, cout: int, k: int, stride: int = 1, groups: int = 1, act=nn.ReLU):
+    layers = [nn.Conv2d(cin, cout, k, stride, k // 2, groups=groups, bias=False),
+              nn.BatchNorm2d(cout)]
+    return nn.Sequential(*layers, act()) if act else nn.Sequential(*layers)
+
+
+class _Residual(nn.Module):
+    def __init__(self, cin: int, cout: int, stride: int, *body: nn.Module):
+        super().__init__()
+        self.body = nn.Sequential(*body)
+        self.short = (nn.Identity() if cin == cout and stride == 1
+                      else _conv_bn(cin, cout, 1, stride, act=None))
+        self.relu = nn.ReLU()
+
+    def forward(self, x):
+        return self.relu(self.body(x) + self.short(x))
+
+
+def _resnet(depths: list[int], bottleneck: bool) -> nn.Module:
+    layers, cin = [_conv_bn(3, 64, 7, 2), nn.MaxPool2d(3, 2, 1)], 64
+    for i, depth in enumerate(depths):
+        width = 64 << i
+        cout = 4 * width if bottleneck else width
+        for j in range(depth):
+            stride = 2 if i > 0 and j == 0 else 1
+            if bottleneck:
+                body = [_conv_bn(cin, width, 1), _conv_bn(width, width, 3, stride),
+                        _conv_bn(width, cout, 1, act=None)]
+            else:
+                body = [_conv_bn(cin, width, 3, stride), _conv_bn(width, cout, 3, act=None)]
+            layers.append(_Residual(cin, cout, stride, *body))
+            cin = cout
+    return nn.Sequential(*layers, nn.AdaptiveAvgPool2d(1), nn.Flatten(), nn.Linear(cin, 1000))
+
+
+def resnet18() -> nn.Module:
+    return _resnet([2, 2, 2, 2], bottleneck=False)
+
+
+def resnet50() -> nn.Module:
+    return _resnet([3, 4, 6, 3], bottleneck=True)
+
+
+class _InvertedResidual(nn.Module):
+    def __init__(self, cin: int, cout: int, stride: int, expand: int):
+        super().__init__()
+        hidden = cin * expand
+        layers = [_conv_bn(cin, hidden, 1, act=nn.ReLU6)] if expand != 1 else []
+        layers += [_conv_bn(hidden, hidden, 3, stride, groups=hidden, act=nn.ReLU6),
+                   _conv_bn(hidden, cout, 1, act=None)]
+        self.body = nn.Sequential(*layers)
+        self.residual = stride == 1 and cin == cout
+
+    def forward(self, x):
+        return x + self.body(x) if self.residual else self.body(x)
+
+
+def mobilenet_v2() -> nn.Module:
+    layers, cin = [_conv_bn(3, 32, 3, 2, act=nn.ReLU6)], 32
+    for t, c, n, s in [(1, 16, 1, 1), (6, 24, 2, 2), (6, 32, 3, 2), (6, 64, 4, 2),
+                       (6, 96, 3, 1), (6, 160, 3, 2), (6, 320, 1, 1)]:
+        for i in range(n):
+            layers.append(_InvertedResidual(cin, c, s if i == 0 else 1, t))
+            cin = c
+    return nn.Sequential(*layers, _conv_bn(cin, 1280, 1, act=nn.ReLU6), nn.AdaptiveAvgPool2d(1),
+                         nn.Flatten(), nn.Linear(1280, 1000))
+
+
+class _Fire(nn.Module):
+    def __init__(self, cin: int, squeeze: int, expand: int):
+        super().__init__()
+        self.squeeze = nn.Sequential(nn.Conv2d(cin, squeeze, 1), nn.ReLU())
+        self.e1 = nn.Sequential(nn.Conv2d(squeeze, expand, 1), nn.ReLU())
+        self.e3 = nn.Sequential(nn.Conv2d(squeeze, expand, 3, padding=1), nn.ReLU())
+
+    def forward(self, x):
+        x = self.squeeze(x)
+        return torch.cat([self.e1(x), self.e3(x)], 1)
+
+
+def squeezenet() -> nn.Module:
+    """SqueezeNet 1.1; its ceil-mode max pools are part of what it tests."""
+    def pool():
+        return nn.MaxPool2d(3, 2, ceil_mode=True)
+    return nn.Sequential(
+        nn.Conv2d(3, 64, 3, 2), nn.ReLU(), pool(), _Fire(64, 16, 64), _Fire(128, 16, 64), pool(),
+        _Fire(128, 32, 128), _Fire(256, 32, 128), pool(), _Fire(256, 48, 192),
+        _Fire(384, 48, 192), _Fire(384, 64, 256), _Fire(512, 64, 256),
+        nn.Conv2d(512, 1000, 1), nn.ReLU(), nn.AdaptiveAvgPool2d(1), nn.Flatten())
+
+
+def vgg() -> nn.Module:
+    """VGG-11 with BatchNorm; a pooled single Linear head keeps the file small."""
+    layers, cin = [], 3
+    for v in [64, "M", 128, "M", 256, 256, "M", 512, 512, "M", 512, 512, "M"]:
+        if v == "M":
+            layers.append(nn.MaxPool2d(2))
+        else:
+            layers.append(_conv_bn(cin, v, 3))
+            cin = v
+    return nn.Sequential(*layers, nn.AdaptiveAvgPool2d(1), nn.Flatten(), nn.Linear(cin, 1000))
+
+
+def lenet5() -> nn.Module:
+    return nn.Sequential(
+        nn.Conv2d(1, 6, 5), nn.Tanh(), nn.AvgPool2d(2), nn.Conv2d(6, 16, 5), nn.Tanh(),
+        nn.AvgPool2d(2), nn.Flatten(), nn.Linear(400, 120), nn.Tanh(), nn.Linear(120, 84),
+        nn.Tanh(), nn.Linear(84, 10))
+
+
+class _Inception(nn.Module):
+    def __init__(self, cin: int, c1: int, c3r: int, c3: int, c5r: int, c5: int, proj: int):
+        super().__init__()
+
+        def conv(i, o, k):
+            return nn.Sequential(nn.Conv2d(i, o, k, padding=k // 2), nn.ReLU())
+        self.b1 = conv(cin, c1, 1)
+        self.b3 = nn.Sequential(conv(cin, c3r, 1), conv(c3r, c3, 3))
+        self.b5 = nn.Sequential(conv(cin, c5r, 1), conv(c5r, c5, 5))
+        self.bp = nn.Sequential(nn.MaxPool2d(3, 1, 1), conv(cin, proj, 1))
+
+    def forward(self, x):
+        return torch.cat([self.b1(x), self.b3(x), self.b5(x), self.bp(x)], 1)
+
+
+class _LRNFunction(torch.autograd.Function):
+    @staticmethod
+    def forward(ctx, x, size, alpha, beta, k):
+        return nn.functional.local_response_norm(x, size, alpha, beta, k)
+
+    @staticmethod
+    def symbolic(g, x, size, alpha, beta, k):
+        return g.op("LRN", x, size_i=size, alpha_f=alpha, beta_f=beta, bias_f=k)
+
+
+class _LRN(nn.LocalResponseNorm):
+    """Exports as one ONNX LRN node; torch's own LRN traces into a Pad/AveragePool/If tangle."""
+
+    def forward(self, x):
+        return _LRNFunction.apply(x, self.size, self.alpha, self.beta, self.k)
+
+
+def inception() -> nn.Module:
+    """A two-block GoogLeNet in the original style: biased convs, LRN, no BatchNorm."""
+    return nn.Sequential(
+        nn.Conv2d(3, 64, 7, 2, 3), nn.ReLU(), nn.MaxPool2d(3, 2, 1),
+        _LRN(5, 0.5, 0.75, 2.0),  # alpha far above GoogLeNet's 1e-4, so LRN visibly matters
+        _Inception(64, 32, 48, 64, 8, 16, 16), _Inception(128, 64, 64, 96, 16, 32, 32),
+        nn.AdaptiveAvgPool2d(1), nn.Flatten(), nn.Linear(224, 1000))
+
+
+MODELS = {f.__name__: f for f in
+          [resnet18, resnet50, mobilenet_v2, squeezenet, vgg, lenet5, inception]}
+_SHAPES = {"lenet5": (1, 1, 32, 32), "inception": (1, 3, 112, 112)}
+
+
+def input_shape(name: str) -> tuple[int, ...]:
+    if name not in MODELS:
+        raise KeyError(f"unknown model {name!r}; choose from {', '.join(MODELS)}")
+    return _SHAPES.get(name, (1, 3, 224, 224))
+
+
+@torch.no_grad()
+def build(name: str) -> nn.Module:
+    """The model with seeded random weights, in eval mode; independent of the global RNG."""
+    model = MODELS[name]()
+    gen = torch.Generator().manual_seed(SEED)
+    for m in model.modules():
+        if isinstance(m, (nn.Conv2d, nn.Linear)):
+            # fan-in He init keeps activations O(1) through deep stacks
+            nn.init.kaiming_normal_(m.weight, nonlinearity="relu", generator=gen)
+            if m.bias is not None:
+                nn.init.uniform_(m.bias, -0.1, 0.1, generator=gen)
+        elif isinstance(m, nn.BatchNorm2d):
+            nn.init.uniform_(m.weight, 0.5, 1.5, generator=gen)
+            nn.init.uniform_(m.bias, -0.2, 0.2, generator=gen)
+            m.running_mean.uniform_(-0.5, 0.5, generator=gen)
+            m.running_var.uniform_(0.5, 2.0, generator=gen)
+    return model.eval()
+
+
+def sample_input(name: str) -> np.ndarray:
+    """A fixed random input of the model's shape."""
+    gen = torch.Generator().manual_seed(SEED + 1)
+    return torch.randn(input_shape(name), generator=gen).numpy()
+
+
+def _export(name: str, path: Path) -> None:
+    """Export to a temp file, check it against torch in onnxruntime, then move it into place."""
+    import onnxruntime as ort
+
+    model, x = build(name), torch.from_numpy(sample_input(name))
+    fd, tmp = tempfile.mkstemp(suffix=".onnx.tmp", dir=path.parent)
+    os.close(fd)
+    try:
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore", DeprecationWarning)  # the legacy-exporter notice
+            torch.onnx.export(model, x, tmp, dynamo=False, opset_version=17,
+                              do_constant_folding=False,
+                              input_names=["input"], output_names=["output"])
+        opts = ort.SessionOptions()
+        opts.intra_op_num_threads = 1
+        sess = ort.InferenceSession(tmp, opts, providers=["CPUExecutionProvider"])
+        got = sess.run(None, {"input": x.numpy()})[0]
+        with torch.no_grad():
+            ref = model(x).numpy()
+        err = float(np.abs(got - ref).max() / np.abs(ref).max())
+        if not err < 1e-5:
+            raise RuntimeError(f"{name}: onnxruntime differs from torch (relative error {err:.2e})")
+        os.replace(tmp, path)
+    finally:
+        if os.path.exists(tmp):
+            os.remove(tmp)
+
+
+def model_path(name: str, cache_dir: Path | None = None) -> Path:
+    """The cached ONNX file for `name`, built on first use."""
+    input_shape(name)  # validates the name
+    if cache_dir is None:
+        env = os.environ.get("TVMCONV_CACHE")
+        cache_dir = Path(env) if env else Path.home() / ".cache" / "tvmconv" / "models"
+    path = Path(cache_dir) / f"{name}-v{ZOO_VERSION}.onnx"
+    if not path.exists():
+        path.parent.mkdir(parents=True, exist_ok=True)
+        _export(name, path)
+    return path
+
+
+def main(argv: list[str] | None = None) -> None:
+    parser = argparse.ArgumentParser(description="Build the reference ONNX models.")
+    parser.add_argument("names", nargs="*", metavar="NAME",
+                        help=f"models to build (default: all of {', '.join(MODELS)})")
+    parser.add_argument("--out", type=Path, help="cache folder (default: $TVMCONV_CACHE or "
+                        "~/.cache/tvmconv/models)")
+    args = parser.parse_args(argv)
+    unknown = [n for n in args.names if n not in MODELS]
+    if unknown:
+        parser.error(f"unknown model(s) {', '.join(unknown)}; choose from {', '.join(MODELS)}")
+    for name in args.names or MODELS:
+        start = time.perf_counter()
+        path = model_path(name, args.out)
+        size = path.stat().st_size / 2**20
+        print(f"{name:13s} {size:7.1f} MiB {time.perf_counter() - start:6.1f} s  {path}")
+
+
+if __name__ == "__main__":
+    main()

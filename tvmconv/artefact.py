@@ -1,0 +1,63 @@
+"""The compiled artefact: a TVM shared library with tvmconv's metadata appended after the ELF image.
+
+Layout: [library][metadata JSON][JSON length, 8 bytes LE][MAGIC]. The dynamic loader ignores bytes
+past the ELF image, so the file stays one loadable .so that carries its own input/output names, shapes,
+target and a checksum of the library part (a truncated or altered file is refused with a clear error).
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import os
+import struct
+from pathlib import Path
+
+from .errors import ArtefactError
+
+MAGIC = b"TVMCONV\x01"
+FORMAT = 1
+
+
+def append_metadata(path: Path, meta: dict) -> None:
+    data = Path(path).read_bytes()
+    meta = {**meta, "format": FORMAT, "sha256": hashlib.sha256(data).hexdigest()}
+    blob = json.dumps(meta, sort_keys=True).encode()
+    with open(path, "ab") as f:
+        f.write(blob + struct.pack("<Q", len(blob)) + MAGIC)
+
+
+def read_metadata(path: str | os.PathLike) -> tuple[dict, int]:
+    """(metadata, size of the library part); ArtefactError if the file is not a sound artefact."""
+    path = Path(path)
+    if not path.is_file():
+        raise ArtefactError(f"artefact not found: {path}")
+    size = path.stat().st_size
+    with open(path, "rb") as f:
+        if size < 16:
+            raise ArtefactError(f"{path} is not a tvmconv artefact (too small)")
+        f.seek(size - 16)
+        (length,), magic = struct.unpack("<Q", f.read(8)), f.read(8)
+        if magic != MAGIC:
+            raise ArtefactError(f"{path} is not a tvmconv artefact, or it is truncated "
+                                "(no metadata trailer); compile it again with tvmconv.compile")
+        lib_size = size - 16 - length
+        if length > size or lib_size <= 0:
+            raise ArtefactError(f"{path} is corrupt (bad metadata length)")
+        f.seek(lib_size)
+        try:
+            meta = json.loads(f.read(length))
+        except ValueError:
+            raise ArtefactError(f"{path} is corrupt (metadata is not JSON)") from None
+        f.seek(0)
+        digest = hashlib.sha256()
+        left = lib_size
+        while left:
+            chunk = f.read(min(left, 1 << 20))
+            if not chunk:
+                break
+            digest.update(chunk)
+            left -= len(chunk)
+    if digest.hexdigest() != meta.get("sha256"):
+        raise ArtefactError(f"{path} is corrupt: the library part does not match its checksum")
+    return meta, lib_size

@@ -1,0 +1,177 @@
+"""Build: graph -> one Relax module whose ``main`` calls every scheduled kernel in order -> artefact.
+
+TVM's Relax VM runs the calls (about 1-2 us each) on a static memory plan, so tvmconv needs no executor
+of its own. Configs come from the user's tuning log, else the shipped schedule book, else each
+template's analytic default.
+"""
+
+from __future__ import annotations
+
+import os
+import tempfile
+import warnings
+from pathlib import Path
+
+import numpy as np
+
+from . import __version__, kernels, records, templates
+from .artefact import append_metadata
+from .config import Config
+from .errors import TvmconvError
+from .frontend import from_onnx
+from .graph import Graph
+from .passes import optimize
+from .target import TargetSpec, resolve
+from .workload import Workload, from_node
+
+
+def book_paths(target_key: str) -> list[Path]:
+    """The shipped schedule book for a target key (installed package data, or the checkout's)."""
+    here = Path(__file__).resolve().parent
+    for folder in (here / "schedules", here.parent / "schedules"):
+        path = folder / f"{target_key}.jsonl"
+        if path.is_file():
+            return [path]
+    return []
+
+
+def choose(wl: Workload, target: TargetSpec, tuned: dict[str, dict]):
+    """(template, config) for a workload: the best tuning record if valid, else the default."""
+    rec = tuned.get(wl.key)
+    if rec is not None:
+        try:
+            template = templates.by_name(rec["template"], target.family)
+            cfg = Config.of(rec["config"])
+            if template.space(wl, target).contains(cfg):
+                return template, cfg
+        except templates.NotApplicable:
+            pass
+        warnings.warn(f"ignoring a tuning record that does not fit {wl.key}", stacklevel=2)
+    template = templates.templates_for(wl.kind, target.family)[0]
+    return template, template.default(wl, target)
+
+
+class CompiledModel:
+    """The result of ``tvmconv.compile``: export it, or run it in this process (host targets)."""
+
+    def __init__(self, executable, meta: dict, target: TargetSpec):
+        self.executable = executable
+        self.meta = meta
+        self.target = target
+        self._model = None
+
+    def export(self, path: str | os.PathLike) -> Path:
+        """Write the one-file artefact (cross-compiled with the target's C compiler if needed)."""
+        path = Path(path)
+        path.parent.mkdir(parents=True, exist_ok=True)
+        fd, tmp = tempfile.mkstemp(suffix=".so", dir=path.parent)
+        os.close(fd)
+        try:
+            kwargs = {"cc": self.target.cross_cc} if self.target.cross_cc else {}
+            self.executable.export_library(tmp, **kwargs)
+            append_metadata(Path(tmp), self.meta)
+            os.replace(tmp, path)
+        finally:
+            if os.path.exists(tmp):
+                os.unlink(tmp)
+        return path
+
+    def model(self):
+        """A runnable Model in this process (only for a target this machine can run)."""
+        if self._model is None:
+            if not self.target.runs_here:
+                raise TvmconvError(f"compiled for {self.target.key}; export it and run it there")
+            import tvm
+            from tvm.runtime.vm import VirtualMachine
+
+            from .runtime import Model
+
+            dev = tvm.cpu()
+            self._model = Model(VirtualMachine(self.executable, dev), self.meta, dev)
+        return self._model
+
+    def __call__(self, *args, **kwargs):
+        return self.model()(*args, **kwargs)
+
+    @property
+    def inputs(self):
+        return self.model().inputs
+
+    @property
+    def outputs(self):
+        return self.model().outputs
+
+
+def lower(graph: Graph, target: TargetSpec, tuned: dict[str, dict], progress=False):
+    """The Relax IRModule of an optimised graph."""
+    from tvm import relax
+
+    bb = relax.BlockBuilder()
+    params = [relax.Var(_var_name(n), relax.TensorType(graph.shapes[n], "float32"))
+              for n in graph.inputs]
+    env = dict(zip(graph.inputs, params))
+    funcs: dict[str, object] = {}
+    consts: dict[str, object] = {}
+
+    def value(name):
+        if name in env:
+            return env[name]
+        if name not in consts:
+            consts[name] = relax.const(np.ascontiguousarray(graph.consts[name]))
+        return consts[name]
+
+    nodes = graph.nodes
+    if progress:
+        from tqdm import tqdm
+
+        nodes = tqdm(nodes, desc="kernels", unit="op", leave=False)
+    with bb.function("main", params):
+        with bb.dataflow():
+            for node in nodes:
+                out = node.outputs[0]
+                shape = graph.physical_shape(out)
+                args = [value(i) for i in node.inputs]
+                wl = from_node(node, graph)
+                if wl is None:
+                    env[out] = bb.emit(relax.op.reshape(args[0], shape))
+                    continue
+                if wl.key not in funcs:
+                    template, cfg = choose(wl, target, tuned)
+                    func = kernels.prim_func(wl, target, template, cfg)
+                    name = f"{wl.kind}_{len(funcs)}"
+                    funcs[wl.key] = bb.add_func(func.with_attr("global_symbol", name), name)
+                env[out] = bb.emit(relax.call_tir(funcs[wl.key], args,
+                                                  relax.TensorType(shape, "float32")))
+            result = bb.emit_output(relax.Tuple([value(o) for o in graph.outputs]))
+        bb.emit_func_output(result)
+    return bb.get()
+
+
+def _var_name(name: str) -> str:
+    return "".join(c if c.isalnum() else "_" for c in name) or "input"
+
+
+def compile_model(model, target="x86", log=None, input_shapes=None, progress=False):
+    """ONNX (path or ModelProto) -> CompiledModel for ``target``, with an optional tuning log."""
+    import tvm
+
+    spec = resolve(target)
+    graph = from_onnx(model, input_shapes)
+    meta = {
+        "inputs": [{"name": n, "shape": list(graph.shapes[n]), "dtype": "float32"}
+                   for n in graph.inputs],
+        "outputs": [{"name": name, "shape": list(graph.shapes[v]), "dtype": "float32"}
+                    for name, v in zip(graph.output_names, graph.outputs)],
+        "target": spec.tvm, "target_key": spec.key, "tvmconv_version": __version__,
+        "tvm_version": tvm.__version__,
+    }
+    optimize(graph, spec)
+    logs = [log] if isinstance(log, (str, os.PathLike)) else list(log or [])
+    for path in logs:
+        if not Path(path).is_file():
+            raise TvmconvError(f"tuning log not found: {path}")
+    tuned = records.best(book_paths(spec.key), spec.key)
+    tuned.update(records.best(logs, spec.key))
+    mod = lower(graph, spec, tuned, progress)
+    executable = tvm.compile(mod, target=spec.tvm_target())
+    return CompiledModel(executable, meta, spec)

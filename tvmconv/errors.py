@@ -1,0 +1,21 @@
+"""The error types tvmconv raises for bad input; CLIs print them as one line and exit non-zero."""
+
+
+class TvmconvError(ValueError):
+    """A problem with what the user gave tvmconv (model, target, input, artefact, log)."""
+
+
+class ModelError(TvmconvError):
+    """The ONNX model cannot be read or is not valid."""
+
+
+class UnsupportedError(TvmconvError):
+    """The model uses an operator or attribute that tvmconv does not support."""
+
+
+class TargetError(TvmconvError):
+    """An unknown target name, or an artefact built for another target."""
+
+
+class ArtefactError(TvmconvError):
+    """A compiled artefact that is missing, truncated or corrupt."""

@@ -1,0 +1,181 @@
+"""ONNX -> tvmconv Graph: static shapes, constants as numpy, unsupported operators rejected up front."""
+
+from __future__ import annotations
+
+import os
+import warnings
+from pathlib import Path
+
+import numpy as np
+import onnx
+from onnx import numpy_helper
+
+from ..errors import ModelError, UnsupportedError
+from ..graph import Graph
+from . import numpy_eval
+from .ops import CONVERTERS, Context
+
+MIN_OPSET, MAX_OPSET = 7, 21
+SUPPORTED_OPS = tuple(sorted(set(CONVERTERS) | set(numpy_eval.EVAL) | {"Shape", "Size"}))
+# Evaluated only when every input is a constant; on activations they are not CNN layers.
+CONST_ONLY_OPS = tuple(sorted(set(numpy_eval.EVAL) - set(CONVERTERS)))
+
+
+def load_model(model: str | os.PathLike | onnx.ModelProto) -> onnx.ModelProto:
+    """Read and check an ONNX model; any problem becomes a ModelError naming the file."""
+    if isinstance(model, onnx.ModelProto):
+        proto, where = model, "the given ModelProto"
+    else:
+        path = Path(model)
+        where = str(path)
+        if not path.is_file():
+            raise ModelError(f"model file not found: {path}")
+        try:
+            proto = onnx.load(str(path))
+        except Exception as e:  # protobuf raises several types for truncated or foreign files
+            raise ModelError(f"{path} is not a readable ONNX model ({type(e).__name__}: {e})") from None
+    if not proto.graph.node and not proto.graph.output:
+        raise ModelError(f"{where} holds no ONNX graph (empty or not an ONNX file)")
+    try:
+        onnx.checker.check_model(proto)
+    except Exception as e:
+        raise ModelError(f"{where} is not a valid ONNX model: {str(e).splitlines()[0]}") from None
+    return proto
+
+
+def opset_of(proto: onnx.ModelProto) -> int:
+    for imp in proto.opset_import:
+        if imp.domain in ("", "ai.onnx"):
+            return int(imp.version)
+    return MIN_OPSET
+
+
+def check_supported(proto: onnx.ModelProto) -> None:
+    """Fail before any work if a node's operator is outside the supported set."""
+    for node in proto.graph.node:
+        if node.domain not in ("", "ai.onnx") or node.op_type not in SUPPORTED_OPS:
+            op = node.op_type if node.domain in ("", "ai.onnx") else f"{node.domain}.{node.op_type}"
+            raise UnsupportedError(
+                f"unsupported operator {op} (node {node.name or node.output[0]!r}); "
+                "tvmconv.frontend.SUPPORTED_OPS lists the supported operators")
+
+
+def _input_shape(vi, overrides: dict) -> tuple[int, ...]:
+    if vi.name in overrides:
+        return tuple(int(d) for d in overrides[vi.name])
+    ttype = vi.type.tensor_type
+    if not ttype.HasField("shape"):
+        raise ModelError(f"input {vi.name!r} has no shape; give one with input_shapes / --input-shape")
+    dims = []
+    for i, d in enumerate(ttype.shape.dim):
+        if d.HasField("dim_value") and d.dim_value > 0:
+            dims.append(int(d.dim_value))
+        elif i == 0:
+            dims.append(1)  # a symbolic batch dimension: compile for batch 1 unless told otherwise
+        else:
+            raise ModelError(f"input {vi.name!r} has a symbolic dimension {i} "
+                             f"({d.dim_param or '?'}); give a static shape with --input-shape")
+    return tuple(dims)
+
+
+def from_onnx(model, input_shapes: dict | None = None) -> Graph:
+    """Build a Graph from an ONNX file path or ModelProto; ``input_shapes`` fixes dynamic dims."""
+    proto = load_model(model)
+    opset = opset_of(proto)
+    if opset < MIN_OPSET:
+        raise UnsupportedError(f"ONNX opset {opset} is older than the supported {MIN_OPSET}..{MAX_OPSET}")
+    if opset > MAX_OPSET:
+        warnings.warn(f"ONNX opset {opset} is newer than {MAX_OPSET}; converting as opset {MAX_OPSET}",
+                      stacklevel=2)
+    check_supported(proto)
+    overrides = dict(input_shapes or {})
+    g = proto.graph
+    graph = Graph(inputs=[], outputs=[])
+    for init in g.initializer:
+        arr = numpy_helper.to_array(init)
+        graph.consts[init.name] = arr
+        graph.shapes[init.name] = tuple(arr.shape)
+    for vi in g.input:
+        if vi.name in graph.consts:
+            continue  # old-style models list their weights as graph inputs too
+        elem = vi.type.tensor_type.elem_type
+        if elem != onnx.TensorProto.FLOAT:
+            raise UnsupportedError(f"input {vi.name!r} has ONNX element type "
+                                   f"{onnx.TensorProto.DataType.Name(elem)}; tvmconv takes float32")
+        graph.inputs.append(vi.name)
+        graph.shapes[vi.name] = _input_shape(vi, overrides)
+    unknown = set(overrides) - set(graph.inputs)
+    if unknown:
+        raise ModelError(f"input_shapes names unknown inputs {sorted(unknown)}; "
+                         f"the model's inputs are {graph.inputs}")
+    ctx = Context(graph, min(opset, MAX_OPSET))
+    for node in g.node:
+        _convert(ctx, node)
+    for vi in g.output:
+        name = ctx.alias.get(vi.name, vi.name)
+        if name not in graph.shapes:
+            raise ModelError(f"graph output {vi.name!r} is produced by no node")
+        graph.outputs.append(name)
+    graph.output_names = [vi.name for vi in g.output]
+    return graph
+
+
+def _convert(ctx: Context, node) -> None:
+    names = [ctx.alias.get(i, i) if i else "" for i in node.input]
+    for n in names:
+        if n and n not in ctx.graph.shapes:
+            raise ModelError(f"node {node.name or node.op_type!r} reads {n!r}, which nothing defines")
+    op = node.op_type
+    consts = [ctx.graph.consts.get(n) if n else None for n in names]
+    all_const = all(c is not None for n, c in zip(names, consts) if n)
+    if op in ("Shape", "Size"):
+        shape = ctx.graph.shapes[names[0]]
+        if op == "Size":
+            value = np.array(int(np.prod(shape)), np.int64)
+        else:
+            start = ctx.attr(node, "start", 0)
+            end = ctx.attr(node, "end", None)
+            value = np.array(shape[start:end], np.int64)
+        ctx.set_const(node.output[0], value)
+        return
+    if op in numpy_eval.EVAL and all_const:
+        try:
+            outs = numpy_eval.evaluate(node, consts)
+        except Exception as e:
+            raise ModelError(f"cannot evaluate constant node {node.name or op!r} ({op}): {e}") from None
+        for name, value in zip(node.output, outs):
+            if name:
+                ctx.set_const(name, value)
+        return
+    if all_const and names:
+        for name, value in zip(node.output, _reference_eval(ctx, node, names)):
+            if name:
+                ctx.set_const(name, value)
+        return
+    if op not in CONVERTERS:
+        raise UnsupportedError(
+            f"operator {op} (node {node.name or node.output[0]!r}) is supported only on constant "
+            f"inputs, but it reads an activation")
+    CONVERTERS[op](ctx, node, names)
+
+
+def _reference_eval(ctx: Context, node, names: list[str]) -> list[np.ndarray]:
+    """Fold a CNN operator whose inputs are all constants with ONNX's own reference evaluator."""
+    from onnx import helper
+    from onnx.reference import ReferenceEvaluator
+
+    feeds = {f"i{k}": ctx.graph.consts[n] for k, n in enumerate(names) if n}
+    ins = [f"i{k}" if n else "" for k, n in enumerate(names)]
+    outs = [f"o{k}" if o else "" for k, o in enumerate(node.output)]
+    single = helper.make_node(node.op_type, ins, outs, domain=node.domain)
+    single.attribute.extend(node.attribute)
+    graph = helper.make_graph([single], "fold", [helper.make_tensor_value_info(
+        k, helper.np_dtype_to_tensor_dtype(v.dtype), v.shape) for k, v in feeds.items()],
+        [helper.make_tensor_value_info(o, 0, None) for o in outs if o])
+    model = helper.make_model(graph, opset_imports=[helper.make_opsetid("", ctx.opset)])
+    try:
+        results = ReferenceEvaluator(model).run(None, feeds)
+    except Exception as e:
+        raise ModelError(f"cannot fold constant node {node.name or node.op_type!r}: {e}") from None
+    it = iter(results)
+    return [np.asarray(next(it)) if o else None for o in outs]

@@ -1,0 +1,40 @@
+"""One workload -> one scheduled PrimFunc: the layer's compute, a template, and a config."""
+
+from __future__ import annotations
+
+from tvm import te
+from tvm.s_tir import Schedule
+
+from . import templates
+from .config import Config
+from .layers import conv2d, dense, pool, reduce, transform
+from .workload import Workload
+
+COMPUTES = {
+    "conv2d": conv2d.compute,
+    "depthwise2d": conv2d.compute,
+    "dense": dense.compute,
+    "matmul": dense.compute_matmul,
+    "pool2d": pool.compute,
+    "softmax": reduce.softmax,
+    "lrn": reduce.lrn,
+    "instance_norm": reduce.instance_norm,
+    "elementwise": transform.elementwise,
+    "transpose": transform.transpose,
+    "concat": transform.concat,
+    "slice": transform.slice_,
+    "pad": transform.pad,
+    "depth_to_space": transform.depth_to_space,
+    "space_to_depth": transform.space_to_depth,
+    "layout_transform": transform.layout_transform,
+}
+
+
+def prim_func(wl: Workload, target, template=None, cfg: Config | None = None):
+    """The scheduled PrimFunc of a workload; the template's default config when none is given."""
+    template = template or templates.templates_for(wl.kind, target.family)[0]
+    cfg = cfg if cfg is not None else template.default(wl, target)
+    func = te.create_prim_func(COMPUTES[wl.kind](wl))
+    sch = Schedule(func)
+    template.apply(sch, wl, cfg, target)
+    return sch.mod["main"]

@@ -1,0 +1,111 @@
+"""2-D convolution in the blocked NCHW[x]c layout: direct (any groups) and depthwise.
+
+data   [N, C/ib, H, W, ib]       (block 1 is plain NCHW with a unit block axis)
+kernel [OC/ob, ICg/ib, KH, KW, ib, ob]   depthwise: [OC/ob, KH, KW, ob]
+output [N, OC/ob, OH, OW, ob]
+Weights are packed once at compile time (``pack_weights``), never at run time.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+from tvm import te, tirx
+
+from .elementwise import epilogue
+
+
+def pad_spatial(data: te.Tensor, pads, out_hw, value=0.0, name="pad") -> te.Tensor:
+    """Pad axes 2 and 3 (H, W) of a physical tensor up to ``out_hw``; nothing else moves."""
+    top, left = pads[0], pads[1]
+    h, w = int(data.shape[2]), int(data.shape[3])
+    if (top, left) == (0, 0) and tuple(out_hw) == (h, w):
+        return data
+    shape = (*data.shape[:2], *out_hw, *data.shape[4:])
+
+    def body(n, c, y, x, *rest):
+        inside = tirx.all(y >= top, y < top + h, x >= left, x < left + w)
+        return tirx.if_then_else(inside, data[(n, c, y - top, x - left, *rest)],
+                                 tirx.const(value, data.dtype))
+
+    return te.compute(shape, body, name=name)
+
+
+def padded_extent(size, k, stride, dilation, out, pad_begin):
+    """Rows (or columns) a window op reads, counting its leading pad."""
+    return max(size + pad_begin, (out - 1) * stride + (k - 1) * dilation + 1)
+
+
+def conv2d_nchwc(data, kernel, strides, dilations, out_shape, groups=1) -> te.Tensor:
+    """Direct convolution; with groups, each output block reads its group's input blocks."""
+    _, ocb, oh, ow, ob = out_shape
+    icgb, kh, kw, ib = (int(d) for d in kernel.shape[1:5])
+    oc_blocks_per_group = ocb // groups
+    ico = te.reduce_axis((0, icgb), "ico")
+    ici = te.reduce_axis((0, ib), "ici")
+    rkh = te.reduce_axis((0, kh), "kh")
+    rkw = te.reduce_axis((0, kw), "kw")
+    sh, sw = strides
+    dh, dw = dilations
+
+    def body(n, oc, y, x, oi):
+        group_base = (oc // oc_blocks_per_group) * icgb if groups > 1 else 0
+        return te.sum(data[n, group_base + ico, y * sh + rkh * dh, x * sw + rkw * dw, ici]
+                      * kernel[oc, ico, rkh, rkw, ici, oi], axis=[ico, rkh, rkw, ici])
+
+    return te.compute(out_shape, body, name="conv2d_NCHWc")
+
+
+def depthwise_nchwc(data, kernel, strides, dilations, out_shape, multiplier=1) -> te.Tensor:
+    """Depthwise convolution; output channel c reads input channel c // multiplier."""
+    kh, kw = int(kernel.shape[1]), int(kernel.shape[2])
+    ib, ob = int(data.shape[4]), out_shape[4]
+    rkh = te.reduce_axis((0, kh), "kh")
+    rkw = te.reduce_axis((0, kw), "kw")
+    sh, sw = strides
+    dh, dw = dilations
+
+    def body(n, oc, y, x, oi):
+        if multiplier == 1 and ib == ob:
+            cb, ci = oc, oi
+        else:
+            c = (oc * ob + oi) // multiplier
+            cb, ci = c // ib, c % ib
+        return te.sum(data[n, cb, y * sh + rkh * dh, x * sw + rkw * dw, ci]
+                      * kernel[oc, rkh, rkw, oi], axis=[rkh, rkw])
+
+    return te.compute(out_shape, body, name="depthwise_NCHWc")
+
+
+def compute(wl) -> list[te.Tensor]:
+    """Kernel arguments for a conv workload: data, packed weights, epilogue operands, output."""
+    p = wl.params
+    data = te.placeholder(p["data"], name="data")
+    kernel = te.placeholder(p["kernel"], name="kernel")
+    operands = {i: te.placeholder(s, name=f"operand{i}") for i, s in p["operands"]}
+    n, _, h, w, _ = p["data"]
+    out_shape = p["out"]
+    oh, ow = out_shape[2], out_shape[3]
+    kh, kw = p["kernel_hw"]
+    (sh, sw), (dh, dw), pads = p["strides"], p["dilations"], p["pads"]
+    ext = (padded_extent(h, kh, sh, dh, oh, pads[0]), padded_extent(w, kw, sw, dw, ow, pads[1]))
+    padded = pad_spatial(data, pads, ext)
+    if wl.kind == "depthwise2d":
+        conv = depthwise_nchwc(padded, kernel, p["strides"], p["dilations"], out_shape,
+                               p["multiplier"])
+    else:
+        conv = conv2d_nchwc(padded, kernel, p["strides"], p["dilations"], out_shape, p["groups"])
+    out = epilogue(conv, p["steps"], operands)
+    return [data, kernel, *(operands[i] for i in sorted(operands)), out]
+
+
+def pack_weights(w: np.ndarray, groups: int, ib: int, ob: int) -> np.ndarray:
+    """OIHW weights -> [OC/ob, ICg/ib, KH, KW, ib, ob] (direct) for the blocked layout."""
+    oc, icg, kh, kw = w.shape
+    return np.ascontiguousarray(
+        w.reshape(oc // ob, ob, icg // ib, ib, kh, kw).transpose(0, 2, 4, 5, 3, 1))
+
+
+def pack_depthwise(w: np.ndarray, ob: int) -> np.ndarray:
+    """[OC, 1, KH, KW] depthwise weights -> [OC/ob, KH, KW, ob]."""
+    oc, _, kh, kw = w.shape
+    return np.ascontiguousarray(w.reshape(oc // ob, ob, kh, kw).transpose(0, 2, 3, 1))

@@ -1,0 +1,77 @@
+"""Layers that reduce along one axis: softmax / log-softmax, LRN, instance normalisation."""
+
+from __future__ import annotations
+
+from tvm import te, tirx
+
+
+def softmax(wl) -> list[te.Tensor]:
+    p = wl.params
+    x = te.placeholder(p["data"], name="data")
+    axis, shape = p["axis"], p["data"]
+    r = te.reduce_axis((0, shape[axis]), "r")
+
+    def at(idx, value):
+        return (*idx[:axis], value, *idx[axis + 1:])
+
+    red_shape = at(shape, 1)
+    mx = te.compute(red_shape, lambda *i: te.max(x(*at(i, r)), axis=r), name="softmax_max")
+    r2 = te.reduce_axis((0, shape[axis]), "r2")
+    total = te.compute(red_shape, lambda *i: te.sum(
+        tirx.exp(x(*at(i, r2)) - mx(*i)), axis=r2), name="softmax_sum")
+    if p["log"]:
+        out = te.compute(shape, lambda *i: x(*i) - mx(*at(i, 0)) - tirx.log(total(*at(i, 0))),
+                         name="softmax")
+    else:
+        out = te.compute(shape, lambda *i: tirx.exp(x(*i) - mx(*at(i, 0))) / total(*at(i, 0)),
+                         name="softmax")
+    return [x, out]
+
+
+def lrn(wl) -> list[te.Tensor]:
+    """ONNX LRN: x / (bias + alpha / size * sum of squares over nearby channels) ** beta."""
+    p = wl.params
+    x = te.placeholder(p["data"], name="data")
+    size, channels = p["size"], p["data"][1]
+    lo = (size - 1) // 2
+    r = te.reduce_axis((0, size), "r")
+
+    def sq(n, c, *rest):
+        src = c - lo + r
+        inside = tirx.all(src >= 0, src < channels)
+        v = x[(n, tirx.max(tirx.min(src, channels - 1), 0), *rest)]
+        return te.sum(tirx.if_then_else(inside, v * v, tirx.const(0.0, "float32")), axis=r)
+
+    sqsum = te.compute(p["data"], sq, name="lrn_sqsum")
+    scale = tirx.const(p["alpha"] / size, "float32")
+    out = te.compute(p["data"], lambda *i: x(*i) / tirx.power(
+        tirx.const(p["bias"], "float32") + scale * sqsum(*i), tirx.const(p["beta"], "float32")),
+        name="lrn")
+    return [x, out]
+
+
+def instance_norm(wl) -> list[te.Tensor]:
+    p = wl.params
+    shape = p["data"]
+    x = te.placeholder(shape, name="data")
+    scale = te.placeholder((shape[1],), name="scale")
+    bias = te.placeholder((shape[1],), name="bias")
+    spatial = shape[2:]
+    count = 1
+    for d in spatial:
+        count *= d
+    axes = [te.reduce_axis((0, d), f"r{k}") for k, d in enumerate(spatial)]
+    inv = tirx.const(1.0 / count, "float32")
+    mean = te.compute(shape[:2], lambda n, c: te.sum(x(n, c, *axes), axis=axes) * inv,
+                      name="norm_mean")
+    axes2 = [te.reduce_axis((0, d), f"s{k}") for k, d in enumerate(spatial)]
+
+    def sqdev(n, c):
+        d = x(n, c, *axes2) - mean[n, c]
+        return te.sum(d * d, axis=axes2) * inv
+
+    var = te.compute(shape[:2], sqdev, name="norm_var")
+    eps = tirx.const(p["epsilon"], "float32")
+    out = te.compute(shape, lambda n, c, *s: (x(n, c, *s) - mean[n, c])
+                     / tirx.sqrt(var[n, c] + eps) * scale[c] + bias[c], name="instance_norm")
+    return [x, scale, bias, out]

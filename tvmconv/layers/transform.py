@@ -1,0 +1,136 @@
+"""Data movement: transpose, concat, slice, pad, depth/space rearrangements and layout transforms.
+
+Each is one injective stage; reshape is not here because the runtime reshapes without a kernel.
+"""
+
+from __future__ import annotations
+
+from tvm import te, tirx
+
+from . import elementwise as ew
+
+
+def _inputs(p, count=1):
+    return [te.placeholder(s, name=f"in{k}") for k, s in enumerate(p["inputs"][:count])]
+
+
+def transpose(wl):
+    p = wl.params
+    (x,) = _inputs(p)
+    perm = p["perm"]
+
+    def body(*i):
+        src = [0] * len(perm)
+        for out_axis, in_axis in enumerate(perm):
+            src[in_axis] = i[out_axis]
+        return x(*src)
+
+    return [x, te.compute(p["out"], body, name="transpose")]
+
+
+def concat(wl):
+    p = wl.params
+    xs = _inputs(p, len(p["inputs"]))
+    axis = p["axis"]
+    offsets = [0]
+    for s in p["inputs"]:
+        offsets.append(offsets[-1] + s[axis])
+
+    def body(*i):
+        value = None
+        for k in reversed(range(len(xs))):  # nested selects, first input outermost
+            src = (*i[:axis], i[axis] - offsets[k], *i[axis + 1:])
+            v = xs[k](*src)
+            value = v if value is None else tirx.if_then_else(i[axis] < offsets[k + 1], v, value)
+        return value
+
+    return [*xs, te.compute(p["out"], body, name="concat")]
+
+
+def slice_(wl):
+    p = wl.params
+    (x,) = _inputs(p)
+    starts, steps = p["starts"], p["steps"]
+    return [x, te.compute(p["out"], lambda *i: x(*[s + k * st for k, s, st in zip(i, starts, steps)]),
+                          name="slice")]
+
+
+def pad(wl):
+    p = wl.params
+    (x,) = _inputs(p)
+    shape, pads, mode = p["inputs"][0], p["pads"], p["mode"]
+    rank = len(shape)
+    begin = pads[:rank]
+
+    def body(*i):
+        src = [k - b for k, b in zip(i, begin)]
+        if mode == "constant":
+            inside = tirx.all(*[tirx.all(s >= 0, s < d) for s, d in zip(src, shape)])
+            clamped = [tirx.max(tirx.min(s, d - 1), 0) for s, d in zip(src, shape)]
+            return tirx.if_then_else(inside, x(*clamped), tirx.const(p["value"], "float32"))
+        if mode == "edge":
+            return x(*[tirx.max(tirx.min(s, d - 1), 0) for s, d in zip(src, shape)])
+        if mode == "wrap":
+            return x(*[tirx.floormod(s, d) for s, d in zip(src, shape)])
+        # reflect: mirror without repeating the edge; period 2 * (d - 1)
+        idx = []
+        for s, d in zip(src, shape):
+            if d == 1:
+                idx.append(tirx.const(0, "int32") * s)
+                continue
+            m = tirx.floormod(s, 2 * (d - 1))
+            idx.append(tirx.if_then_else(m < d, m, 2 * (d - 1) - m))
+        return x(*idx)
+
+    return [x, te.compute(p["out"], body, name="pad")]
+
+
+def depth_to_space(wl):
+    p = wl.params
+    (x,) = _inputs(p)
+    b, mode = p["block"], p["mode"]
+    c_out = p["out"][1]
+
+    def body(n, c, y, xx):
+        by, bx = y % b, xx % b
+        src_c = (by * b + bx) * c_out + c if mode == "DCR" else c * b * b + by * b + bx
+        return x[n, src_c, y // b, xx // b]
+
+    return [x, te.compute(p["out"], body, name="depth_to_space")]
+
+
+def space_to_depth(wl):
+    p = wl.params
+    (x,) = _inputs(p)
+    b = p["block"]
+    c_in = p["inputs"][0][1]
+
+    def body(n, c, y, xx):
+        blk, src_c = c // c_in, c % c_in
+        return x[n, src_c, y * b + blk // b, xx * b + blk % b]
+
+    return [x, te.compute(p["out"], body, name="space_to_depth")]
+
+
+def layout_transform(wl):
+    """Between plain NCHW (block 0) and blocked NCHW[b]c, or from one block size to another."""
+    p = wl.params
+    (x,) = _inputs(p)
+    src, dst = p["src"], p["dst"]
+
+    def read(n, c, y, xx):
+        return x[n, c, y, xx] if src == 0 else x[n, c // src, y, xx, c % src]
+
+    if dst == 0:
+        body = read
+    else:
+        def body(n, cb, y, xx, ci):
+            return read(n, cb * dst + ci, y, xx)
+
+    return [x, te.compute(p["out"], body, name="layout_transform")]
+
+
+def elementwise(wl):
+    p = wl.params
+    xs = _inputs(p, len(p["inputs"]))
+    return [*xs, ew.elementwise(xs, p["steps"], p["out"])]

@@ -1,0 +1,84 @@
+"""Fold per-channel affine steps (BatchNorm's scale and shift, bias adds, scaling) into the weights and
+bias of the conv or dense that produces their input, so they cost nothing at run time."""
+
+from __future__ import annotations
+
+import numpy as np
+
+from ..graph import Graph, Node
+from .prune import rename
+
+_FOLDABLE = ("mul", "div", "add", "sub")
+
+
+def _per_channel(const: np.ndarray, out_shape, axis: int) -> np.ndarray | None:
+    """The constant as one value per output channel, or None if it varies along other axes."""
+    if const.ndim > len(out_shape):
+        return None
+    full = const.reshape((1,) * (len(out_shape) - const.ndim) + const.shape)
+    for i, d in enumerate(full.shape):
+        if d != 1 and i != axis:
+            return None
+    channels = out_shape[axis]
+    if full.shape[axis] not in (1, channels):
+        return None
+    return np.broadcast_to(full.reshape(-1), (channels,)).astype(np.float64)
+
+
+def _fold_step(graph: Graph, prod: Node, step, operand: np.ndarray) -> bool:
+    fn = step[0]
+    vec = _per_channel(operand, graph.shapes[prod.outputs[0]], axis=1)  # NCHW and [M, N] alike
+    if vec is None or (fn in ("mul", "div") and not np.all(np.isfinite(vec))):
+        return False
+    if fn == "div" and np.any(vec == 0):
+        return False
+    w = graph.consts[prod.inputs[1]].astype(np.float64)
+    bias_name = prod.inputs[2] if len(prod.inputs) > 2 else None
+    b = graph.consts[bias_name].astype(np.float64).reshape(-1) if bias_name else \
+        np.zeros(len(vec))
+    if fn in ("mul", "div"):
+        scale = vec if fn == "mul" else 1.0 / vec
+        w = w * (scale.reshape(-1, 1, 1, 1) if prod.op == "conv2d" else scale.reshape(1, -1))
+        b = b * scale
+    else:
+        b = b + vec if fn == "add" else b - vec
+    prod.inputs[1] = graph.add_const(w.astype(np.float32), "folded_w")
+    new_b = graph.add_const(b.astype(np.float32), "folded_b")
+    if bias_name:
+        prod.inputs[2] = new_b
+    else:
+        prod.inputs.append(new_b)
+    return True
+
+
+def fold_affine(graph: Graph) -> None:
+    """Absorb leading per-channel mul/div/add/sub steps of an elementwise node into its producer."""
+    changed = True
+    while changed:
+        changed = False
+        producers, consumers = graph.producers(), graph.consumers()
+        for node in list(graph.nodes):
+            if node.op != "elementwise" or not node.attrs["steps"]:
+                continue
+            src = node.inputs[0]
+            prod = producers.get(src)
+            if (prod is None or prod.op not in ("conv2d", "dense") or prod.attrs["epilogue"]
+                    or len(consumers.get(src, [])) != 1 or src in graph.outputs
+                    or node.inputs.count(src) != 1 or len(prod.inputs) > 3
+                    or graph.shapes[node.outputs[0]] != graph.shapes[src]
+                    or not graph.is_const(prod.inputs[1])):
+                continue
+            steps = node.attrs["steps"]
+            fn, args, _ = steps[0]
+            if fn not in _FOLDABLE or args[0] is not None or len(args) != 2:
+                continue
+            if any(0 in a for _, a, _ in steps) or not graph.is_const(node.inputs[args[1]]):
+                continue
+            if not _fold_step(graph, prod, steps[0], graph.consts[node.inputs[args[1]]]):
+                continue
+            node.attrs["steps"] = steps[1:]
+            if not node.attrs["steps"]:
+                graph.nodes.remove(node)
+                rename(graph, node.outputs[0], src)
+            changed = True
+            break

@@ -1,0 +1,69 @@
+"""Fuse elementwise chains into the kernel that produces their input.
+
+conv/dense/matmul + bias + activation + residual add + activation become one kernel whose epilogue is
+applied as each output tile leaves registers; standalone elementwise chains merge into one kernel.
+"""
+
+from __future__ import annotations
+
+from ..graph import Graph, Node
+
+_PRODUCERS = ("conv2d", "dense", "matmul", "elementwise")
+_COMMUTATIVE = ("add", "mul", "max", "min")
+
+
+def _chain(node: Node):
+    return node.attrs["steps" if node.op == "elementwise" else "epilogue"]
+
+
+def _merge(graph: Graph, prod: Node, ew: Node) -> bool:
+    """Append ``ew``'s steps to ``prod``'s chain; False when the shapes or indices do not allow it."""
+    src = prod.outputs[0]
+    if ew.inputs.count(src) != 1:
+        return False
+    j = ew.inputs.index(src)
+    steps = list(ew.attrs["steps"])
+    if any(j in args for _, args, _ in steps):
+        return False  # the producer's value is also read as an operand later in the chain
+    if j != 0:
+        fn, args, params = steps[0]
+        if fn not in _COMMUTATIVE or args != (None, j):
+            return False
+        steps[0] = (fn, (None, 0), params)  # start from the producer; inputs[0] becomes an operand
+    base = len(prod.inputs)
+    index, extra = {}, []
+    for k, name in enumerate(ew.inputs):
+        if k != j:
+            index[k] = base + len(extra)
+            extra.append(name)
+    remapped = tuple((fn, tuple(None if a is None else index[a] for a in args), params)
+                     for fn, args, params in steps)
+    key = "steps" if prod.op == "elementwise" else "epilogue"
+    prod.attrs[key] = tuple(_chain(prod)) + remapped
+    prod.inputs = prod.inputs + extra
+    prod.outputs = list(ew.outputs)
+    return True
+
+
+def fuse_elementwise(graph: Graph) -> None:
+    changed = True
+    while changed:
+        changed = False
+        consumers, producers = graph.consumers(), graph.producers()
+        for ew in graph.nodes:
+            if ew.op != "elementwise":
+                continue
+            for src in ew.inputs:
+                prod = producers.get(src)
+                if (prod is None or prod.op not in _PRODUCERS or src in graph.outputs
+                        or len(consumers.get(src, [])) != 1
+                        or graph.shapes[ew.outputs[0]] != graph.shapes[src]):
+                    continue
+                if _merge(graph, prod, ew):
+                    # the fused kernel runs where the chain ended: every operand exists by then
+                    graph.nodes.remove(prod)
+                    graph.nodes[graph.nodes.index(ew)] = prod
+                    changed = True
+                    break
+            if changed:
+                break

@@ -1,0 +1,178 @@
+"""Plan the blocked NCHW[b]c layout across the whole network and pre-transform constants.
+
+Each 4-D activation gets one channel block (0 = plain NCHW). Convs fix their input and output blocks
+from the channel counts and the target's vector width; pooling, elementwise chains and channel concats
+keep the block of what they read; every other op reads plain tensors. A layout_transform node is
+inserted only where a consumer needs another block than its producer wrote, so a CNN's conv/pool/add
+trunk runs blocked end to end. Weights, biases and per-channel constants are packed here, once.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+
+from ..config import divisors
+from ..graph import Graph, Node
+from ..layers.conv2d import pack_depthwise, pack_weights
+from ..layers.dense import pack_weights as pack_dense
+from ..layers.pool import avg_divisor
+
+
+def pick_block(channels: int, lanes: int) -> int:
+    """The channel block: whole vectors (up to two), else the largest small divisor."""
+    small = divisors(channels, 2 * lanes)
+    unit = min(lanes, 8)
+    whole = [d for d in small if d % unit == 0]
+    return max(whole) if whole else max(small)
+
+
+def blocked_operand(const: np.ndarray, block: int) -> np.ndarray:
+    """A constant broadcast against a logical NCHW tensor, rewritten to broadcast against NCHW[b]c."""
+    if const.ndim > 4:
+        raise ValueError("operand of rank > 4")
+    c4 = const.reshape((1,) * (4 - const.ndim) + const.shape)
+    n, c, h, w = c4.shape
+    if c == 1:
+        return np.ascontiguousarray(c4.reshape(n, 1, h, w, 1))
+    return np.ascontiguousarray(c4.reshape(n, c // block, block, h, w).transpose(0, 1, 3, 4, 2))
+
+
+class _Planner:
+    def __init__(self, graph: Graph, target):
+        self.g = graph
+        self.lanes = target.lanes
+        self.nodes: list[Node] = []
+        self.cache: dict[tuple[str, int], str] = {}
+
+    def layout(self, value: str) -> int:
+        return self.g.layouts.get(value, 0)
+
+    def as_layout(self, value: str, block: int) -> str:
+        """``value`` in the given block, adding (or reusing) a transform node if needed."""
+        if self.g.is_const(value) or self.layout(value) == block:
+            return value
+        key = (value, block)
+        if key not in self.cache:
+            out = self.g.fresh(f"{value}@{block}")
+            self.g.shapes[out] = self.g.shapes[value]
+            self.g.layouts[out] = block
+            src = self.layout(value)
+            if {src, block} == {0, 1}:
+                # NCHW and NCHW1c share their bytes: a reshape, not a copy
+                self.nodes.append(Node("reshape", [value], [out], {}))
+            else:
+                self.nodes.append(Node("layout_transform", [value], [out],
+                                       {"src": src, "dst": block}))
+            self.cache[key] = out
+        return self.cache[key]
+
+    def operand(self, value: str, block: int, out_shape) -> str:
+        """An epilogue/elementwise operand matched to an output stored with ``block``."""
+        if self.g.is_const(value):
+            if block == 0:
+                return value
+            return self.g.add_const(blocked_operand(self.g.consts[value], block), "packed")
+        if block and self.g.shapes[value] != tuple(out_shape):
+            raise AssertionError("blocked outputs only take full-shape activation operands")
+        return self.as_layout(value, block)
+
+    # -- per-op rules ---------------------------------------------------------------------------
+    def conv2d(self, node: Node) -> None:
+        g, a = self.g, node.attrs
+        w = g.consts[node.inputs[1]]
+        oc, icg, kh, kw = w.shape
+        ic = g.shapes[node.inputs[0]][1]
+        groups = a["groups"]
+        depthwise = groups == ic and icg == 1 and groups > 1
+        if depthwise:
+            ib = pick_block(ic, self.lanes)
+            ob = ib if oc == ic else pick_block(oc, self.lanes)
+            packed = pack_depthwise(w, ob)
+        else:
+            ib = pick_block(icg, self.lanes) if groups > 1 else pick_block(ic, self.lanes)
+            ob = pick_block(oc // groups, self.lanes) if groups > 1 else pick_block(oc, self.lanes)
+            packed = pack_weights(w, groups, ib, ob)
+        node.inputs[0] = self.as_layout(node.inputs[0], ib)
+        node.inputs[1] = g.add_const(packed, "packed_w")
+        a.update(kernel_hw=(kh, kw), depthwise=depthwise, multiplier=oc // ic if depthwise else 1)
+        a["bias_index"] = 2 if len(node.inputs) > 2 and self._is_bias(node) else None
+        self._epilogue(node, ob, start=2)
+
+    def _is_bias(self, node: Node) -> bool:
+        """Input 2 is the conv/dense bias unless the epilogue reads it (then it is an operand)."""
+        return not any(2 in args for _, args, _ in node.attrs["epilogue"]) and \
+            self.g.is_const(node.inputs[2]) and self.g.consts[node.inputs[2]].ndim == 1
+
+    def _epilogue(self, node: Node, block: int, start: int) -> None:
+        out = node.outputs[0]
+        shape = self.g.shapes[out]
+        if node.attrs.get("bias_index") is not None:
+            b = self.g.consts[node.inputs[2]]
+            bias_shape = (-1, 1, 1) if len(shape) == 4 else (-1,)
+            node.inputs[2] = self.g.add_const(b.reshape(bias_shape), "bias")
+        for i in range(start, len(node.inputs)):
+            node.inputs[i] = self.operand(node.inputs[i], block, shape)
+        if block:
+            self.g.layouts[out] = block
+
+    def dense(self, node: Node) -> None:
+        w = self.g.consts[node.inputs[1]]
+        node.inputs[0] = self.as_layout(node.inputs[0], 0)
+        node.inputs[1] = self.g.add_const(pack_dense(w, pick_block(w.shape[1], self.lanes)),
+                                          "packed_w")
+        node.attrs["bias_index"] = 2 if len(node.inputs) > 2 and self._is_bias(node) else None
+        self._epilogue(node, 0, start=2)
+
+    def matmul(self, node: Node) -> None:
+        node.inputs[:2] = [self.as_layout(i, 0) for i in node.inputs[:2]]
+        self._epilogue(node, 0, start=2)
+
+    def elementwise(self, node: Node) -> None:
+        g = self.g
+        out_shape = g.shapes[node.outputs[0]]
+        first = node.inputs[0]
+        block = self.layout(first) if not g.is_const(first) else 0
+        acts = [i for i in node.inputs if not g.is_const(i)]
+        if block and (len(out_shape) != 4 or any(g.shapes[i] != out_shape for i in acts)):
+            block = 0
+        node.inputs = [self.operand(i, block, out_shape) for i in node.inputs]
+        if block:
+            g.layouts[node.outputs[0]] = block
+
+    def pool2d(self, node: Node) -> None:
+        block = self.layout(node.inputs[0])
+        if block:
+            self.g.layouts[node.outputs[0]] = block
+        a = node.attrs
+        if a["kind"] == "avg":
+            shape = self.g.shapes
+            div = avg_divisor(shape[node.inputs[0]][2:], shape[node.outputs[0]][2:], a["kernel"],
+                              a["strides"], a["dilations"], a["pads"], a["count_include_pad"])
+            node.inputs.append(self.g.add_const(div, "pool_divisor"))
+
+    def concat(self, node: Node) -> None:
+        g = self.g
+        blocks = {self.layout(i) for i in node.inputs}
+        block = blocks.pop() if len(blocks) == 1 else 0
+        if (not block or node.attrs["axis"] != 1 or any(g.is_const(i) for i in node.inputs)
+                or any(g.shapes[i][1] % block for i in node.inputs)):
+            self.plain(node)
+            return
+        g.layouts[node.outputs[0]] = block  # channel blocks concatenate along axis 1 unchanged
+
+    def plain(self, node: Node) -> None:
+        node.inputs = [self.as_layout(i, 0) for i in node.inputs]
+
+    def run(self) -> None:
+        for node in self.g.nodes:
+            getattr(self, node.op, self.plain)(node)
+            self.nodes.append(node)
+        outputs = []
+        for out in self.g.outputs:
+            outputs.append(self.as_layout(out, 0))
+        self.g.outputs = outputs
+        self.g.nodes = self.nodes
+
+
+def plan(graph: Graph, target) -> None:
+    _Planner(graph, target).run()

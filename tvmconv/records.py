@@ -1,0 +1,91 @@
+"""Tuning records: one JSON object per line, appended crash-safely, read tolerantly.
+
+{"target": "x86-avx512", "workload": "<key>", "template": "conv2d_direct", "config": {...},
+ "latencies": [s, ...] | null, "error": null | "...", "version": "0.1.0", "time": "..."}
+A line that is not such an object (garbage, a half-written line after a crash) is skipped with a
+warning; it never stops a compile or a tuning run.
+"""
+
+from __future__ import annotations
+
+import json
+import math
+import os
+import time
+import warnings
+from pathlib import Path
+from typing import Iterable, Iterator
+
+from . import __version__
+
+REQUIRED = ("target", "workload", "template", "config")
+
+
+def cost(record: dict) -> float:
+    """Median latency in seconds; infinity for a failed trial."""
+    lat = record.get("latencies") or []
+    if record.get("error") or not lat:
+        return math.inf
+    lat = sorted(float(x) for x in lat)
+    return lat[len(lat) // 2]
+
+
+def read(path: str | os.PathLike, warn: bool = True) -> Iterator[dict]:
+    """Every well-formed record of a log file, in order; bad lines are skipped with a warning."""
+    path = Path(path)
+    if not path.exists():
+        return
+    with open(path, encoding="utf-8", errors="replace") as f:
+        for lineno, line in enumerate(f, 1):
+            line = line.strip()
+            if not line:
+                continue
+            try:
+                rec = json.loads(line)
+                if not isinstance(rec, dict) or any(k not in rec for k in REQUIRED) \
+                        or not isinstance(rec["config"], dict):
+                    raise ValueError("not a tuning record")
+            except ValueError as e:
+                if warn:
+                    warnings.warn(f"{path}:{lineno}: skipping a bad log line ({e})", stacklevel=2)
+                continue
+            yield rec
+
+
+def best(paths: Iterable[str | os.PathLike], target_key: str) -> dict[str, dict]:
+    """The fastest successful record per workload key for a target key, over several logs."""
+    found: dict[str, dict] = {}
+    for path in paths:
+        for rec in read(path):
+            if rec["target"] != target_key or not math.isfinite(cost(rec)):
+                continue
+            old = found.get(rec["workload"])
+            if old is None or cost(rec) < cost(old):
+                found[rec["workload"]] = rec
+    return found
+
+
+def make(target_key: str, wl_key: str, template: str, config: dict, latencies=None,
+         error: str | None = None) -> dict:
+    return {"target": target_key, "workload": wl_key, "template": template, "config": config,
+            "latencies": latencies, "error": error, "version": __version__,
+            "time": time.strftime("%Y-%m-%dT%H:%M:%S")}
+
+
+def append(path: str | os.PathLike, records: list[dict]) -> None:
+    """Append whole lines and fsync, so an interrupted run leaves every finished record readable."""
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    data = "".join(json.dumps(r, sort_keys=True) + "\n" for r in records)
+    with open(path, "a", encoding="utf-8") as f:
+        if f.tell() > 0 and not _ends_with_newline(path):
+            f.write("\n")  # a crash may have left a half line: start ours on a fresh one
+        f.write(data)
+        f.flush()
+        os.fsync(f.fileno())
+
+
+def _ends_with_newline(path: Path) -> bool:
+    with open(path, "rb") as f:
+        f.seek(-1, os.SEEK_END)
+        return f.read(1) == b"\n"

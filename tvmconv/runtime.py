@@ -1,0 +1,113 @@
+"""The thin runtime: load an artefact and call it with numpy arrays. Needs only TVM's runtime + numpy."""
+
+from __future__ import annotations
+
+import os
+from dataclasses import dataclass
+
+import numpy as np
+
+from .artefact import read_metadata
+from .errors import ArtefactError, TargetError
+from .hostinfo import host_key, runs_here
+
+
+@dataclass(frozen=True)
+class TensorInfo:
+    name: str
+    shape: tuple[int, ...]
+    dtype: str = "float32"
+
+
+class Model:
+    """A compiled network: ``m(x)``, ``m(x1, x2)`` or ``m({"name": x})`` -> numpy output(s)."""
+
+    def __init__(self, vm_module, meta: dict, device):
+        import tvm
+
+        self._tvm = tvm
+        self._main = vm_module["main"]
+        self._device = device
+        self.meta = meta
+        self.inputs = [TensorInfo(i["name"], tuple(i["shape"]), i["dtype"]) for i in meta["inputs"]]
+        self.outputs = [TensorInfo(o["name"], tuple(o["shape"]), o["dtype"])
+                        for o in meta["outputs"]]
+        self.check_finite = True
+
+    def __repr__(self) -> str:
+        sig = ", ".join(f"{i.name}: {i.dtype}{list(i.shape)}" for i in self.inputs)
+        outs = ", ".join(f"{o.name}: {o.dtype}{list(o.shape)}" for o in self.outputs)
+        return f"<tvmconv.Model ({sig}) -> ({outs}) target={self.meta['target_key']}>"
+
+    def _arrange(self, args, kwargs) -> list[np.ndarray]:
+        if len(args) == 1 and isinstance(args[0], dict) and not kwargs:
+            kwargs, args = args[0], ()
+        if kwargs:
+            if args:
+                raise TypeError("pass inputs either positionally or by name, not both")
+            unknown = set(kwargs) - {i.name for i in self.inputs}
+            missing = [i.name for i in self.inputs if i.name not in kwargs]
+            if unknown or missing:
+                raise ValueError(f"inputs by name: unknown {sorted(unknown)}, missing {missing}; "
+                                 f"expected {[i.name for i in self.inputs]}")
+            args = tuple(kwargs[i.name] for i in self.inputs)
+        if len(args) != len(self.inputs):
+            raise TypeError(f"expected {len(self.inputs)} input(s) "
+                            f"{[i.name for i in self.inputs]}, got {len(args)}")
+        return [self._check(info, x) for info, x in zip(self.inputs, args)]
+
+    def _check(self, info: TensorInfo, x) -> np.ndarray:
+        if not isinstance(x, np.ndarray):
+            raise TypeError(f"input {info.name!r} must be a numpy array, got {type(x).__name__}")
+        if x.dtype != np.dtype(info.dtype):
+            raise TypeError(f"input {info.name!r} has dtype {x.dtype}, expected {info.dtype}")
+        if tuple(x.shape) != info.shape:
+            raise ValueError(f"input {info.name!r} has shape {tuple(x.shape)}, "
+                             f"expected {info.shape}")
+        if self.check_finite and not np.isfinite(x).all():
+            raise ValueError(f"input {info.name!r} contains NaN or infinity")
+        return np.ascontiguousarray(x)
+
+    def run(self, *args, **kwargs) -> list[np.ndarray]:
+        """All outputs as a list, in the model's output order."""
+        arrays = self._arrange(args, kwargs)
+        tensor = self._tvm.runtime.tensor
+        result = self._main(*(tensor(a, self._device) for a in arrays))
+        return [r.numpy() for r in result]
+
+    def __call__(self, *args, **kwargs):
+        outs = self.run(*args, **kwargs)
+        return outs[0] if len(outs) == 1 else outs
+
+    def benchmark(self, *args, repeat: int = 100, warmup: int = 5) -> np.ndarray:
+        """Per-call latencies in seconds of the compiled network alone (inputs already on device)."""
+        import time
+
+        arrays = self._arrange(args, {})
+        dev = [self._tvm.runtime.tensor(a, self._device) for a in arrays]
+        for _ in range(warmup):
+            self._main(*dev)
+        times = []
+        for _ in range(repeat):
+            t0 = time.perf_counter()
+            self._main(*dev)
+            times.append(time.perf_counter() - t0)
+        return np.array(times)
+
+
+def load(path: str | os.PathLike) -> Model:
+    """Load an artefact written by ``tvmconv.compile``; refuses one built for another target."""
+    meta, _ = read_metadata(path)
+    built = meta.get("target_key", "?")
+    if not runs_here(built):
+        raise TargetError(f"{path} was compiled for {built}; this machine is {host_key()}. "
+                          f"Compile it again with --target for this machine")
+    import tvm
+    from tvm.runtime.vm import VirtualMachine
+
+    try:
+        lib = tvm.runtime.load_module(str(path))
+    except Exception as e:  # the loader's own message names the broken part
+        raise ArtefactError(f"{path} could not be loaded: {str(e).splitlines()[0]}") from None
+    device = tvm.cpu()
+    return Model(VirtualMachine(lib, device), meta, device)

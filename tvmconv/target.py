@@ -1,0 +1,138 @@
+"""Target names users type (x86, aarch64, armv7, cuda, ...) -> TVM 0.27 JSON targets and target keys.
+
+A target key (``x86-avx2``, ``aarch64-neon``, ``cuda-sm_80``) says what a tuning record and an artefact
+are valid for; the TVM target dict says how to generate code.
+"""
+
+from __future__ import annotations
+
+import json
+from dataclasses import dataclass, field
+
+from .errors import TargetError
+from .hostinfo import cpu_flags, runs_here
+
+# Names accepted on the command line, besides a raw TVM JSON dict.
+TARGET_NAMES = ("x86", "x86-avx2", "x86-avx512", "aarch64", "armv7", "cuda")
+
+
+@dataclass(frozen=True)
+class TargetSpec:
+    """Everything tvmconv needs to know about where code will run."""
+
+    name: str  # what the user asked for
+    key: str  # what records and artefacts are valid for
+    family: str  # template family: "x86", "arm" or "cuda"
+    tvm: dict = field(hash=False)  # TVM 0.27 target JSON
+    lanes: int = 8  # fp32 lanes of one vector register
+    cross_cc: str | None = None  # C compiler for export_library when not compiling for this host
+
+    def tvm_target(self):
+        import tvm
+
+        return tvm.target.Target(self.tvm)
+
+    @property
+    def runs_here(self) -> bool:
+        return self.family != "cuda" and runs_here(self.key)
+
+
+def _host_x86() -> tuple[str, bool]:
+    """The host CPU name as LLVM knows it, and whether this CPU really has AVX-512F.
+
+    LLVM names the CPU by its model; a hypervisor may still hide AVX-512, so the kernel's flags win.
+    """
+    import tvm
+    from tvm.target import codegen
+
+    cpu = str(codegen.llvm_get_system_cpu())
+    model_has = "avx512f" in codegen.llvm_get_cpu_features(tvm.target.Target(_llvm(cpu)))
+    flags = cpu_flags()
+    has = "avx512f" in flags if flags else model_has
+    if has != model_has:
+        cpu = "skylake-avx512" if has else "haswell"
+    return cpu, has
+
+
+def _num_cores() -> int:
+    import os
+
+    env = os.environ.get("TVM_NUM_THREADS")
+    if env and env.isdigit() and int(env) > 0:
+        return int(env)
+    return len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else os.cpu_count() or 1
+
+
+def resolve(target: str | dict | TargetSpec) -> TargetSpec:
+    """Turn a target name, a JSON string/dict, or a spec into a TargetSpec; unknown names raise."""
+    if isinstance(target, TargetSpec):
+        return target
+    if isinstance(target, str) and target.strip().startswith("{"):
+        try:
+            target = json.loads(target)
+        except json.JSONDecodeError as e:
+            raise TargetError(f"target is not valid JSON: {e}") from None
+    if isinstance(target, dict):
+        return _from_dict(target)
+    if not isinstance(target, str):
+        raise TargetError(f"target must be a name or a dict, not {type(target).__name__}")
+    name = target.strip().lower()
+    if name.startswith("llvm") or " -" in name:
+        raise TargetError(
+            f"target {target!r}: TVM 0.27 takes JSON targets only; use one of "
+            f"{', '.join(TARGET_NAMES)} or a JSON dict such as '{{\"kind\": \"llvm\", \"mcpu\": \"znver3\"}}'"
+        )
+    if name in ("x86", "x86-avx2", "x86-avx512", "host", "cpu"):
+        cpu, avx512 = _host_x86()
+        if name == "x86-avx512" or (name != "x86-avx2" and avx512):
+            mcpu = cpu if avx512 else "skylake-avx512"
+            return TargetSpec(name, "x86-avx512", "x86", _llvm(mcpu), lanes=16)
+        mcpu = cpu if not avx512 and cpu not in ("generic", "") else "haswell"
+        return TargetSpec(name, "x86-avx2", "x86", _llvm(mcpu), lanes=8)
+    if name in ("aarch64", "arm64", "arm"):
+        tvm_t = {"kind": "llvm", "mtriple": "aarch64-linux-gnu", "mattr": ["+neon"],
+                 "num-cores": 4}
+        return TargetSpec(name, "aarch64-neon", "arm", tvm_t, lanes=4,
+                          cross_cc="aarch64-linux-gnu-gcc")
+    if name in ("armv7", "armv7a", "arm32"):
+        tvm_t = {"kind": "llvm", "mtriple": "armv7a-linux-gnueabihf",
+                 "mattr": ["+neon", "+vfp4"], "num-cores": 4}
+        return TargetSpec(name, "armv7-neon", "arm", tvm_t, lanes=4,
+                          cross_cc="arm-linux-gnueabihf-gcc")
+    if name == "cuda" or name.startswith("cuda-sm_"):
+        arch = name.split("-", 1)[1] if "-" in name else "sm_80"
+        return TargetSpec(name, f"cuda-{arch}", "cuda", {"kind": "cuda", "arch": arch}, lanes=4)
+    raise TargetError(f"unknown target {target!r}; known targets: {', '.join(TARGET_NAMES)} "
+                      "(or a TVM JSON target dict)")
+
+
+def _llvm(mcpu: str) -> dict:
+    return {"kind": "llvm", "mcpu": mcpu, "num-cores": _num_cores()}
+
+
+def _from_dict(d: dict) -> TargetSpec:
+    kind = d.get("kind")
+    if kind == "cuda":
+        arch = d.get("arch", "sm_80")
+        return TargetSpec(json.dumps(d), f"cuda-{arch}", "cuda", dict(d), lanes=4)
+    if kind != "llvm":
+        raise TargetError(f"target kind {kind!r} is not supported (llvm or cuda)")
+    triple = str(d.get("mtriple", ""))
+    if triple.startswith("aarch64"):
+        return TargetSpec(json.dumps(d), "aarch64-neon", "arm", dict(d), lanes=4,
+                          cross_cc="aarch64-linux-gnu-gcc")
+    if triple.startswith("arm"):
+        return TargetSpec(json.dumps(d), "armv7-neon", "arm", dict(d), lanes=4,
+                          cross_cc="arm-linux-gnueabihf-gcc")
+    mcpu = str(d.get("mcpu", ""))
+    import tvm
+    from tvm.target import codegen
+
+    try:
+        feats = codegen.llvm_get_cpu_features(tvm.target.Target({"kind": "llvm", "mcpu": mcpu}))
+        avx512 = "avx512f" in feats
+    except Exception:  # an mcpu LLVM does not know: let TVM report it at build time
+        avx512 = "avx512" in mcpu
+    key = "x86-avx512" if avx512 else "x86-avx2"
+    return TargetSpec(json.dumps(d), key, "x86", {"num-cores": _num_cores(), **d},
+                      lanes=16 if avx512 else 8)

@@ -1,0 +1,44 @@
+"""Schedule templates per target family, and the registry from workload kind to templates.
+
+A template module declares ``NAME``, ``KINDS`` (workload kinds it serves), ``space(wl, target)``,
+``default(wl, target)`` and ``apply(sch, wl, cfg, target)`` on an ``s_tir.Schedule``. Split factors come
+from the config as fixed numbers, so any tuning record replays without a search. Adding a template is a
+new file plus one line in ``_MODULES``.
+"""
+
+from __future__ import annotations
+
+import importlib
+
+_MODULES = {
+    "x86": ["conv2d", "depthwise", "dense", "pool", "injective", "reduce"],
+    # ARM CPUs are LLVM targets too: the same loop structure, with NEON's 4 fp32 lanes as defaults.
+    "arm": ["conv2d", "depthwise", "dense", "pool", "injective", "reduce"],
+}
+_FAMILY_DIR = {"x86": "x86", "arm": "x86"}
+
+
+class NotApplicable(Exception):
+    """The template cannot serve this workload or config; the caller tries another or skips it."""
+
+
+def templates_for(kind: str, family: str) -> list:
+    """Template modules that can compute a workload kind on a target family, preferred first."""
+    if family not in _MODULES:
+        from ..errors import TargetError
+
+        raise TargetError(f"no schedule templates for target family {family!r} yet")
+    found = []
+    for name in _MODULES[family]:
+        mod = importlib.import_module(f"{__name__}.{_FAMILY_DIR[family]}.{name}")
+        if kind in mod.KINDS:
+            found.append(mod)
+    return found
+
+
+def by_name(name: str, family: str):
+    for mod_name in _MODULES.get(family, []):
+        mod = importlib.import_module(f"{__name__}.{_FAMILY_DIR[family]}.{mod_name}")
+        if mod.NAME == name:
+            return mod
+    raise NotApplicable(f"no template {name!r} for {family}")

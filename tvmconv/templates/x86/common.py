@@ -1,0 +1,55 @@
+"""Loop helpers shared by the CPU templates."""
+
+from __future__ import annotations
+
+from ...config import divisors
+
+# Below this many output elements a parallel region costs more than it saves (~5 us to wake workers).
+PARALLEL_MIN = 1 << 13
+
+
+def registers(target) -> int:
+    """Vector registers a micro-kernel may keep accumulators in (AVX2/NEON-v7 16, AVX-512/A64 32)."""
+    return 32 if target.lanes >= 16 or target.key.startswith("aarch64") else 16
+
+
+def vector_tile(extent: int, lanes: int, limit: int = 64) -> int:
+    """The largest divisor of ``extent`` up to ``limit`` that fills whole vectors, else any divisor."""
+    whole = [d for d in divisors(extent, limit) if d % lanes == 0]
+    return max(whole) if whole else max(divisors(extent, limit))
+
+
+def prod(xs) -> int:
+    n = 1
+    for x in xs:
+        n *= int(x)
+    return n
+
+
+def extent(sch, loop) -> int:
+    return int(sch.get(loop).extent)
+
+
+def flat_parallel_vectorize(sch, block, lanes: int, vec: int | None = None, parallel=True):
+    """Fuse all spatial loops of a block, vectorise a divisor-sized tail, parallelise the rest."""
+    loops = sch.get_loops(block)
+    total = prod(extent(sch, lp) for lp in loops)
+    fused = sch.fuse(*loops) if len(loops) > 1 else loops[0]
+    vec = vec or vector_tile(total, lanes, 4 * lanes)
+    if vec > 1:
+        outer, inner = sch.split(fused, [None, vec])
+        sch.vectorize(inner)
+    else:
+        outer = fused
+    if parallel and total >= PARALLEL_MIN and total // vec > 1:
+        sch.parallel(outer)
+    return outer
+
+
+def schedule_pad(sch, name="pad"):
+    """Materialise a padding stage as its own parallel, vectorised loop nest (if there is one)."""
+    try:
+        block = sch.get_sblock(name)
+    except Exception:  # no padding in this workload
+        return
+    flat_parallel_vectorize(sch, block, 8)

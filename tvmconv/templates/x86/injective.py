@@ -1,0 +1,28 @@
+"""Elementwise and data-movement kernels: one flat loop, a vector tail, threads over the rest."""
+
+from __future__ import annotations
+
+from ...config import Config, Space
+from .common import flat_parallel_vectorize, prod, vector_tile
+
+NAME = "injective_flat"
+KINDS = ("elementwise", "transpose", "concat", "slice", "pad", "depth_to_space",
+         "space_to_depth", "layout_transform")
+
+
+def space(wl, target) -> Space:
+    total = prod(wl.params["out"])
+    opts = sorted({vector_tile(total, target.lanes, v) for v in (target.lanes, 2 * target.lanes,
+                                                                 4 * target.lanes)})
+    return Space({"vector": opts})
+
+
+def default(wl, target) -> Config:
+    return Config.of({"vector": vector_tile(prod(wl.params["out"]), target.lanes,
+                                            2 * target.lanes)})
+
+
+def apply(sch, wl, cfg: Config, target) -> None:
+    block = sch.get_sblock(wl.kind)  # each data-movement compute is named after its kind
+    flat_parallel_vectorize(sch, block, target.lanes, cfg["vector"])
+

@@ -1,0 +1,50 @@
+"""Pooling: parallel over (batch, channel block, output row), vectors over the channel block.
+
+In the blocked layout the window walks contiguous vectors of channels; on plain NCHW (block-less)
+tensors each output is a short serial reduction.
+"""
+
+from __future__ import annotations
+
+from ...config import Config, Space
+from .common import schedule_pad
+
+NAME = "pool_blocked"
+KINDS = ("pool2d",)
+
+
+def space(wl, target) -> Space:
+    return Space({"unroll_window": [0, 1]})
+
+
+def default(wl, target) -> Config:
+    kh, kw = wl.params["kernel"]
+    return Config.of({"unroll_window": int(kh * kw <= 16)})
+
+
+def apply(sch, wl, cfg: Config, target) -> None:
+    blocked = len(wl.params["out"]) == 5
+    pool = sch.get_sblock("pool")
+    # parallelise before decompose_reduction: s_tir refuses it on a split-off update block
+    if wl.params["kind"] != "max":
+        last = sch.get_sblock("pool_out")
+        loops = sch.get_loops(last)
+        sch.parallel(sch.fuse(*loops[:3]))
+        sch.compute_at(pool, loops[3], preserve_unit_loops=True)
+        if blocked:
+            sch.vectorize(sch.get_loops(last)[-1])
+    else:
+        loops = sch.get_loops(pool)
+        sch.parallel(sch.fuse(*loops[:3]))
+    ploops = sch.get_loops(pool)
+    rkh, rkw = ploops[-2:]
+    if blocked:
+        lanes = ploops[-3]
+        sch.reorder(rkh, rkw, lanes)
+        sch.vectorize(lanes)
+    if cfg["unroll_window"]:
+        sch.unroll(rkw)
+    init = sch.decompose_reduction(pool, rkh)
+    if blocked:
+        sch.vectorize(sch.get_loops(init)[-1])
+    schedule_pad(sch)

@@ -1,0 +1,100 @@
+"""Workloads: what one kernel computes, independent of the model it came from.
+
+The key is a stable, readable string of layer kind, physical shapes, attributes and layout; equal
+workloads in different models share tuning records and schedule-book entries.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+from .graph import Graph, Node
+
+DTYPE = "float32"
+
+
+def _fmt(v) -> str:
+    if isinstance(v, (tuple, list)):
+        return "(" + ",".join(_fmt(x) for x in v) + ")"
+    if v is None:
+        return "_"
+    if isinstance(v, float):
+        return repr(v)
+    return str(v)
+
+
+@dataclass(frozen=True)
+class Workload:
+    kind: str
+    items: tuple[tuple[str, object], ...]
+
+    @property
+    def params(self) -> dict:
+        return dict(self.items)
+
+    @property
+    def key(self) -> str:
+        return f"{self.kind}[{DTYPE}]" + "{" + ";".join(f"{k}={_fmt(v)}" for k, v in self.items) + "}"
+
+    def flops(self) -> float:
+        """Multiply-adds x 2 for conv/dense/matmul, element count otherwise (for task weighting)."""
+        p = self.params
+        out = 1
+        for d in p["out"]:
+            out *= d
+        if self.kind == "conv2d":
+            _, icgb, kh, kw, ib, _ = p["kernel"]
+            return 2.0 * out * icgb * ib * kh * kw
+        if self.kind == "depthwise2d":
+            return 2.0 * out * p["kernel_hw"][0] * p["kernel_hw"][1]
+        if self.kind == "dense":
+            return 2.0 * out * p["data"][1]
+        if self.kind == "matmul":
+            return 2.0 * out * p["a"][-1]
+        if self.kind == "pool2d":
+            return float(out * p["kernel"][0] * p["kernel"][1])
+        return float(out)
+
+
+def _make(kind: str, /, **params) -> Workload:
+    return Workload(kind, tuple(sorted(params.items())))
+
+
+def _operands(node: Node, graph: Graph, first: int) -> tuple:
+    return tuple((i, graph.physical_shape(v)) for i, v in enumerate(node.inputs) if i >= first)
+
+
+def from_node(node: Node, graph: Graph) -> Workload | None:
+    """The workload of a node after the passes; None for ops that need no kernel (reshape)."""
+    a = node.attrs
+    shape = graph.physical_shape
+    out = shape(node.outputs[0])
+    if node.op == "conv2d":
+        steps = a["epilogue"]
+        if a.get("bias_index") is not None:
+            steps = (("add", (None, a["bias_index"]), ()),) + tuple(steps)
+        common = dict(data=shape(node.inputs[0]), kernel=shape(node.inputs[1]), out=out,
+                      kernel_hw=a["kernel_hw"], strides=a["strides"], pads=a["pads"],
+                      dilations=a["dilations"], steps=steps, operands=_operands(node, graph, 2))
+        if a.get("depthwise"):
+            return _make("depthwise2d", multiplier=a["multiplier"], **common)
+        return _make("conv2d", groups=a["groups"], **common)
+    if node.op == "dense":
+        steps = a["epilogue"]
+        if a.get("bias_index") is not None:
+            steps = (("add", (None, a["bias_index"]), ()),) + tuple(steps)
+        return _make("dense", data=shape(node.inputs[0]), kernel=shape(node.inputs[1]), out=out,
+                     steps=steps, operands=_operands(node, graph, 2))
+    if node.op == "matmul":
+        return _make("matmul", a=shape(node.inputs[0]), b=shape(node.inputs[1]), out=out,
+                     steps=a["epilogue"], operands=_operands(node, graph, 2))
+    if node.op == "pool2d":
+        return _make("pool2d", data=shape(node.inputs[0]), out=out, **{
+            k: a[k] for k in ("kind", "kernel", "strides", "pads", "dilations", "p")})
+    if node.op in ("softmax", "lrn", "instance_norm"):
+        attrs = {k: v for k, v in a.items()}
+        return _make(node.op, data=shape(node.inputs[0]), out=out, **attrs)
+    if node.op == "reshape":
+        return None
+    inputs = tuple(shape(i) for i in node.inputs)
+    return _make(node.op, inputs=inputs, out=out, **a)
