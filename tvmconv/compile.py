@@ -1,0 +1,49 @@
+"""python -m tvmconv.compile model.onnx --target x86 [--log tuning.jsonl] -o model.so"""
+
+from __future__ import annotations
+
+import argparse
+import time
+from pathlib import Path
+
+from . import cli
+from .target import TARGET_NAMES
+
+
+def parser() -> argparse.ArgumentParser:
+    p = argparse.ArgumentParser(
+        prog="python -m tvmconv.compile",
+        description="Compile an ONNX CNN into one native module (a .so with its own metadata).")
+    p.add_argument("model", help="the ONNX model file")
+    p.add_argument("--target", default="x86",
+                   help=f"{', '.join(TARGET_NAMES)}, or a TVM JSON target dict (default: x86, "
+                        "this machine's vector ISA)")
+    p.add_argument("-o", "--output", help="artefact path (default: MODEL.so beside the model)")
+    p.add_argument("--log", action="append", default=[],
+                   help="tuning log(s) from python -m tvmconv.tune (repeatable); without one the "
+                        "shipped schedule book and analytic defaults are used")
+    p.add_argument("--input-shape", action="append", metavar="NAME:D1,D2,...",
+                   help="static shape for an input with symbolic dimensions (repeatable)")
+    p.add_argument("-q", "--quiet", action="store_true", help="print nothing but errors")
+    return p
+
+
+def main(argv=None) -> int:
+    args = parser().parse_args(argv)
+    from .build import compile_model
+
+    out = Path(args.output) if args.output else Path(args.model).with_suffix(".so")
+    t0 = time.perf_counter()
+    mod = compile_model(args.model, target=args.target, log=args.log,
+                        input_shapes=cli.parse_shapes(args.input_shape), progress=not args.quiet)
+    mod.export(out)
+    if not args.quiet:
+        ins = ", ".join(f"{i['name']}{i['shape']}" for i in mod.meta["inputs"])
+        outs = ", ".join(f"{o['name']}{o['shape']}" for o in mod.meta["outputs"])
+        print(f"compiled {args.model} for {mod.target.key} in {time.perf_counter() - t0:.1f} s "
+              f"-> {out} ({out.stat().st_size / 2**20:.1f} MiB); inputs {ins}; outputs {outs}")
+    return 0
+
+
+if __name__ == "__main__":
+    cli.run(main)
