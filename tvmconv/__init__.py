@@ -7,6 +7,10 @@
 
 __version__ = "0.1.0"
 
+from .hostinfo import use_all_cores  # noqa: E402
+
+use_all_cores()
+
 from .errors import ArtefactError, ModelError, TargetError, TvmconvError, UnsupportedError  # noqa: E402,F401
 from .runtime import Model, load  # noqa: E402,F401
 

@@ -10,7 +10,7 @@ import json
 from dataclasses import dataclass, field
 
 from .errors import TargetError
-from .hostinfo import cpu_flags, runs_here
+from .hostinfo import cpu_flags, runs_here, usable_cores
 
 # Names accepted on the command line, besides a raw TVM JSON dict.
 TARGET_NAMES = ("x86", "x86-avx2", "x86-avx512", "aarch64", "armv7", "cuda")
@@ -57,10 +57,8 @@ def _host_x86() -> tuple[str, bool]:
 def _num_cores() -> int:
     import os
 
-    env = os.environ.get("TVM_NUM_THREADS")
-    if env and env.isdigit() and int(env) > 0:
-        return int(env)
-    return len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else os.cpu_count() or 1
+    env = os.environ.get("TVM_NUM_THREADS", "")
+    return int(env) if env.isdigit() and int(env) > 0 else usable_cores()
 
 
 def resolve(target: str | dict | TargetSpec) -> TargetSpec:

@@ -11,6 +11,17 @@ from ..errors import ModelError, UnsupportedError
 from ..graph import Graph, Node
 
 
+class ConstantRequired(UnsupportedError):
+    """An operand tvmconv compiles in (weights, shapes, axes, bounds) is a run-time value.
+
+    ``value`` names it, so a caller that knows the value (onnx_backend) can bind it and retry.
+    """
+
+    def __init__(self, message: str, value: str):
+        super().__init__(message)
+        self.value = value
+
+
 class Context:
     """Conversion state: the graph being built, the opset, and names that alias other values."""
 
@@ -35,7 +46,7 @@ class Context:
         if not name:
             return None
         if name not in self.graph.consts:
-            raise UnsupportedError(f"{what} must be a constant (got activation {name!r})")
+            raise ConstantRequired(f"{what} must be a constant (got activation {name!r})", name)
         return self.graph.consts[name]
 
     def f32(self, name: str) -> str:

@@ -19,11 +19,16 @@ from ..layers.pool import avg_divisor
 
 
 def pick_block(channels: int, lanes: int) -> int:
-    """The channel block: whole vectors (up to two), else the largest small divisor."""
-    small = divisors(channels, 2 * lanes)
-    unit = min(lanes, 8)
-    whole = [d for d in small if d % unit == 0]
-    return max(whole) if whole else max(small)
+    """The channel block: one or two whole vectors, else the widest whole smaller vector (AVX-512
+    code on 24 channels runs 8-lane ymm blocks: a 24-lane block measured 14 GFLOP/s, 8-lane ~300),
+    else the largest small divisor (3 input channels, primes)."""
+    unit = lanes
+    while unit >= 4:
+        fits = [d for d in (2 * unit, unit) if d <= 2 * lanes and channels % d == 0]
+        if fits:
+            return fits[0]
+        unit //= 2
+    return max(divisors(channels, 2 * lanes))
 
 
 def blocked_operand(const: np.ndarray, block: int) -> np.ndarray:

@@ -4,8 +4,15 @@ from __future__ import annotations
 
 from ...config import divisors
 
-# Below this many output elements a parallel region costs more than it saves (~5 us to wake workers).
+# Below this many output elements, or this much arithmetic, a parallel region costs more than it
+# saves (waking TVM's workers takes a few microseconds; LeNet-5's kernels run for 1-12 us each).
 PARALLEL_MIN = 1 << 13
+PARALLEL_MIN_FLOPS = 2e6
+
+
+def parallel_if_worth(sch, loop, wl) -> None:
+    if wl.flops() >= PARALLEL_MIN_FLOPS and extent(sch, loop) > 1:
+        sch.parallel(loop)
 
 
 def registers(target) -> int:

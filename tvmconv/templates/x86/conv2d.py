@@ -10,7 +10,7 @@ epilogue (bias, activation, residual) is applied to the tile on its way out. Mea
 from __future__ import annotations
 
 from ...config import Config, Space, divisors
-from .common import registers, schedule_pad
+from .common import parallel_if_worth, registers, schedule_pad
 
 NAME = "conv2d_direct"
 KINDS = ("conv2d",)
@@ -52,7 +52,7 @@ def apply(sch, wl, cfg: Config, target) -> None:
     oo, oin = sch.split(oi, [None, cfg["tile_oc"]])
     sch.reorder(n, oc, yo, xo, oo, yi, xi, oin)
     outer = sch.fuse(n, oc, yo)
-    sch.parallel(outer)
+    parallel_if_worth(sch, outer, wl)
     sch.compute_at(conv, oo, preserve_unit_loops=True)
     cyi, cxi, coi, rco, rkh, rkw, rci = sch.get_loops(conv)[-7:]
     if cfg["reduce_outer"]:

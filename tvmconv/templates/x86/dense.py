@@ -7,7 +7,7 @@ column blocks each thread owns and how far the reduction is unrolled.
 from __future__ import annotations
 
 from ...config import Config, Space, divisors
-from .common import PARALLEL_MIN, prod, registers, vector_tile
+from .common import parallel_if_worth, registers, vector_tile
 
 NAME = "dense_packed"
 KINDS = ("dense", "matmul")
@@ -45,8 +45,7 @@ def apply(sch, wl, cfg: Config, target) -> None:
     jo, ji = sch.split(j, [None, cfg["tile_n"]])
     sch.reorder(*batch, io, jo, ii, ji)
     outer = sch.fuse(*batch, io, jo)
-    if prod(wl.params["out"]) * wl.params["out"][-1] >= PARALLEL_MIN:
-        sch.parallel(outer)
+    parallel_if_worth(sch, outer, wl)
     sch.compute_at(core, outer, preserve_unit_loops=True)
     cii, cji, k = sch.get_loops(core)[-3:]
     ko, ki = sch.split(k, [None, cfg["unroll_k"]]) if _k(wl) % cfg["unroll_k"] == 0 else (k, None)

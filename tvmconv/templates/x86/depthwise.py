@@ -7,7 +7,7 @@ run of ``tile_w`` pixels x the channel block, with kernel taps unrolled.
 from __future__ import annotations
 
 from ...config import Config, Space, divisors
-from .common import registers, schedule_pad
+from .common import parallel_if_worth, registers, schedule_pad
 
 NAME = "depthwise_direct"
 KINDS = ("depthwise2d",)
@@ -31,7 +31,7 @@ def apply(sch, wl, cfg: Config, target) -> None:
     n, oc, y, x, oi = sch.get_loops(ep)
     xo, xi = sch.split(x, [None, cfg["tile_w"]])
     sch.reorder(n, oc, y, xo, xi, oi)
-    sch.parallel(sch.fuse(n, oc, y))
+    parallel_if_worth(sch, sch.fuse(n, oc, y), wl)
     sch.compute_at(conv, xo, preserve_unit_loops=True)
     cxi, coi, rkh, rkw = sch.get_loops(conv)[-4:]
     sch.reorder(rkh, rkw, cxi, coi)

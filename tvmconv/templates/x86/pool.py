@@ -7,7 +7,7 @@ tensors each output is a short serial reduction.
 from __future__ import annotations
 
 from ...config import Config, Space
-from .common import schedule_pad
+from .common import parallel_if_worth, schedule_pad
 
 NAME = "pool_blocked"
 KINDS = ("pool2d",)
@@ -29,13 +29,13 @@ def apply(sch, wl, cfg: Config, target) -> None:
     if wl.params["kind"] != "max":
         last = sch.get_sblock("pool_out")
         loops = sch.get_loops(last)
-        sch.parallel(sch.fuse(*loops[:3]))
+        parallel_if_worth(sch, sch.fuse(*loops[:3]), wl)
         sch.compute_at(pool, loops[3], preserve_unit_loops=True)
         if blocked:
             sch.vectorize(sch.get_loops(last)[-1])
     else:
         loops = sch.get_loops(pool)
-        sch.parallel(sch.fuse(*loops[:3]))
+        parallel_if_worth(sch, sch.fuse(*loops[:3]), wl)
     ploops = sch.get_loops(pool)
     rkh, rkw = ploops[-2:]
     if blocked:

@@ -1,0 +1,267 @@
+"""Bad input gets one clear error, of the documented type, before any work is wasted: models,
+targets, tuning logs, and the command lines (exit 2, one ``error:`` line, no traceback)."""
+
+from __future__ import annotations
+
+import json
+import subprocess
+import sys
+import warnings
+from importlib import resources
+from pathlib import Path
+
+import numpy as np
+import onnx
+import pytest
+from onnx import TensorProto, helper
+
+import tvmconv
+from conftest import (assert_close, rng_inputs, run_ort, single, two_io_model, weights,
+                      workloads)
+from tvmconv import records
+from tvmconv.target import resolve
+
+DIGITS = Path(str(resources.files("tvmconv") / "data" / "digits_cnn.onnx"))
+
+
+# -- models -----------------------------------------------------------------------------------------
+
+def test_missing_model_file(tmp_path):
+    with pytest.raises(tvmconv.ModelError, match="not found"):
+        tvmconv.compile(tmp_path / "nope.onnx")
+
+
+def test_truncated_model_file(tmp_path):
+    data = DIGITS.read_bytes()
+    cut = tmp_path / "half.onnx"
+    cut.write_bytes(data[:len(data) // 2])
+    with pytest.raises(tvmconv.ModelError, match="half.onnx"):
+        tvmconv.compile(cut)
+
+
+@pytest.mark.parametrize("content", [b"this is not an ONNX model\n" * 5, b""], ids=["text", "empty"])
+def test_not_an_onnx_file(tmp_path, content):
+    path = tmp_path / "model.onnx"
+    path.write_bytes(content)
+    with pytest.raises(tvmconv.ModelError, match="model.onnx"):
+        tvmconv.compile(path)
+
+
+def _topk_model() -> onnx.ModelProto:
+    """A conv followed by TopK, an operator outside tvmconv's CNN set."""
+    nodes = [helper.make_node("Conv", ["x", "w"], ["c"], name="conv0"),
+             helper.make_node("Flatten", ["c"], ["f"], name="flat0"),
+             helper.make_node("TopK", ["f", "k"], ["y", "idx"], name="best_k")]
+    graph = helper.make_graph(
+        nodes, "topk", [helper.make_tensor_value_info("x", TensorProto.FLOAT, [1, 3, 4, 4])],
+        [helper.make_tensor_value_info("y", TensorProto.FLOAT, [1, 5])],
+        [onnx.numpy_helper.from_array(weights((2, 3, 3, 3)), "w"),
+         onnx.numpy_helper.from_array(np.array([5], np.int64), "k")])
+    model = helper.make_model(graph, opset_imports=[helper.make_opsetid("", 17)])
+    model.ir_version = 8
+    return model
+
+
+def test_unsupported_operator_before_compiling(monkeypatch):
+    """The error names the operator and the node, and comes before any kernel is built."""
+    import tvmconv.build
+
+    def must_not_lower(*args, **kwargs):
+        raise AssertionError("lowering started for a model with an unsupported operator")
+
+    monkeypatch.setattr(tvmconv.build, "lower", must_not_lower)
+    with pytest.raises(tvmconv.UnsupportedError, match=r"TopK.*best_k"):
+        tvmconv.compile(_topk_model(), target="x86")
+
+
+def test_unsupported_input_dtype():
+    model = _topk_model()
+    model.graph.input[0].type.tensor_type.elem_type = TensorProto.INT64
+    with pytest.raises(tvmconv.UnsupportedError, match="float32"):
+        tvmconv.compile(model)
+
+
+def test_symbolic_dimension_needs_a_shape():
+    """A symbolic non-batch dimension is an error until ``input_shapes`` fixes it."""
+    model = single("Relu", (1, 3, 4, 4))
+    dim = model.graph.input[0].type.tensor_type.shape.dim[2]
+    dim.dim_param = "height"
+    with pytest.raises(tvmconv.ModelError, match="height"):
+        tvmconv.compile(model)
+    with pytest.raises(tvmconv.ModelError, match="nonexistent"):
+        tvmconv.compile(model, input_shapes={"nonexistent": (1, 3, 4, 4)})
+    out = tvmconv.compile(model, input_shapes={"x": (1, 3, 5, 4)})
+    assert out.inputs[0].shape == (1, 3, 5, 4)
+
+
+# -- targets ----------------------------------------------------------------------------------------
+
+@pytest.mark.parametrize("target, match", [
+    ("riscv", r"unknown target 'riscv'.*x86"),
+    ("llvm -mcpu=skylake", "JSON"),
+    ('{"kind": "llvm", ', "JSON"),
+    ('{"kind": "vulkan"}', "vulkan"),
+], ids=["unknown", "old_string", "bad_json", "unknown_kind"])
+def test_bad_target(target, match):
+    with pytest.raises(tvmconv.TargetError, match=match):
+        tvmconv.compile(single("Relu", (1, 3)), target=target)
+
+
+def test_json_target_dict():
+    """A TVM JSON target for an older x86 CPU compiles, and the code runs here."""
+    model = single("Conv", (1, 3, 5, 5), {"w": weights((4, 3, 3, 3))}, ["w"])
+    compiled = tvmconv.compile(model, target='{"kind": "llvm", "mcpu": "haswell"}')
+    assert compiled.target.key == "x86-avx2"
+    x = np.random.default_rng(0).standard_normal((1, 3, 5, 5)).astype(np.float32)
+    assert_close(compiled(x), run_ort(model, {"x": x})[0])
+
+
+# -- tuning logs ------------------------------------------------------------------------------------
+
+def _conv_model():
+    return single("Conv", (1, 8, 6, 6), {"w": weights((16, 8, 3, 3), 2, 0.2)}, ["w"],
+                  pads=[1, 1, 1, 1])
+
+
+def _conv_record(model, config: dict) -> dict:
+    (wl,) = [w for w in workloads(model) if w.kind == "conv2d"]
+    return records.make(resolve("x86").key, wl.key, "conv2d_direct", config, latencies=[1e-3])
+
+
+GARBAGE = ["not json at all", "{}", "[1, 2, 3]", '{"target": "x86-avx2", "workload": 3}',
+           '{"target": "x86-avx512", "workload": "w", "template": "t", "config": "x"}',
+           '{"target": "x86-avx512", "workl']
+
+
+def test_log_with_garbage_lines(tmp_path):
+    """Bad lines are skipped with one warning each; the good record still comes through, and a
+    compile with that log works."""
+    model = _conv_model()
+    good = _conv_record(model, {"tile_w": 2, "tile_h": 1, "tile_oc": 16, "unroll_kw": 0,
+                                "reduce_outer": 1})
+    log = tmp_path / "tune.jsonl"
+    log.write_text("\n".join([GARBAGE[0], json.dumps(good), *GARBAGE[1:]]) + "\n")
+    with pytest.warns(UserWarning, match="skipping a bad log line") as caught:
+        recs = list(records.read(log))
+    assert recs == [good]
+    assert sum("skipping a bad log line" in str(w.message) for w in caught) == len(GARBAGE)
+    feeds = rng_inputs(model)
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always")
+        y = tvmconv.compile(model, target="x86", log=log).model().run(feeds)[0]
+    assert not [w for w in caught if "does not fit" in str(w.message)], "the good record fits"
+    assert_close(y, run_ort(model, feeds)[0])
+
+
+def test_log_record_that_does_not_fit(tmp_path):
+    """A record whose config is outside the workload's space is ignored with a warning, and the
+    default schedule still computes the right answer."""
+    model = _conv_model()
+    bad = _conv_record(model, {"tile_w": 5, "tile_h": 1, "tile_oc": 16, "unroll_kw": 0,
+                               "reduce_outer": 1})  # 5 does not divide the output width 6
+    log = tmp_path / "tune.jsonl"
+    records.append(log, [bad])
+    feeds = rng_inputs(model)
+    with pytest.warns(UserWarning, match="does not fit"):
+        y = tvmconv.compile(model, target="x86", log=log).model().run(feeds)[0]
+    assert_close(y, run_ort(model, feeds)[0])
+
+
+def test_missing_log_file(tmp_path):
+    with pytest.raises(tvmconv.TvmconvError, match="tuning log not found"):
+        tvmconv.compile(_conv_model(), log=tmp_path / "missing.jsonl")
+
+
+# -- command lines ----------------------------------------------------------------------------------
+
+def _cli(module: str, *args, cwd=None) -> subprocess.CompletedProcess:
+    return subprocess.run([sys.executable, "-m", f"tvmconv.{module}", *map(str, args)],
+                          capture_output=True, text=True, timeout=300, cwd=cwd)
+
+
+def _assert_one_error_line(proc: subprocess.CompletedProcess, match: str) -> None:
+    lines = [ln for ln in proc.stderr.splitlines() if ln.strip()]
+    assert proc.returncode == 2, f"exit {proc.returncode}; stderr:\n{proc.stderr}"
+    assert "Traceback" not in proc.stderr
+    assert len(lines) == 1 and lines[0].startswith("error: "), proc.stderr
+    assert match in lines[0], lines[0]
+
+
+@pytest.mark.parametrize("module", ["compile", "run", "demo"])
+def test_cli_help(module):
+    proc = _cli(module, "--help")
+    assert proc.returncode == 0 and "usage:" in proc.stdout, proc.stderr
+
+
+def _compile_cases(tmp_path):
+    text = tmp_path / "text.onnx"
+    text.write_text("not a model\n")
+    topk = tmp_path / "topk.onnx"
+    onnx.save(_topk_model(), str(topk))
+    relu = tmp_path / "relu.onnx"
+    onnx.save(single("Relu", (1, 3)), str(relu))
+    return {
+        "missing": ([tmp_path / "missing.onnx"], "not found"),
+        "not_onnx": ([text], "text.onnx"),
+        "unsupported": ([topk, "-o", tmp_path / "t.so"], "TopK"),
+        "old_target": ([relu, "--target", "llvm -mcpu=skylake"], "JSON"),
+        "unknown_target": ([relu, "--target", "riscv"], "riscv"),
+        "bad_input_shape": ([relu, "--input-shape", "x:1,a"], "--input-shape"),
+        "missing_log": ([relu, "--log", tmp_path / "no.jsonl"], "tuning log not found"),
+    }
+
+
+@pytest.mark.parametrize("case", ["missing", "not_onnx", "unsupported", "old_target",
+                                  "unknown_target", "bad_input_shape", "missing_log"])
+def test_cli_compile_bad_input(tmp_path, case):
+    args, match = _compile_cases(tmp_path)[case]
+    _assert_one_error_line(_cli("compile", *args), match)
+
+
+def _run_cases(tmp_path, artefact):
+    text = tmp_path / "text.so"
+    text.write_text("not an artefact\n" * 4)
+    wrong_shape = tmp_path / "wrong_shape.npy"
+    np.save(wrong_shape, np.zeros((1, 3, 5, 5), np.float32))
+    wrong_dtype = tmp_path / "wrong_dtype.npy"
+    np.save(wrong_dtype, np.zeros((1, 3, 4, 4), np.float64))
+    good = tmp_path / "good.npy"
+    np.save(good, np.zeros((1, 3, 4, 4), np.float32))
+    return {
+        "missing": ([tmp_path / "missing.so"], "not found"),
+        "not_artefact": ([text], "not a tvmconv artefact"),
+        "wrong_shape": ([artefact, "--input", f"a={wrong_shape}", "--input", f"b={good}",
+                         "--repeat", 0], "(1, 3, 4, 4)"),
+        "wrong_dtype": ([artefact, "--input", f"a={wrong_dtype}", "--input", f"b={good}",
+                         "--repeat", 0], "float32"),
+        "missing_input": ([artefact, "--input", f"a={good}", "--repeat", 0], "'b'"),
+        "unreadable_npy": ([artefact, "--input", f"a={text}", "--input", f"b={good}"],
+                           "text.so"),
+        "negative_repeat": ([artefact, "--repeat", -1], "--repeat"),
+    }
+
+
+@pytest.mark.parametrize("case", ["missing", "not_artefact", "wrong_shape", "wrong_dtype",
+                                  "missing_input", "unreadable_npy", "negative_repeat"])
+def test_cli_run_bad_input(tmp_path, two_io_artefact, case):
+    args, match = _run_cases(tmp_path, two_io_artefact)[case]
+    _assert_one_error_line(_cli("run", *args), match)
+
+
+def test_cli_compile_then_run(tmp_path):
+    """The good path of both commands, end to end: the saved outputs are onnxruntime's."""
+    model = two_io_model()
+    onnx.save(model, str(tmp_path / "m.onnx"))
+    proc = _cli("compile", tmp_path / "m.onnx", "-o", tmp_path / "m.so", "-q")
+    assert proc.returncode == 0 and not proc.stderr.strip(), proc.stderr
+    rng = np.random.default_rng(0)
+    feeds = {n: rng.standard_normal((1, 3, 4, 4)).astype(np.float32) for n in "ab"}
+    for n, x in feeds.items():
+        np.save(tmp_path / f"{n}.npy", x)
+    proc = _cli("run", tmp_path / "m.so", "--input", f"b={tmp_path / 'b.npy'}",
+                "--input", f"a={tmp_path / 'a.npy'}", "--output", tmp_path / "out.npz",
+                "--repeat", 3)
+    assert proc.returncode == 0, proc.stderr
+    saved = np.load(tmp_path / "out.npz")
+    for name, ref in zip(["y", "z"], run_ort(model, feeds)):
+        assert_close(saved[name], ref, what=name)

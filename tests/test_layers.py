@@ -1,0 +1,473 @@
+"""Every layer family against onnxruntime through small ONNX graphs compiled for x86, default
+schedules applied; shapes chosen to hit the awkward paths (1x1 images, prime channel counts that do
+not fill a vector block, stride > kernel, big or one-sided pads, groups, fused epilogues)."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+from onnx import helper
+
+from conftest import check_vs_ort, make_model, rng_inputs, single, weights
+
+
+def _he(shape, seed=1):
+    """Weights scaled by fan-in, so deep reductions stay O(1) and relative errors meaningful."""
+    return weights(shape, seed, float(np.sqrt(2.0 / np.prod(shape[1:]))))
+
+
+# -- Conv ---------------------------------------------------------------------------------------
+
+CONVS = {
+    # id: (input shape, weight shape, bias?, attributes)
+    "3x3_pad1": ((1, 8, 10, 10), (16, 8, 3, 3), True, dict(pads=[1, 1, 1, 1])),
+    "image_1x1": ((1, 7, 1, 1), (13, 7, 1, 1), True, {}),
+    "image_1x1_k3_pad1": ((1, 3, 1, 1), (5, 3, 3, 3), False, dict(pads=[1, 1, 1, 1])),
+    "prime_13_to_17": ((1, 13, 9, 9), (17, 13, 3, 3), True, {}),
+    "stride3_kernel2": ((1, 3, 11, 11), (7, 3, 2, 2), True, dict(strides=[3, 3])),
+    "pad2_kernel3": ((1, 4, 6, 6), (5, 4, 3, 3), False, dict(pads=[2, 2, 2, 2])),
+    "dilation2": ((1, 4, 12, 12), (8, 4, 3, 3), True, dict(dilations=[2, 2], pads=[2, 2, 2, 2])),
+    "dilation_1x3": ((1, 3, 10, 14), (4, 3, 3, 3), False, dict(dilations=[1, 3])),
+    "asym_pads": ((1, 5, 8, 9), (6, 5, 3, 3), True, dict(pads=[0, 1, 2, 3])),
+    "same_upper_s2": ((1, 3, 10, 10), (4, 3, 4, 4), True, dict(auto_pad="SAME_UPPER",
+                                                                strides=[2, 2])),
+    "same_lower": ((1, 3, 9, 9), (4, 3, 2, 4), False, dict(auto_pad="SAME_LOWER")),
+    "valid_s2": ((1, 6, 9, 9), (8, 6, 3, 3), True, dict(auto_pad="VALID", strides=[2, 2])),
+    "groups2": ((1, 8, 8, 8), (12, 4, 3, 3), True, dict(group=2, pads=[1, 1, 1, 1])),
+    "groups4": ((1, 16, 7, 7), (8, 4, 3, 3), False, dict(group=4)),
+    "groups3_prime": ((1, 9, 6, 6), (21, 3, 3, 3), True, dict(group=3, pads=[1, 1, 1, 1])),
+    "depthwise_s2": ((1, 32, 9, 9), (32, 1, 3, 3), True, dict(group=32, strides=[2, 2],
+                                                              pads=[1, 1, 1, 1])),
+    "depthwise_mult2": ((1, 8, 8, 8), (16, 1, 3, 3), True, dict(group=8, pads=[1, 1, 1, 1])),
+    "depthwise_prime7_k5": ((1, 7, 6, 6), (7, 1, 5, 5), False, dict(group=7, pads=[2, 2, 2, 2])),
+    "pointwise_s2": ((1, 24, 8, 8), (40, 24, 1, 1), True, dict(strides=[2, 2])),
+    "kernel_1x7": ((1, 5, 9, 11), (6, 5, 1, 7), True, dict(pads=[0, 3, 0, 3])),
+    "kernel_5x2_s21": ((1, 4, 12, 7), (3, 4, 5, 2), False, dict(strides=[2, 1])),
+    "batch2": ((2, 3, 8, 8), (16, 3, 3, 3), True, dict(pads=[1, 1, 1, 1])),
+    "stem_7x7_s2": ((1, 3, 32, 32), (64, 3, 7, 7), False, dict(strides=[2, 2],
+                                                               pads=[3, 3, 3, 3])),
+}
+
+
+@pytest.mark.parametrize("case", list(CONVS), ids=list(CONVS))
+def test_conv(case):
+    x_shape, w_shape, bias, attrs = CONVS[case]
+    consts = {"w": _he(w_shape)}
+    if bias:
+        consts["b"] = weights(w_shape[0], seed=2, scale=0.1)
+    check_vs_ort(single("Conv", x_shape, consts, list(consts), **attrs))
+
+
+def _conv_node(x, out, w_name, **attrs):
+    return helper.make_node("Conv", [x, w_name], [out], **attrs)
+
+
+def _bn_consts(c, prefix="bn", seed=3):
+    rng = np.random.default_rng(seed)
+    return {f"{prefix}_s": rng.uniform(0.5, 1.5, c).astype(np.float32),
+            f"{prefix}_b": rng.uniform(-0.2, 0.2, c).astype(np.float32),
+            f"{prefix}_m": rng.uniform(-0.5, 0.5, c).astype(np.float32),
+            f"{prefix}_v": rng.uniform(0.5, 2.0, c).astype(np.float32)}
+
+
+def _bn_node(x, out, prefix="bn"):
+    return helper.make_node("BatchNormalization", [x] + [f"{prefix}_{k}" for k in "sbmv"], [out],
+                            epsilon=1e-3)
+
+
+def _epilogue_conv_bn_relu():
+    c = 11
+    nodes = [_conv_node("x", "c", "w", pads=[1, 1, 1, 1]), _bn_node("c", "n"),
+             helper.make_node("Relu", ["n"], ["y"])]
+    return make_model(nodes, {"x": (1, 5, 7, 7)}, ["y"], {"w": _he((c, 5, 3, 3)), **_bn_consts(c)})
+
+
+def _epilogue_residual_relu():
+    """The ResNet block tail: conv -> BN -> add the block input -> relu, one fused kernel."""
+    c = 16
+    nodes = [_conv_node("x", "c", "w", pads=[1, 1, 1, 1]), _bn_node("c", "n"),
+             helper.make_node("Add", ["n", "x"], ["s"]), helper.make_node("Relu", ["s"], ["y"])]
+    return make_model(nodes, {"x": (1, c, 6, 6)}, ["y"], {"w": _he((c, c, 3, 3)),
+                                                          **_bn_consts(c)})
+
+
+def _epilogue_residual_two_convs():
+    """Residual add of two conv outputs (the add's left operand is not the last conv)."""
+    nodes = [_conv_node("x", "a", "w1", pads=[1, 1, 1, 1]),
+             _conv_node("x", "b", "w2"),
+             helper.make_node("Add", ["b", "a"], ["s"]), helper.make_node("Relu", ["s"], ["y"])]
+    return make_model(nodes, {"x": (1, 6, 5, 5)}, ["y"], {"w1": _he((10, 6, 3, 3)),
+                                                          "w2": _he((10, 6, 1, 1), seed=4)})
+
+
+def _epilogue_relu6():
+    nodes = [_conv_node("x", "c", "w", group=6, pads=[1, 1, 1, 1]),
+             helper.make_node("Clip", ["c", "lo", "hi"], ["y"])]
+    return make_model(nodes, {"x": (1, 6, 8, 8)}, ["y"], {
+        "w": _he((6, 1, 3, 3)), "lo": np.float32(0.0), "hi": np.float32(0.5)})
+
+
+def _epilogue_affine_sigmoid():
+    """Per-channel mul and add after a conv fold into its weights; the sigmoid stays fused."""
+    nodes = [_conv_node("x", "c", "w"), helper.make_node("Mul", ["c", "s"], ["m"]),
+             helper.make_node("Add", ["m", "t"], ["a"]),
+             helper.make_node("Sigmoid", ["a"], ["y"])]
+    return make_model(nodes, {"x": (1, 3, 5, 5)}, ["y"], {
+        "w": _he((9, 3, 1, 1)), "s": weights((9, 1, 1), 5), "t": weights((1, 9, 1, 1), 6)})
+
+
+def _epilogue_spatial_operand():
+    """An operand that varies over H and W (not per channel) must not be folded into the bias."""
+    nodes = [_conv_node("x", "c", "w", pads=[1, 1, 1, 1]),
+             helper.make_node("Add", ["c", "p"], ["a"]), helper.make_node("Mul", ["a", "q"], ["y"])]
+    return make_model(nodes, {"x": (1, 8, 6, 7)}, ["y"], {
+        "w": _he((16, 8, 3, 3)), "p": weights((1, 1, 6, 7), 7), "q": weights((16, 6, 7), 8)})
+
+
+def _epilogue_shared_output():
+    """A conv output read by two consumers and also a graph output: nothing may fuse into it."""
+    nodes = [_conv_node("x", "c", "w"), helper.make_node("Relu", ["c"], ["r"]),
+             helper.make_node("Sigmoid", ["c"], ["s"]), helper.make_node("Add", ["r", "s"], ["y"])]
+    return make_model(nodes, {"x": (1, 4, 5, 5)}, ["y", "c"], {"w": _he((8, 4, 3, 3))})
+
+
+EPILOGUES = [_epilogue_conv_bn_relu, _epilogue_residual_relu, _epilogue_residual_two_convs,
+             _epilogue_relu6, _epilogue_affine_sigmoid, _epilogue_spatial_operand,
+             _epilogue_shared_output]
+
+
+@pytest.mark.parametrize("build", EPILOGUES, ids=lambda f: f.__name__[len("_epilogue_"):])
+def test_conv_epilogue(build):
+    check_vs_ort(build())
+
+
+# -- Pooling ----------------------------------------------------------------------------------------
+
+POOLS = {
+    "max_k3s2p1": ("MaxPool", (1, 5, 9, 9), dict(kernel_shape=[3, 3], strides=[2, 2],
+                                                  pads=[1, 1, 1, 1])),
+    "max_ceil": ("MaxPool", (1, 3, 8, 8), dict(kernel_shape=[3, 3], strides=[2, 2], ceil_mode=1)),
+    "max_dilation": ("MaxPool", (1, 2, 9, 9), dict(kernel_shape=[2, 2], dilations=[2, 2])),
+    "max_asym_2x3": ("MaxPool", (1, 3, 6, 7), dict(kernel_shape=[2, 3], pads=[0, 2, 1, 0])),
+    "max_same_upper": ("MaxPool", (1, 3, 7, 7), dict(kernel_shape=[2, 2], strides=[2, 2],
+                                                      auto_pad="SAME_UPPER")),
+    "max_image_1x1": ("MaxPool", (1, 7, 1, 1), dict(kernel_shape=[3, 3], pads=[1, 1, 1, 1])),
+    "avg_pads_exclude": ("AveragePool", (1, 3, 7, 7), dict(kernel_shape=[3, 3],
+                                                           pads=[1, 1, 1, 1])),
+    "avg_pads_include": ("AveragePool", (1, 3, 7, 7), dict(kernel_shape=[3, 3], pads=[1, 1, 1, 1],
+                                                           count_include_pad=1)),
+    "avg_ceil_include": ("AveragePool", (1, 2, 6, 6), dict(kernel_shape=[3, 3], strides=[2, 2],
+                                                           pads=[1, 1, 1, 1], ceil_mode=1,
+                                                           count_include_pad=1)),
+    "avg_ceil_exclude": ("AveragePool", (1, 2, 6, 6), dict(kernel_shape=[3, 3], strides=[2, 2],
+                                                           ceil_mode=1)),
+    "avg_stride3_k2": ("AveragePool", (1, 4, 10, 10), dict(kernel_shape=[2, 2], strides=[3, 3])),
+    "lp_p2": ("LpPool", (1, 3, 6, 6), dict(kernel_shape=[2, 2], strides=[2, 2], p=2)),
+    "lp_p3": ("LpPool", (1, 3, 5, 5), dict(kernel_shape=[3, 3], p=3)),
+    "global_avg": ("GlobalAveragePool", (2, 5, 7, 3), {}),
+    "global_max": ("GlobalMaxPool", (1, 13, 4, 4), {}),
+    "global_lp": ("GlobalLpPool", (1, 3, 5, 5), dict(p=2)),
+}
+
+
+@pytest.mark.parametrize("case", list(POOLS), ids=list(POOLS))
+def test_pool(case):
+    op, x_shape, attrs = POOLS[case]
+    check_vs_ort(single(op, x_shape, **attrs))
+
+
+@pytest.mark.parametrize("op, attrs", [
+    ("MaxPool", dict(kernel_shape=[3, 3], strides=[2, 2], ceil_mode=1)),
+    ("AveragePool", dict(kernel_shape=[3, 3], strides=[2, 2], pads=[1, 1, 1, 1])),
+    ("LpPool", dict(kernel_shape=[2, 2], strides=[2, 2], p=2)),
+    ("GlobalAveragePool", {}),
+], ids=["max_ceil", "avg_pads", "lp", "global_avg"])
+def test_pool_after_conv(op, attrs):
+    """Pools reading a conv output run on the blocked NCHW[x]c layout, not on plain NCHW."""
+    nodes = [_conv_node("x", "c", "w", pads=[1, 1, 1, 1]),
+             helper.make_node(op, ["c"], ["y"], **attrs)]
+    check_vs_ort(make_model(nodes, {"x": (1, 3, 9, 9)}, ["y"], {"w": _he((16, 3, 3, 3))}))
+
+
+# -- Gemm and MatMul --------------------------------------------------------------------------------
+
+GEMMS = {
+    # id: (A shape, B shape, C shape or None, attributes); B is a constant
+    "transB_biasN": ((3, 10), (7, 10), (7,), dict(transB=1)),
+    "transA_alpha_beta_CMN": ((10, 4), (10, 6), (4, 6), dict(transA=1, alpha=0.5, beta=2.0)),
+    "C_scalar": ((2, 5), (5, 3), (1,), dict(beta=-1.0)),
+    "C_row": ((4, 6), (6, 9), (1, 9), {}),
+    "C_column": ((4, 6), (6, 9), (4, 1), dict(alpha=1.5)),
+    "no_C": ((1, 17), (13, 17), None, dict(transB=1)),
+}
+
+
+@pytest.mark.parametrize("case", list(GEMMS), ids=list(GEMMS))
+def test_gemm(case):
+    a_shape, b_shape, c_shape, attrs = GEMMS[case]
+    consts = {"b": weights(b_shape, 1)}
+    if c_shape is not None:
+        consts["c"] = weights(c_shape, 2)
+    check_vs_ort(single("Gemm", a_shape, consts, list(consts), **attrs))
+
+
+def test_gemm_two_activations():
+    """B and C as activations: the general matmul path, with beta scaling an activation."""
+    node = helper.make_node("Gemm", ["a", "b", "c"], ["y"], transB=1, alpha=0.7, beta=0.3)
+    check_vs_ort(make_model([node], {"a": (3, 8), "b": (5, 8), "c": (3, 5)}, ["y"]))
+
+
+MATMULS = {
+    # id: (A shape, B shape, which operands are constants)
+    "2d_const_b": ((5, 7), (7, 13), "b"),
+    "3d_act_const_b": ((2, 5, 7), (7, 3), "b"),
+    "batched_acts": ((2, 3, 4, 5), (2, 3, 5, 6), ""),
+    "broadcast_batch": ((3, 4, 5), (1, 5, 6), ""),
+    "const_a": ((4, 5), (5, 6), "a"),
+    "vector_a": ((5,), (5, 6), ""),
+}
+
+
+@pytest.mark.parametrize("case", list(MATMULS), ids=list(MATMULS))
+def test_matmul(case):
+    a_shape, b_shape, const = MATMULS[case]
+    consts = {n: weights(s, k) for k, (n, s) in enumerate([("a", a_shape), ("b", b_shape)])
+              if n in const}
+    inputs = {n: s for n, s in [("a", a_shape), ("b", b_shape)] if n not in const}
+    node = helper.make_node("MatMul", ["a", "b"], ["y"])
+    check_vs_ort(make_model([node], inputs, ["y"], consts))
+
+
+# -- Normalisation ----------------------------------------------------------------------------------
+
+@pytest.mark.parametrize("x_shape", [(1, 5, 4, 4), (3, 7), (2, 3, 6)], ids=["nchw", "nc", "ncl"])
+def test_batchnorm_standalone(x_shape):
+    """BatchNorm on a graph input (nothing to fold into) is a per-channel affine kernel."""
+    node = _bn_node("x", "y")
+    check_vs_ort(make_model([node], {"x": x_shape}, ["y"], _bn_consts(x_shape[1])))
+
+
+@pytest.mark.parametrize("x_shape", [(1, 5, 6, 6), (2, 3, 4, 7)])
+def test_instance_norm(x_shape):
+    c = x_shape[1]
+    check_vs_ort(single("InstanceNormalization", x_shape,
+                        {"s": weights(c, 1), "b": weights(c, 2)}, ["s", "b"], epsilon=1e-4))
+
+
+@pytest.mark.parametrize("size, x_shape", [(3, (1, 7, 5, 5)), (5, (2, 16, 3, 4))])
+def test_lrn(size, x_shape):
+    check_vs_ort(single("LRN", x_shape, size=size, alpha=0.5, beta=0.75, bias=2.0))
+
+
+def test_lrn_after_conv():
+    """LRN reads a blocked conv output (GoogLeNet's order)."""
+    nodes = [_conv_node("x", "c", "w", pads=[1, 1, 1, 1]),
+             helper.make_node("LRN", ["c"], ["y"], size=5, alpha=0.5, beta=0.75, bias=2.0)]
+    check_vs_ort(make_model(nodes, {"x": (1, 3, 6, 6)}, ["y"], {"w": _he((16, 3, 3, 3))}))
+
+
+# -- Softmax ----------------------------------------------------------------------------------------
+
+@pytest.mark.parametrize("op, x_shape, axis, opset", [
+    ("Softmax", (2, 10), -1, 17),
+    ("Softmax", (1, 5, 3, 4), 1, 17),
+    ("LogSoftmax", (2, 3, 4), 2, 17),
+    ("LogSoftmax", (4, 3, 2), 0, 13),
+    ("Softmax", (2, 3, 4), 1, 11),  # opsets < 13 coerce to 2-D at the axis
+    ("LogSoftmax", (2, 3, 4), 0, 11),
+])
+def test_softmax(op, x_shape, axis, opset):
+    check_vs_ort(single(op, x_shape, opset=opset, axis=axis), tol=1e-5)
+
+
+# -- Activations ------------------------------------------------------------------------------------
+
+ACTIVATIONS = {
+    "Relu": {}, "LeakyRelu": dict(alpha=0.1), "Sigmoid": {}, "Tanh": {},
+    "HardSigmoid": dict(alpha=0.3, beta=0.4), "HardSwish": {}, "Elu": dict(alpha=0.7),
+    "Selu": {}, "Celu": dict(alpha=1.3), "Softplus": {}, "Softsign": {}, "Mish": {},
+    "ThresholdedRelu": dict(alpha=0.6),
+}
+
+
+@pytest.mark.parametrize("op", list(ACTIVATIONS))
+def test_activation(op):
+    model = single(op, (2, 5, 3, 4), opset=18, **ACTIVATIONS[op])
+    x = rng_inputs(model)["x"] * 4  # reach the saturated and negative branches
+    check_vs_ort(model, {"x": x})
+
+
+@pytest.mark.parametrize("lo, hi", [(-1.0, 2.0), (0.5, None), (None, -0.2)])
+def test_clip(lo, hi):
+    consts = {k: np.float32(v) for k, v in (("lo", lo), ("hi", hi)) if v is not None}
+    check_vs_ort(single("Clip", (1, 6, 4, 4), consts, ["lo" if lo is not None else "",
+                                                       "hi" if hi is not None else ""]))
+
+
+@pytest.mark.parametrize("slope_shape", [(5, 1, 1), (1,), (4,)], ids=["channel", "scalar", "last"])
+def test_prelu(slope_shape):
+    check_vs_ort(single("PRelu", (2, 5, 3, 4), {"s": weights(slope_shape)}, ["s"]))
+
+
+# -- Data movement ----------------------------------------------------------------------------------
+
+def test_concat_with_constant():
+    node = helper.make_node("Concat", ["x", "k", "z"], ["y"], axis=-1)
+    check_vs_ort(make_model([node], {"x": (2, 3, 4), "z": (2, 3, 1)}, ["y"],
+                            {"k": weights((2, 3, 5))}))
+
+
+def test_concat_of_convs():
+    """Channel concat of blocked conv outputs (Inception/SqueezeNet), channel counts 8 + 5 + 8."""
+    nodes = [_conv_node("x", "a", "w1"), _conv_node("x", "b", "w2", pads=[1, 1, 1, 1]),
+             _conv_node("x", "c", "w3"),
+             helper.make_node("Concat", ["a", "b", "c"], ["y"], axis=1)]
+    check_vs_ort(make_model(nodes, {"x": (1, 4, 5, 5)}, ["y"], {
+        "w1": _he((8, 4, 1, 1)), "w2": _he((5, 4, 3, 3), 2), "w3": _he((8, 4, 1, 1), 3)}))
+
+
+@pytest.mark.parametrize("opset, split, n_out", [(13, None, 3), (13, [1, 4, 2], 3),
+                                                 (18, None, 3)])
+def test_split(opset, split, n_out):
+    """Even split, explicit sizes, and opset 18's num_outputs with an uneven last part."""
+    consts, inputs, attrs = {}, [], dict(axis=1)
+    if split is not None:
+        consts["s"], inputs = np.array(split, np.int64), ["s"]
+    if opset >= 18:
+        attrs["num_outputs"] = n_out
+    x_shape = (2, 7, 3) if split or opset >= 18 else (2, 6, 3)
+    check_vs_ort(single("Split", x_shape, consts, inputs, n_out=n_out, opset=opset, **attrs))
+
+
+SLICES = {
+    # id: (starts, ends, axes, steps)
+    "basic": ([1, 0], [3, 4], [1, 2], [1, 2]),
+    "negative_step": ([-1, 5], [-100, 0], [2, 3], [-1, -2]),
+    "negative_bounds": ([-3], [-1], [-1], None),
+    "end_past_size": ([2], [2**62], [1], None),
+}
+
+
+@pytest.mark.parametrize("case", list(SLICES), ids=list(SLICES))
+def test_slice(case):
+    starts, ends, axes, steps = SLICES[case]
+    consts = {"st": np.array(starts, np.int64), "en": np.array(ends, np.int64),
+              "ax": np.array(axes, np.int64)}
+    if steps is not None:
+        consts["sp"] = np.array(steps, np.int64)
+    check_vs_ort(single("Slice", (1, 5, 6, 7), consts, list(consts)))
+
+
+@pytest.mark.parametrize("mode", ["constant", "reflect", "edge"])
+def test_pad(mode):
+    consts = {"p": np.array([0, 1, 2, 1, 0, 2, 1, 3], np.int64)}
+    if mode == "constant":
+        consts["v"] = np.float32(1.5)
+    check_vs_ort(single("Pad", (1, 3, 5, 6), consts, list(consts), mode=mode))
+
+
+@pytest.mark.parametrize("perm", [(0, 2, 3, 1), None, (1, 0, 3, 2)])
+def test_transpose(perm):
+    attrs = {} if perm is None else dict(perm=list(perm))
+    check_vs_ort(single("Transpose", (2, 3, 4, 5), **attrs))
+
+
+@pytest.mark.parametrize("op, consts, attrs", [
+    ("Reshape", {"s": np.array([0, -1, 4], np.int64)}, {}),
+    ("Flatten", {}, dict(axis=0)),
+    ("Flatten", {}, dict(axis=2)),
+    ("Squeeze", {"a": np.array([0, -1], np.int64)}, {}),
+    ("Unsqueeze", {"a": np.array([-1, 1], np.int64)}, {}),
+], ids=["reshape", "flatten0", "flatten2", "squeeze", "unsqueeze"])
+def test_reshapes(op, consts, attrs):
+    x_shape = (1, 3, 8, 1) if op == "Squeeze" else (2, 3, 8)
+    check_vs_ort(single(op, x_shape, consts, list(consts), **attrs))
+
+
+@pytest.mark.parametrize("op, attrs", [
+    ("DepthToSpace", dict(blocksize=2, mode="DCR")),
+    ("DepthToSpace", dict(blocksize=2, mode="CRD")),
+    ("DepthToSpace", dict(blocksize=3, mode="DCR")),
+    ("SpaceToDepth", dict(blocksize=2)),
+])
+def test_depth_space(op, attrs):
+    x_shape = (1, 18, 3, 2) if attrs["blocksize"] == 3 else (2, 12, 4, 6)
+    check_vs_ort(single(op, x_shape, **attrs))
+
+
+def test_dropout_identity_passthrough():
+    nodes = [helper.make_node("Dropout", ["x"], ["d"]), helper.make_node("Identity", ["d"], ["i"]),
+             helper.make_node("Relu", ["i"], ["y"])]
+    check_vs_ort(make_model(nodes, {"x": (2, 5)}, ["y"]))
+
+
+# -- Broadcasting binary ops ------------------------------------------------------------------------
+
+BINARY = {
+    # id: (op, shape of x, shape of the other operand, is the other a constant, const first)
+    "add_vector": ("Add", (2, 3, 4, 5), (5,), True, False),
+    "sub_channel": ("Sub", (2, 3, 4, 5), (3, 1, 1), True, False),
+    "sub_const_first": ("Sub", (2, 3, 4), (3, 4), True, True),
+    "div_const_first": ("Div", (2, 3, 4), (1, 4), True, True),
+    "mul_two_acts": ("Mul", (1, 3, 1, 5), (2, 1, 4, 1), False, False),
+    "div_two_acts": ("Div", (2, 3, 4), (4,), False, False),
+    "max_acts": ("Max", (2, 1, 4), (3, 1), False, False),
+    "min_const": ("Min", (2, 3, 4), (1,), True, False),
+}
+
+
+@pytest.mark.parametrize("case", list(BINARY), ids=list(BINARY))
+def test_binary_broadcast(case):
+    op, x_shape, o_shape, const, first = BINARY[case]
+    other = weights(o_shape, 3)
+    if op == "Div":
+        other = np.where(np.abs(other) < 0.3, 0.3, other).astype(np.float32)  # no near-zero divisors
+    ins = ["o", "x"] if first else ["x", "o"]
+    node = helper.make_node(op, ins, ["y"])
+    if const:
+        model = make_model([node], {"x": x_shape}, ["y"], {"o": other})
+        check_vs_ort(model)
+    else:
+        model = make_model([node], {"x": x_shape, "o": o_shape}, ["y"])
+        check_vs_ort(model, {"x": rng_inputs(model)["x"], "o": other})
+
+
+@pytest.mark.parametrize("exponent", [2.0, 0.5, 1.7])
+def test_pow(exponent):
+    model = single("Pow", (2, 3, 4), {"e": np.float32(exponent)}, ["e"])
+    x = np.abs(rng_inputs(model)["x"]) + 0.1  # positive bases: real results for any exponent
+    check_vs_ort(model, {"x": x})
+
+
+@pytest.mark.parametrize("op", ["Sum", "Mean", "Max", "Min"])
+def test_variadic(op):
+    node = helper.make_node(op, ["a", "b", "k"], ["y"])
+    check_vs_ort(make_model([node], {"a": (2, 3, 4), "b": (3, 1)}, ["y"], {"k": weights((4,))}))
+
+
+# -- Exporter shape arithmetic ----------------------------------------------------------------------
+
+def test_exporter_flatten_chain():
+    """torch's Flatten before a classifier: Shape -> Gather -> Unsqueeze -> Concat -> Reshape,
+    all folded at compile time, feeding a Gemm."""
+    nodes = [_conv_node("x", "c", "w"), helper.make_node("Relu", ["c"], ["r"]),
+             helper.make_node("Shape", ["r"], ["shp"]),
+             helper.make_node("Gather", ["shp", "zero"], ["n"], axis=0),
+             helper.make_node("Unsqueeze", ["n", "ax0"], ["n1"]),
+             helper.make_node("Concat", ["n1", "minus1"], ["new_shape"], axis=0),
+             helper.make_node("Reshape", ["r", "new_shape"], ["f"]),
+             helper.make_node("Gemm", ["f", "fc", "fb"], ["y"], transB=1)]
+    consts = {"w": _he((6, 3, 3, 3)), "zero": np.array(0, np.int64),
+              "ax0": np.array([0], np.int64), "minus1": np.array([-1], np.int64),
+              "fc": _he((10, 6 * 4 * 4)), "fb": weights(10, 5)}
+    check_vs_ort(make_model(nodes, {"x": (2, 3, 6, 6)}, ["y"], consts))
+
+
+def test_constant_of_shape_and_constant_nodes():
+    """Constant / ConstantOfShape nodes feeding activations fold into kernel operands."""
+    fill = helper.make_tensor("fill", 1, [1], [0.25])
+    nodes = [helper.make_node("Constant", [], ["shape"], value=helper.make_tensor(
+                 "s", 7, [2], [3, 4])),
+             helper.make_node("ConstantOfShape", ["shape"], ["k"], value=fill),
+             helper.make_node("Add", ["x", "k"], ["y"])]
+    check_vs_ort(make_model(nodes, {"x": (2, 3, 4)}, ["y"]))

@@ -1,0 +1,74 @@
+"""Whole networks against onnxruntime: the reference zoo, the bundled digits classifier, and the
+compile -> export -> load round trip through one artefact file."""
+
+from __future__ import annotations
+
+from importlib import resources
+from pathlib import Path
+
+import numpy as np
+import onnx
+import pytest
+
+import tvmconv
+from conftest import assert_close, ort_session, run_ort
+
+ZOO = ["resnet18", "mobilenet_v2", "squeezenet", "vgg", "lenet5", "inception"]
+
+
+def _data(name: str) -> Path:
+    return Path(str(resources.files("tvmconv") / "data" / name))
+
+
+def _seeded_input(name: str, seed: int = 123) -> np.ndarray:
+    """Another seed than the one zoo.py exported and checked the model with."""
+    import zoo
+
+    return np.random.default_rng(seed).standard_normal(zoo.input_shape(name)).astype(np.float32)
+
+
+@pytest.mark.parametrize("name", ZOO)
+def test_zoo_model(zoo_model, name):
+    path = zoo_model(name)
+    x = _seeded_input(name)
+    ref = run_ort(onnx.load(str(path)), {"input": x})[0]
+    m = tvmconv.compile(path, target="x86").model()
+    assert [i.name for i in m.inputs] == ["input"] and [o.name for o in m.outputs] == ["output"]
+    assert_close(m(x), ref)
+
+
+def test_digits_accuracy_matches_onnxruntime():
+    """The bundled classifier: tvmconv's predictions are onnxruntime's, so is its accuracy."""
+    model = onnx.load(str(_data("digits_cnn.onnx")))
+    data = np.load(_data("digits_test.npz"))
+    xs, ys = data["x"].astype(np.float32), data["y"]
+    m = tvmconv.compile(model, target="x86").model()
+    name = m.inputs[0].name
+    batch = m.inputs[0].shape[0]
+    assert batch == 1, "the bundled model is compiled for one image at a time"
+    got = np.concatenate([m(x[None]) for x in xs])
+    sess = ort_session(model)
+    ref = np.concatenate([sess.run(None, {name: x[None]})[0] for x in xs])
+    assert_close(got, ref)
+    pred, ref_pred = got.argmax(1), ref.argmax(1)
+    assert np.array_equal(pred, ref_pred), f"{int((pred != ref_pred).sum())} predictions differ"
+    acc = float((pred == ys).mean())
+    assert acc == float((ref_pred == ys).mean())
+    assert acc > 0.9, f"accuracy {acc:.2%}: the bundled model should classify digits"
+
+
+def test_export_load_round_trip(zoo_model, tmp_path):
+    """An artefact written to disk and loaded back is the same network, with its metadata."""
+    path = zoo_model("lenet5")
+    x = _seeded_input("lenet5")
+    compiled = tvmconv.compile(str(path), target="x86")
+    before = compiled.model()(x)
+    out = compiled.export(tmp_path / "sub" / "lenet5.so")
+    assert out.is_file()
+    loaded = tvmconv.load(out)
+    assert loaded.inputs == compiled.inputs and loaded.outputs == compiled.outputs
+    assert loaded.inputs[0].shape == (1, 1, 32, 32) and loaded.outputs[0].shape == (1, 10)
+    assert loaded.meta["target_key"] == compiled.target.key
+    after = loaded(x)
+    assert np.array_equal(before, after)
+    assert_close(after, run_ort(onnx.load(str(path)), {"input": x})[0])

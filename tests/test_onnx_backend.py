@@ -1,0 +1,121 @@
+"""ONNX's own conformance suite (``onnx.backend.test``), node cases of tvmconv's operators, on this CPU.
+
+Selected: the node cases of the operators in README's list (``OPERATORS``), CPU only, minus the cases
+outside tvmconv's scope (``OUT_OF_SCOPE``, each skipped with its reason). Expected failures live in
+``onnx_backend_xfail.txt`` beside this file, one pattern and its reason per line; they run, and count
+as failures in the pass ratio that ``test_pass_ratio`` holds at 95% or more.
+"""
+
+from __future__ import annotations
+
+import re
+from pathlib import Path
+
+import onnx.backend.test
+import pytest
+
+import tvmconv.onnx_backend
+from tvmconv.frontend import SUPPORTED_OPS
+
+# Operator -> the test-name prefix of its node cases (ONNX names some cases after the operator's kind).
+OPERATORS = {
+    "Abs": "abs", "Add": "add", "AveragePool": "averagepool", "BatchNormalization": "batchnorm",
+    "Ceil": "ceil", "Celu": "celu", "Clip": "clip", "Concat": "concat",
+    "Constant": "constant", "ConstantOfShape": "constantofshape",
+    "Conv": "(basic_)?conv", "DepthToSpace": "depthtospace", "Div": "div",
+    "Dropout": "(dropout|training_dropout)", "Elu": "elu", "Erf": "erf", "Exp": "exp",
+    "Flatten": "flatten", "Floor": "floor", "Gemm": "gemm",
+    "GlobalAveragePool": "globalaveragepool", "GlobalMaxPool": "globalmaxpool",
+    "GlobalLpPool": "globallppool", "HardSigmoid": "hardsigmoid", "HardSwish": "hardswish",
+    "Identity": "identity", "InstanceNormalization": "instancenorm", "LeakyRelu": "leakyrelu",
+    "Log": "log", "LogSoftmax": "logsoftmax", "LpPool": "lppool", "LRN": "lrn",
+    "MatMul": "matmul", "Max": "max", "MaxPool": "maxpool", "Mean": "mean", "Min": "min",
+    "Mish": "mish", "Mul": "mul", "Neg": "neg", "Pad": "(constant|edge|reflect|wrap)_pad",
+    "Pow": "pow", "PRelu": "prelu", "Reciprocal": "reciprocal", "Relu": "relu",
+    "Reshape": "reshape", "Selu": "selu", "Sigmoid": "sigmoid", "Slice": "slice",
+    "Softmax": "softmax", "Softplus": "softplus", "Softsign": "softsign",
+    "SpaceToDepth": "spacetodepth", "Split": "split", "Sqrt": "sqrt", "Squeeze": "squeeze",
+    "Sub": "sub", "Sum": "sum", "Tanh": "tanh", "ThresholdedRelu": "thresholdedrelu",
+    "Transpose": "transpose", "Unsqueeze": "unsqueeze",
+}
+# A prefix is the whole operator name: test_max_* but not test_maxpool_*, test_log_* not logsoftmax.
+INCLUDE = [rf"^test_{prefix}(_.*)?_cpu$" for prefix in OPERATORS.values()]
+
+# Cases outside what tvmconv compiles at all; skipped, and not counted in the pass ratio.
+OUT_OF_SCOPE = {
+    r"^test_(averagepool|maxpool|lppool)_[13]d_": "1-D and 3-D pooling: tvmconv pools 2-D (NCHW)",
+    r"(?<!float32)_u?int(8|16|32|64)_": "integer tensors: tvmconv computes in float32",
+    r"_(float16|bfloat16|float64|double)(_|$)": "float16/bfloat16/float64: tvmconv computes float32",
+    r"training": "training mode (batch statistics, random dropout): tvmconv compiles inference",
+    r"^test_dropout_.*_mask_": "Dropout's mask output is bool; tvmconv's outputs are float32",
+    r"^test_maxpool_with_argmax_": "MaxPool's Indices output is int64; tvmconv's outputs are float32",
+    r"^test_constantofshape_int_": "an int64 output; tvmconv's outputs are float32",
+    r"^test_identity_(opt|sequence)_": "optional and sequence values: tvmconv takes tensors",
+    r"^test_split_to_sequence_": "SplitToSequence (another operator): sequence outputs",
+}
+
+
+def _read_xfail(path: Path) -> dict[str, str]:
+    """``pattern # reason`` per line; blank lines and lines starting with # are comments."""
+    table = {}
+    for number, line in enumerate(path.read_text().splitlines(), 1):
+        if not line.strip() or line.lstrip().startswith("#"):
+            continue
+        pattern, sep, reason = line.partition(" # ")
+        if not sep or not reason.strip():
+            raise ValueError(f"{path.name}:{number}: expected 'pattern # reason', got {line!r}")
+        table[pattern.strip()] = reason.strip()
+    return table
+
+
+XFAIL = _read_xfail(Path(__file__).with_name("onnx_backend_xfail.txt"))
+
+
+def _reason(table: dict[str, str], name: str) -> str | None:
+    return next((r for p, r in table.items() if re.search(p, name)), None)
+
+
+backend_test = onnx.backend.test.BackendTest(tvmconv.onnx_backend, __name__)
+for _pattern in INCLUDE:
+    backend_test.include(_pattern)
+# Only the node cases: the model cases download networks (and exercise operators outside the list).
+OnnxBackendNodeModelTest = backend_test.test_cases["OnnxBackendNodeModelTest"]
+
+SELECTED = sorted(name for name in vars(OnnxBackendNodeModelTest)
+                  if any(re.search(p, name) for p in INCLUDE) and not _reason(OUT_OF_SCOPE, name))
+for _name in vars(OnnxBackendNodeModelTest).copy():
+    if _reason(OUT_OF_SCOPE, _name) and any(re.search(p, _name) for p in INCLUDE):
+        _mark = pytest.mark.skip(reason=_reason(OUT_OF_SCOPE, _name))
+    elif _name in SELECTED and _reason(XFAIL, _name):
+        _mark = pytest.mark.xfail(reason=_reason(XFAIL, _name), strict=True)
+    else:
+        continue
+    setattr(OnnxBackendNodeModelTest, _name, _mark(getattr(OnnxBackendNodeModelTest, _name)))
+
+
+def test_operators_are_supported():
+    """The operator list names only what tvmconv's frontend supports."""
+    assert set(OPERATORS) <= set(SUPPORTED_OPS)
+
+
+def test_patterns_match():
+    """Every out-of-scope and expected-failure pattern still matches a case (none is stale)."""
+    names = list(vars(OnnxBackendNodeModelTest))
+    for pattern in OUT_OF_SCOPE:
+        assert any(re.search(pattern, n) for n in names), f"out-of-scope {pattern!r} matches none"
+    for pattern in XFAIL:
+        assert any(re.search(pattern, n) for n in SELECTED), f"xfail {pattern!r} matches none"
+
+
+def test_pass_ratio():
+    """At least 95% of the selected cases pass; expected failures count as failures.
+
+    Every selected case not listed as an expected failure is a test above that must pass, and
+    every expected failure is strict (a case that starts passing fails until it leaves the list),
+    so the ratio is exact whenever this module passes.
+    """
+    failing = [n for n in SELECTED if _reason(XFAIL, n)]
+    ratio = 1 - len(failing) / len(SELECTED)
+    print(f"ONNX backend node cases: {len(SELECTED)} selected, {len(SELECTED) - len(failing)} "
+          f"pass, {len(failing)} expected failures: {ratio:.1%}")
+    assert ratio >= 0.95

@@ -1,0 +1,175 @@
+"""python -m tvmconv.bench model.onnx --target x86 [--log L]: tvmconv against onnxruntime (and
+OpenVINO when installed) at the same thread count, interleaved in one process, plus a per-layer table.
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import time
+from dataclasses import dataclass
+
+import numpy as np
+
+from . import cli
+from .errors import TvmconvError
+
+
+@dataclass
+class Row:
+    name: str
+    count: int
+    seconds: float  # per occurrence
+    flops: float
+
+    @property
+    def gflops(self) -> float:
+        return self.flops / self.seconds / 1e9
+
+
+def sgemm_rate(n: int = 1024, repeat: int = 10) -> float:
+    """numpy's (OpenBLAS) fp32 matmul GFLOP/s on this machine right now: the yardstick per layer."""
+    a = np.random.default_rng(0).standard_normal((n, n)).astype(np.float32)
+    a @ a
+    best = min(_timed(lambda: a @ a) for _ in range(repeat))
+    return 2.0 * n ** 3 / best / 1e9
+
+
+def _timed(fn) -> float:
+    t0 = time.perf_counter()
+    fn()
+    return time.perf_counter() - t0
+
+
+def peers(model_path: str, threads: int) -> dict:
+    """Callables of the other runtimes that are installed, each taking the input dict."""
+    found = {}
+    try:
+        import onnxruntime as ort
+
+        opts = ort.SessionOptions()
+        opts.intra_op_num_threads = threads
+        opts.inter_op_num_threads = 1
+        sess = ort.InferenceSession(model_path, opts, providers=["CPUExecutionProvider"])
+        found["onnxruntime"] = lambda feeds: sess.run(None, feeds)
+    except ImportError:
+        pass
+    try:
+        import openvino as ov
+
+        core = ov.Core()
+        compiled = core.compile_model(model_path, "CPU", {"INFERENCE_NUM_THREADS": threads})
+        request = compiled.create_infer_request()
+        found["openvino"] = lambda feeds: request.infer(feeds)
+    except ImportError:
+        pass
+    return found
+
+
+def interleaved(runners: dict, feeds: dict, rounds: int, per_round: int) -> dict[str, list]:
+    """Median-ready latencies per runner, the runners taking turns so machine noise hits all alike."""
+    for fn in runners.values():
+        for _ in range(3):
+            fn(feeds)
+    times = {name: [] for name in runners}
+    for _ in range(rounds):
+        for name, fn in runners.items():
+            for _ in range(per_round):
+                times[name].append(_timed(lambda: fn(feeds)))
+    return times
+
+
+def layer_rows(model_path, target, log=None) -> list[Row]:
+    """Each distinct kernel built alone and timed, as the compiled model would run it."""
+    import tvm
+
+    from . import records
+    from .build import book_paths, choose
+    from .measure import build_kernel, random_args, time_kernel, workloads
+
+    tuned = records.best(book_paths(target.key), target.key)
+    tuned.update(records.best([log] if log else [], target.key))
+    dev = tvm.cpu()
+    rows = []
+    for wl, count in workloads(model_path, target):
+        template, cfg = choose(wl, target, tuned)
+        lib = build_kernel(wl, target, template, cfg)
+        secs = float(np.median(time_kernel(lib, random_args(lib, wl, dev), dev, repeat=5)))
+        rows.append(Row(_label(wl), count, secs, wl.flops()))
+    return rows
+
+
+def _label(wl) -> str:
+    p = wl.params
+    if wl.kind in ("conv2d", "depthwise2d"):
+        n, cb, h, w, ib = p["data"]
+        out = p["out"]
+        kh, kw = p["kernel_hw"]
+        return (f"{wl.kind} {cb * ib}x{h}x{w} -> {out[1] * out[4]}x{out[2]}x{out[3]} "
+                f"k{kh}x{kw} s{p['strides'][0]}")
+    return f"{wl.kind} -> {'x'.join(str(d) for d in p['out'])}"
+
+
+def plot(rows: list[Row], path: str) -> None:
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    rows = sorted(rows, key=lambda r: -r.seconds * r.count)[:30]
+    fig, ax = plt.subplots(figsize=(10, 0.3 * len(rows) + 1))
+    ax.barh([r.name for r in rows][::-1], [r.seconds * r.count * 1e3 for r in rows][::-1])
+    ax.set_xlabel("ms per inference (all occurrences)")
+    fig.tight_layout()
+    fig.savefig(path, dpi=100)
+
+
+def main(argv=None) -> int:
+    p = argparse.ArgumentParser(prog="python -m tvmconv.bench", description=__doc__.split("\n\n")[0])
+    p.add_argument("model")
+    p.add_argument("--target", default="x86")
+    p.add_argument("--log", help="tuning log to compile with")
+    p.add_argument("--rounds", type=int, default=10, help="interleaved rounds (default 10)")
+    p.add_argument("--per-round", type=int, default=10, help="runs per round (default 10)")
+    p.add_argument("--no-layers", action="store_true", help="skip the per-layer table")
+    p.add_argument("--plot", help="draw the per-layer times to this PNG (needs matplotlib)")
+    args = p.parse_args(argv)
+
+    from .build import compile_model
+
+    threads = int(os.environ["TVM_NUM_THREADS"])
+    compiled = compile_model(args.model, target=args.target, log=args.log)
+    if not compiled.target.runs_here:
+        raise TvmconvError(f"{compiled.target.key} code cannot be timed on this machine")
+    model = compiled.model()
+    rng = np.random.default_rng(0)
+    feeds = {i.name: rng.standard_normal(i.shape).astype(np.float32) for i in model.inputs}
+    runners = {"tvmconv": lambda f: model.run(f), **peers(args.model, threads)}
+    times = interleaved(runners, feeds, args.rounds, args.per_round)
+    med = {k: float(np.median(v)) * 1e3 for k, v in times.items()}
+    print(f"{args.model}: batch {model.inputs[0].shape[0]}, {threads} threads, "
+          f"{compiled.target.key}")
+    best_peer = min((v for k, v in med.items() if k != "tvmconv"), default=None)
+    for name, ms in med.items():
+        ratio = f"  speed-up vs tvmconv {ms / med['tvmconv']:.2f}x" if name != "tvmconv" else ""
+        print(f"  {name:12s} {ms:9.3f} ms{ratio}")
+    if best_peer:
+        print(f"  tvmconv is {best_peer / med['tvmconv']:.2f}x the best peer")
+    if args.no_layers:
+        return 0
+    rows = layer_rows(args.model, compiled.target, args.log)
+    rate = sgemm_rate()
+    total = sum(r.seconds * r.count for r in rows)
+    print(f"\nper layer (each kernel alone; sgemm {rate:.0f} GFLOP/s measured now):")
+    print(f"  {'ms':>8} {'share':>6} {'GFLOP/s':>8} {'of sgemm':>8}  n  layer")
+    for r in sorted(rows, key=lambda r: -r.seconds * r.count):
+        print(f"  {r.seconds * r.count * 1e3:8.3f} {r.seconds * r.count / total:6.1%} "
+              f"{r.gflops:8.1f} {r.gflops / rate:8.1%} {r.count:2d}  {r.name}")
+    if args.plot:
+        plot(rows, args.plot)
+        print(f"plot written to {args.plot}")
+    return 0
+
+
+if __name__ == "__main__":
+    cli.run(main)

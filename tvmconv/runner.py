@@ -1,0 +1,201 @@
+"""Measuring candidate schedules: builds in parallel worker processes, timed runs one at a time in an
+isolated process (locally, or on a board through TVM RPC).
+
+A candidate that fails to build, crashes, hangs or computes a wrong result becomes an error string;
+nothing a candidate does can stop the tuning run.
+"""
+
+from __future__ import annotations
+
+import concurrent.futures as cf
+import multiprocessing as mp
+import os
+import tempfile
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+
+BUILD_TIMEOUT = 60.0
+RUN_TIMEOUT = 30.0
+
+
+@dataclass
+class Result:
+    latencies: list[float] | None = None
+    error: str | None = None
+
+
+def _short(e: BaseException) -> str:
+    text = str(e).strip().splitlines()
+    return f"{type(e).__name__}: {text[-1] if text else ''}"[:300]
+
+
+def build(wl, target, template_name: str | None, cfg, out_dir: str) -> str:
+    """Compile one candidate (or, with no template, the unscheduled reference) to a .so path."""
+    import tvm
+    from tvm import te
+
+    from . import kernels, templates
+
+    if template_name is None:
+        func = te.create_prim_func(kernels.COMPUTES[wl.kind](wl))
+    else:
+        func = kernels.prim_func(wl, target, templates.by_name(template_name, target.family), cfg)
+    lib = tvm.compile(tvm.IRModule({"main": func}), target=target.tvm_target())
+    fd, path = tempfile.mkstemp(suffix=".so", dir=out_dir)
+    os.close(fd)
+    kwargs = {"cc": target.cross_cc} if target.cross_cc else {}
+    lib.export_library(path, **kwargs)
+    return path
+
+
+def _build_job(args):
+    try:
+        return build(*args), None
+    except Exception as e:  # a template bug or an invalid config: recorded, never raised
+        return None, _short(e)
+
+
+class Builder:
+    """A pool of worker processes compiling candidates in parallel."""
+
+    def __init__(self, workers: int):
+        self.workers = max(1, workers)
+        self.pool = self._new_pool()
+
+    def _new_pool(self):
+        return cf.ProcessPoolExecutor(self.workers, mp_context=mp.get_context("spawn"))
+
+    def build_all(self, jobs: list[tuple]) -> list[tuple[str | None, str | None]]:
+        futures = [self.pool.submit(_build_job, job) for job in jobs]
+        out = []
+        for f in futures:
+            try:
+                out.append(f.result(timeout=BUILD_TIMEOUT))
+            except cf.TimeoutError:
+                out.append((None, f"build timed out after {BUILD_TIMEOUT:.0f} s"))
+                self.restart()
+            except Exception as e:  # a worker died (killed, out of memory)
+                out.append((None, _short(e)))
+                self.restart()
+        return out
+
+    def restart(self) -> None:
+        for p in list(getattr(self.pool, "_processes", {}).values()):
+            p.kill()
+        self.pool.shutdown(wait=False, cancel_futures=True)
+        self.pool = self._new_pool()
+
+    def close(self) -> None:
+        self.pool.shutdown(wait=False, cancel_futures=True)
+
+
+def _inputs(shapes, seed=0):
+    rng = np.random.default_rng(seed)
+    return [rng.uniform(0.5, 1.5, s).astype("float32") for s in shapes]
+
+
+def _serve(conn, rpc_addr) -> None:
+    """The measuring process: load a .so, run it, check it, time it; one request at a time.
+
+    Requests: ("reference", path, shapes) -> output array; ("time", path, shapes, reference,
+    repeat, min_ms) -> Result. None ends the process.
+    """
+    import tvm
+
+    session = None
+    if rpc_addr:
+        from tvm import rpc
+
+        host, port, key = rpc_addr
+        session = rpc.connect_tracker(host, port).request(key) if key else rpc.connect(host, port)
+    dev = session.cpu() if session else tvm.cpu()
+    while True:
+        msg = conn.recv()
+        if msg is None:
+            return
+        kind, path, shapes = msg[:3]
+        try:
+            if session:
+                session.upload(path)
+                mod = session.load_module(os.path.basename(path))
+            else:
+                mod = tvm.runtime.load_module(path)
+            arrays = [tvm.runtime.tensor(a, dev) for a in _inputs(shapes[:-1])]
+            arrays.append(tvm.runtime.tensor(np.zeros(shapes[-1], "float32"), dev))
+            mod["main"](*arrays)
+            out = arrays[-1].numpy()
+            if kind == "reference":
+                conn.send(out)
+                continue
+            reference, repeat, min_ms = msg[3:]
+            scale = max(float(np.abs(reference).max()), 1e-30)
+            err = float(np.abs(out - reference).max()) / scale
+            if not np.isfinite(err) or err > 1e-4:
+                conn.send(Result(error=f"wrong result (relative error {err:.2e})"))
+                continue
+            timer = mod.time_evaluator("main", dev, number=1, repeat=repeat, min_repeat_ms=min_ms)
+            conn.send(Result(latencies=[float(t) for t in timer(*arrays).results]))
+        except Exception as e:  # a kernel that fails to load or run is a result, not a crash
+            conn.send(Result(error=_short(e)) if kind == "time" else None)
+
+
+class Runner:
+    """Times built candidates one at a time in a separate process, restarted after a crash/hang."""
+
+    def __init__(self, rpc_addr=None, repeat: int = 3, min_ms: int = 10):
+        self.rpc_addr = rpc_addr
+        self.repeat, self.min_ms = repeat, min_ms
+        self.proc = None
+
+    def _start(self):
+        ctx = mp.get_context("spawn")
+        self.conn, child = ctx.Pipe()
+        self.proc = ctx.Process(target=_serve, args=(child, self.rpc_addr), daemon=True)
+        self.proc.start()
+
+    def _ask(self, msg):
+        if self.proc is None or not self.proc.is_alive():
+            self._start()
+        self.conn.send(msg)
+        if not self.conn.poll(RUN_TIMEOUT):
+            self.stop(kill=True)
+            return Result(error=f"run timed out after {RUN_TIMEOUT:.0f} s")
+        try:
+            return self.conn.recv()
+        except EOFError:
+            self.stop(kill=True)
+            return Result(error="the kernel crashed the measuring process")
+
+    def reference(self, path: str, shapes) -> np.ndarray | None:
+        """The output of the unscheduled kernel: what every candidate must reproduce."""
+        out = self._ask(("reference", path, shapes))
+        return out if isinstance(out, np.ndarray) else None
+
+    def run(self, path: str, shapes, reference) -> Result:
+        return self._ask(("time", path, shapes, reference, self.repeat, self.min_ms))
+
+    def stop(self, kill: bool = False) -> None:
+        if self.proc is not None:
+            if kill:
+                self.proc.kill()
+            else:
+                try:
+                    self.conn.send(None)
+                except OSError:
+                    pass
+                self.proc.join(5)
+            self.proc = None
+
+
+def kernel_shapes(wl) -> list[tuple[int, ...]]:
+    """Argument shapes of a workload's kernel, inputs first, output last."""
+    from . import kernels
+
+    return [tuple(int(d) for d in t.shape) for t in kernels.COMPUTES[wl.kind](wl)]
+
+
+def scratch_dir() -> Path:
+    """Where candidates' libraries are written while a tuning run lasts."""
+    return Path(tempfile.mkdtemp(prefix="tvmconv-tune-"))

@@ -1,0 +1,140 @@
+"""python -m tvmconv.tune model.onnx --target x86 [--log L] [--budget 10m | --trials N] [--rpc H:P]"""
+
+from __future__ import annotations
+
+import argparse
+import math
+import re
+import time
+from pathlib import Path
+
+from . import cli
+from .errors import TvmconvError
+from .target import TARGET_NAMES
+
+
+def parse_budget(text: str) -> float:
+    """'600', '600s', '10m', '1.5h' -> seconds."""
+    m = re.fullmatch(r"\s*(\d+(?:\.\d+)?)\s*([smh]?)\s*", text or "")
+    if not m or float(m.group(1)) <= 0:
+        raise TvmconvError(f"--budget {text!r}: expected seconds or a number with s, m or h")
+    return float(m.group(1)) * {"": 1, "s": 1, "m": 60, "h": 3600}[m.group(2)]
+
+
+def parse_rpc(text: str | None, key: str | None):
+    if not text:
+        return None
+    host, sep, port = text.rpartition(":")
+    if not sep or not port.isdigit():
+        raise TvmconvError(f"--rpc {text!r}: expected HOST:PORT")
+    return (host, int(port), key)
+
+
+def parser() -> argparse.ArgumentParser:
+    p = argparse.ArgumentParser(
+        prog="python -m tvmconv.tune",
+        description="Tune a model's kernels on the real device; every measurement is appended to "
+                    "a JSON-lines log that compile --log uses. An interrupted run resumes from it.")
+    p.add_argument("model", help="the ONNX model file")
+    p.add_argument("--target", default="x86", help=f"{', '.join(TARGET_NAMES)} or a TVM JSON dict")
+    p.add_argument("--log", help="tuning log to append to (default: "
+                                 "tuning_logs/MODEL-TARGETKEY.jsonl)")
+    p.add_argument("--budget", help="wall-clock budget: seconds, or 10m / 1h (default 10m)")
+    p.add_argument("--trials", type=int, help="stop after this many measurements instead")
+    p.add_argument("--rpc", metavar="HOST:PORT", help="measure on a board running TVM's RPC "
+                   "server (or a tracker with --rpc-key)")
+    p.add_argument("--rpc-key", help="device key when --rpc names an RPC tracker")
+    p.add_argument("--batch", type=int, default=8, help="candidates per round (default 8)")
+    p.add_argument("--seed", type=int, default=0, help="search seed (default 0)")
+    p.add_argument("--patience", type=int, default=48,
+                   help="stop a task after this many trials without improvement (default 48)")
+    p.add_argument("--input-shape", action="append", metavar="NAME:D1,D2,...")
+    p.add_argument("--plot", help="draw the tuning curve to this PNG (needs matplotlib)")
+    p.add_argument("-q", "--quiet", action="store_true", help="no progress bar")
+    return p
+
+
+def summary(tuner) -> str:
+    lines = [f"{'task':52s} {'n':>2s} {'trials':>6s} {'default':>9s} {'best':>9s} {'GFLOP/s':>8s}"]
+    for t in tuner.tasks:
+        name = t.wl.key.split("{")[0] + " " + "x".join(map(str, t.wl.params["out"]))
+        d = f"{t.default_seconds * 1e3:8.3f}m" if math.isfinite(t.default_seconds) else "-"
+        b = f"{t.best_seconds * 1e3:8.3f}m" if math.isfinite(t.best_seconds) else "-"
+        lines.append(f"{name[:52]:52s} {t.count:2d} {t.trials:6d} {d:>9s} {b:>9s} "
+                     f"{t.gflops(t.best_seconds):8.1f}")
+    return "\n".join(lines)
+
+
+def plot_curve(history, path: str) -> None:
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    fig, ax = plt.subplots(figsize=(7, 4))
+    ax.plot([h[0] for h in history], [h[1] * 1e3 for h in history])
+    ax.set_xlabel("trials")
+    ax.set_ylabel("estimated latency of tuned kernels (ms)")
+    fig.tight_layout()
+    fig.savefig(path, dpi=100)
+
+
+def main(argv=None) -> int:
+    args = parser().parse_args(argv)
+    from .measure import workloads
+    from .target import resolve
+    from .tuner import Tuner, make_tasks
+
+    if args.budget and args.trials:
+        raise TvmconvError("give --budget or --trials, not both")
+    if args.trials is not None and args.trials <= 0:
+        raise TvmconvError("--trials must be positive")
+    budget = parse_budget(args.budget) if args.budget else (None if args.trials else 600.0)
+    rpc = parse_rpc(args.rpc, args.rpc_key)
+    target = resolve(args.target)
+    if rpc is None and not target.runs_here:
+        raise TvmconvError(f"{target.key} code cannot run on this machine: measure it on the "
+                           "device with --rpc HOST:PORT")
+    log = Path(args.log) if args.log else \
+        Path("tuning_logs") / f"{Path(args.model).stem}-{target.key}.jsonl"
+    tasks = make_tasks(workloads(args.model, target, cli.parse_shapes(args.input_shape)), target)
+    tuner = Tuner(tasks, target, log, rpc=rpc, seed=args.seed, batch=args.batch,
+                  patience=args.patience)
+    start = time.time()
+    deadline = start + budget if budget else None
+    bar = None
+    if not args.quiet:
+        from tqdm import tqdm
+
+        bar = tqdm(total=args.trials or int(budget), unit="trial" if args.trials else "s",
+                   desc=f"tuning {len(tasks)} tasks", dynamic_ncols=True)
+
+    def progress(task, recs):
+        if bar is None:
+            return
+        bar.n = tuner.trials if args.trials else min(int(time.time() - start), bar.total)
+        best = task.gflops(task.best_seconds)
+        bar.set_postfix_str(f"{task.wl.kind} best {best:.0f} GFLOP/s, "
+                            f"{sum(r['error'] is not None for r in recs)} failed")
+        bar.refresh()
+
+    resumed = tuner.trials
+    try:
+        tuner.run(args.trials + resumed if args.trials else None, deadline, progress)
+    except KeyboardInterrupt:
+        if bar:
+            bar.close()
+        print(f"interrupted: {tuner.trials - resumed} measurements saved in {log}")
+        raise
+    if bar:
+        bar.close()
+    print(summary(tuner))
+    print(f"{tuner.trials - resumed} new measurements ({resumed} resumed) in "
+          f"{time.time() - start:.0f} s -> {log}")
+    if args.plot:
+        plot_curve(tuner.history, args.plot)
+    return 0
+
+
+if __name__ == "__main__":
+    cli.run(main)

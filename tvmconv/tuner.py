@@ -1,0 +1,213 @@
+"""The auto-tuner: propose, build in a pool, time one by one, record, learn, repeat.
+
+Tasks are a model's distinct kernel workloads, weighted by FLOPs x occurrences so the budget goes
+where the time is. Each round picks the task furthest behind its weighted share, proposes a batch
+(the template default first, then the cost model's favourites from the whole space or from mutations
+of the best configs, plus a random fraction for exploration), measures it and appends every result to
+the log. A task stops when it has not improved for ``patience`` trials or its space is exhausted.
+"""
+
+from __future__ import annotations
+
+import math
+import random
+import shutil
+import time
+from dataclasses import dataclass, field
+
+from . import records, templates
+from .config import Config
+from .costmodel import CostModel, features
+from .errors import TvmconvError
+from .runner import Builder, Runner, kernel_shapes, scratch_dir
+from .workload import Workload
+
+ENUMERATE_LIMIT = 4000  # spaces up to this size are scored whole; larger ones by evolution
+
+
+@dataclass
+class Task:
+    wl: Workload
+    count: int
+    templates: list
+    trials: int = 0
+    since_best: int = 0
+    best_seconds: float = math.inf
+    default_seconds: float = math.inf
+    best: tuple | None = None  # (template name, config)
+    seen: set = field(default_factory=set)
+    done: bool = False
+    reference: object = None  # the unscheduled kernel's output on the tuning inputs
+
+    @property
+    def weight(self) -> float:
+        return self.wl.flops() * self.count
+
+    def gflops(self, seconds: float) -> float:
+        return self.wl.flops() / seconds / 1e9 if math.isfinite(seconds) else 0.0
+
+
+def make_tasks(wls: list[tuple[Workload, int]], target) -> list[Task]:
+    """Tasks for every workload whose templates offer more than one choice."""
+    tasks = []
+    for wl, count in wls:
+        tmpls = templates.templates_for(wl.kind, target.family)
+        if sum(len(t.space(wl, target)) for t in tmpls) > 1:
+            tasks.append(Task(wl, count, tmpls))
+    return sorted(tasks, key=lambda t: -t.weight)
+
+
+class Tuner:
+    def __init__(self, tasks: list[Task], target, log, rpc=None, seed=0, batch=None,
+                 patience=48, workers=None, eps=0.2):
+        import os
+
+        self.tasks, self.target, self.log = tasks, target, log
+        self.rng = random.Random(seed)
+        self.seed = seed
+        self.batch = batch or 8
+        self.patience, self.eps = patience, eps
+        self.builder = Builder(workers or max(1, (os.cpu_count() or 2)))
+        self.runner = Runner(rpc)
+        self.models: dict[str, CostModel] = {}
+        self.data: dict[str, tuple[list, list]] = {}
+        self.history: list[tuple[int, float]] = []  # (trials so far, estimated model seconds)
+        self.trials = 0
+        self.tmp = scratch_dir()
+        self._resume()
+
+    # -- records ---------------------------------------------------------------------------------
+    def _resume(self) -> None:
+        """Everything the log already holds counts: measured configs are never measured again."""
+        by_key = {t.wl.key: t for t in self.tasks}
+        for rec in records.read(self.log):
+            task = by_key.get(rec["workload"])
+            if rec["target"] != self.target.key or task is None:
+                continue
+            self._learn(task, rec["template"], Config.of(rec["config"]), records.cost(rec))
+
+    def _learn(self, task: Task, tname: str, cfg: Config, seconds: float) -> None:
+        task.seen.add((tname, cfg))
+        task.trials += 1
+        xs, ys = self.data.setdefault(tname, ([], []))
+        xs.append(features(task.wl, cfg))
+        ys.append(task.gflops(seconds))
+        if tname == task.templates[0].NAME and cfg == task.templates[0].default(task.wl,
+                                                                                self.target):
+            task.default_seconds = seconds
+        if seconds < task.best_seconds:
+            task.best_seconds, task.best, task.since_best = seconds, (tname, cfg), 0
+        else:
+            task.since_best += 1
+
+    # -- proposing -------------------------------------------------------------------------------
+    def _pool(self, task: Task) -> list[tuple]:
+        pool = []
+        for tmpl in task.templates:
+            space = tmpl.space(task.wl, self.target)
+            if len(space) <= ENUMERATE_LIMIT:
+                configs = list(space)
+            else:  # evolution: random configs plus mutations of the best measured ones
+                parents = [c for n, c in task.seen if n == tmpl.NAME][:64] or [space.sample(self.rng)]
+                configs = [space.sample(self.rng) for _ in range(512)]
+                configs += [space.neighbour(self.rng.choice(parents), self.rng) for _ in range(512)]
+            pool += [(tmpl, c) for c in configs if (tmpl.NAME, c) not in task.seen]
+        return list(dict.fromkeys(pool))
+
+    def propose(self, task: Task) -> list[tuple]:
+        pool = self._pool(task)
+        if not pool:
+            task.done = True
+            return []
+        batch = []
+        first = task.templates[0]
+        default = (first, first.default(task.wl, self.target))
+        if (first.NAME, default[1]) not in task.seen:
+            batch.append(default)
+        model = self.models.get(first.NAME)
+        n_model = int(round(self.batch * (1 - self.eps))) if model else 0
+        if n_model:
+            scores = model.predict([features(task.wl, c) for _, c in pool])
+            ranked = [pool[i] for i in sorted(range(len(pool)), key=lambda i: -scores[i])]
+            batch += [c for c in ranked if c not in batch][:n_model]
+        rest = [c for c in pool if c not in batch]
+        batch += self.rng.sample(rest, min(len(rest), self.batch - len(batch)))
+        return batch[:self.batch]
+
+    # -- measuring -------------------------------------------------------------------------------
+    def _reference(self, task: Task) -> None:
+        (path, err), = self.builder.build_all([(task.wl, self.target, None, None, str(self.tmp))])
+        if path:
+            task.reference = self.runner.reference(path, kernel_shapes(task.wl))
+        if task.reference is None:
+            raise TvmconvError(f"cannot build or run the reference of {task.wl.kind} "
+                               f"({err or 'it failed on the device'})")
+
+    def measure(self, task: Task, batch: list[tuple]) -> list[dict]:
+        if task.reference is None:
+            self._reference(task)
+        jobs = [(task.wl, self.target, t.NAME, c, str(self.tmp)) for t, c in batch]
+        out = []
+        shapes = kernel_shapes(task.wl)
+        for (tmpl, cfg), (path, err) in zip(batch, self.builder.build_all(jobs)):
+            lat = None
+            if path:
+                res = self.runner.run(path, shapes, task.reference)
+                lat, err = res.latencies, res.error
+            rec = records.make(self.target.key, task.wl.key, tmpl.NAME, cfg.to_json(), lat, err)
+            records.append(self.log, [rec])
+            self._learn(task, tmpl.NAME, cfg, records.cost(rec))
+            out.append(rec)
+        return out
+
+    def _retrain(self, tname: str) -> None:
+        xs, ys = self.data.get(tname, ([], []))
+        if len(xs) >= 16 and any(y > 0 for y in ys):
+            model = self.models.setdefault(tname, CostModel(self.seed))
+            model.fit(xs, ys)
+
+    # -- the loop --------------------------------------------------------------------------------
+    def next_task(self) -> Task | None:
+        live = [t for t in self.tasks if not t.done and t.since_best < self.patience]
+        if not live:
+            return None
+        total = sum(t.weight for t in live)
+        # furthest behind its share of trials, measured against its FLOP weight (at least 1 share)
+        return min(live, key=lambda t: t.trials / max(t.weight / total, 1e-3))
+
+    def estimated_seconds(self) -> float:
+        return sum(t.count * (t.best_seconds if math.isfinite(t.best_seconds) else 0.0)
+                   for t in self.tasks)
+
+    def run(self, trials: int | None, deadline: float | None, on_batch=None) -> None:
+        if self.tasks and all(t.trials for t in self.tasks):
+            self.history.append((self.trials, self.estimated_seconds()))
+        first_batch = True
+        try:
+            while (trials is None or self.trials < trials) and (
+                    deadline is None or time.time() < deadline):
+                task = self.next_task()
+                if task is None:
+                    break
+                batch = self.propose(task)
+                if trials is not None:
+                    batch = batch[:trials - self.trials]
+                if not batch:
+                    continue
+                recs = self.measure(task, batch)
+                self.trials += len(recs)
+                if first_batch and all(r["error"] for r in recs):
+                    raise TvmconvError(f"every candidate of the first batch failed; first error: "
+                                       f"{recs[0]['error']}")
+                first_batch = False
+                self._retrain(batch[0][0].NAME)
+                self.history.append((self.trials, self.estimated_seconds()))
+                if on_batch:
+                    on_batch(task, recs)
+        finally:
+            self.close()
+
+    def close(self) -> None:
+        self.builder.close()
+        self.runner.stop()
+        shutil.rmtree(self.tmp, ignore_errors=True)
