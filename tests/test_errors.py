@@ -75,7 +75,7 @@ def test_unsupported_operator_before_compiling(monkeypatch):
 
 
 def test_unsupported_input_dtype():
-    model = _topk_model()
+    model = single("Relu", (1, 3, 4, 4))
     model.graph.input[0].type.tensor_type.elem_type = TensorProto.INT64
     with pytest.raises(tvmconv.UnsupportedError, match="float32"):
         tvmconv.compile(model)
@@ -88,10 +88,13 @@ def test_symbolic_dimension_needs_a_shape():
     dim.dim_param = "height"
     with pytest.raises(tvmconv.ModelError, match="height"):
         tvmconv.compile(model)
-    with pytest.raises(tvmconv.ModelError, match="nonexistent"):
-        tvmconv.compile(model, input_shapes={"nonexistent": (1, 3, 4, 4)})
     out = tvmconv.compile(model, input_shapes={"x": (1, 3, 5, 4)})
     assert out.inputs[0].shape == (1, 3, 5, 4)
+
+
+def test_input_shapes_for_an_unknown_input():
+    with pytest.raises(tvmconv.ModelError, match="nonexistent"):
+        tvmconv.compile(single("Relu", (1, 3)), input_shapes={"nonexistent": (1, 3)})
 
 
 # -- targets ----------------------------------------------------------------------------------------

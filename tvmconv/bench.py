@@ -94,7 +94,8 @@ def layer_rows(model_path, target, log=None) -> list[Row]:
     for wl, count in workloads(model_path, target):
         template, cfg = choose(wl, target, tuned)
         lib = build_kernel(wl, target, template, cfg)
-        secs = float(np.median(time_kernel(lib, random_args(lib, wl, dev), dev, repeat=5)))
+        args = random_args(wl, dev, template, cfg)
+        secs = float(np.median(time_kernel(lib, args, dev, repeat=5)))
         rows.append(Row(_label(wl), count, secs, wl.flops()))
     return rows
 

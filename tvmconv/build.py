@@ -42,12 +42,13 @@ def choose(wl: Workload, target: TargetSpec, tuned: dict[str, dict]):
         try:
             template = templates.by_name(rec["template"], target.family)
             cfg = Config.of(rec["config"])
-            if template.space(wl, target).contains(cfg):
+            fits = getattr(template, "applicable", lambda w, t: True)(wl, target)
+            if fits and wl.kind in template.KINDS and template.space(wl, target).contains(cfg):
                 return template, cfg
         except templates.NotApplicable:
             pass
         warnings.warn(f"ignoring a tuning record that does not fit {wl.key}", stacklevel=2)
-    template = templates.templates_for(wl.kind, target.family)[0]
+    template = templates.templates_for(wl.kind, target.family, wl, target)[0]
     return template, template.default(wl, target)
 
 
@@ -139,8 +140,13 @@ def lower(graph: Graph, target: TargetSpec, tuned: dict[str, dict], progress=Fal
                     template, cfg = choose(wl, target, tuned)
                     func = kernels.prim_func(wl, target, template, cfg)
                     name = f"{wl.kind}_{len(funcs)}"
-                    funcs[wl.key] = bb.add_func(func.with_attr("global_symbol", name), name)
-                env[out] = bb.emit(relax.call_tir(funcs[wl.key], args,
+                    funcs[wl.key] = (bb.add_func(func.with_attr("global_symbol", name), name),
+                                     template, cfg)
+                gvar, template, cfg = funcs[wl.key]
+                if hasattr(template, "transform_weights"):  # e.g. Winograd's G g G^T, done now
+                    w = graph.consts[node.inputs[1]]
+                    args[1] = relax.const(template.transform_weights(w, wl, cfg))
+                env[out] = bb.emit(relax.call_tir(gvar, args,
                                                   relax.TensorType(shape, "float32")))
             result = bb.emit_output(relax.Tuple([value(o) for o in graph.outputs]))
         bb.emit_func_output(result)

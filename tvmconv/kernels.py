@@ -30,11 +30,17 @@ COMPUTES = {
 }
 
 
+def tensors(wl: Workload, template=None, cfg: Config | None = None) -> list[te.Tensor]:
+    """The kernel's TE arguments. A template with its own algorithm (Winograd) brings its compute."""
+    own = getattr(template, "compute", None)
+    return own(wl, cfg) if own else COMPUTES[wl.kind](wl)
+
+
 def prim_func(wl: Workload, target, template=None, cfg: Config | None = None):
     """The scheduled PrimFunc of a workload; the template's default config when none is given."""
-    template = template or templates.templates_for(wl.kind, target.family)[0]
+    template = template or templates.templates_for(wl.kind, target.family, wl, target)[0]
     cfg = cfg if cfg is not None else template.default(wl, target)
-    func = te.create_prim_func(COMPUTES[wl.kind](wl))
+    func = te.create_prim_func(tensors(wl, template, cfg))
     sch = Schedule(func)
     template.apply(sch, wl, cfg, target)
     return sch.mod["main"]

@@ -17,19 +17,15 @@ def build_kernel(wl: Workload, target, template=None, cfg=None):
     return tvm.compile(tvm.IRModule({"main": func}), target=target.tvm_target())
 
 
-def random_args(func_or_lib, wl: Workload, device, seed: int = 0) -> list:
-    """Device arrays for a kernel's arguments (inputs random, output zero), shapes from its compute."""
+def random_args(wl: Workload, device, template=None, cfg=None) -> list:
+    """Device arrays for a kernel's arguments: seeded inputs, a zero output."""
     import tvm
 
-    rng = np.random.default_rng(seed)
-    tensors = kernels.COMPUTES[wl.kind](wl)
-    arrays = []
-    for k, t in enumerate(tensors):
-        shape = [int(d) for d in t.shape]
-        data = np.zeros(shape, "float32") if k == len(tensors) - 1 else \
-            rng.uniform(0.5, 1.5, shape).astype("float32")  # positive: safe for log/sqrt/div
-        arrays.append(tvm.runtime.tensor(data, device))
-    return arrays
+    from .runner import kernel_inputs
+
+    inputs, out_shape = kernel_inputs(wl, template, cfg)
+    return [tvm.runtime.tensor(a, device) for a in inputs] + [
+        tvm.runtime.tensor(np.zeros(out_shape, "float32"), device)]
 
 
 def time_kernel(lib, args, device, number: int = 0, repeat: int = 5, min_ms: int = 20):

@@ -91,16 +91,11 @@ class Builder:
         self.pool.shutdown(wait=False, cancel_futures=True)
 
 
-def _inputs(shapes, seed=0):
-    rng = np.random.default_rng(seed)
-    return [rng.uniform(0.5, 1.5, s).astype("float32") for s in shapes]
-
-
 def _serve(conn, rpc_addr) -> None:
     """The measuring process: load a .so, run it, check it, time it; one request at a time.
 
-    Requests: ("reference", path, shapes) -> output array; ("time", path, shapes, reference,
-    repeat, min_ms) -> Result. None ends the process.
+    Requests: ("reference", path, inputs, out_shape) -> output array; ("time", path, inputs,
+    out_shape, reference, repeat, min_ms) -> Result. None ends the process.
     """
     import tvm
 
@@ -115,21 +110,21 @@ def _serve(conn, rpc_addr) -> None:
         msg = conn.recv()
         if msg is None:
             return
-        kind, path, shapes = msg[:3]
+        kind, path, inputs, out_shape = msg[:4]
         try:
             if session:
                 session.upload(path)
                 mod = session.load_module(os.path.basename(path))
             else:
                 mod = tvm.runtime.load_module(path)
-            arrays = [tvm.runtime.tensor(a, dev) for a in _inputs(shapes[:-1])]
-            arrays.append(tvm.runtime.tensor(np.zeros(shapes[-1], "float32"), dev))
+            arrays = [tvm.runtime.tensor(a, dev) for a in inputs]
+            arrays.append(tvm.runtime.tensor(np.zeros(out_shape, "float32"), dev))
             mod["main"](*arrays)
             out = arrays[-1].numpy()
             if kind == "reference":
                 conn.send(out)
                 continue
-            reference, repeat, min_ms = msg[3:]
+            reference, repeat, min_ms = msg[4:]
             scale = max(float(np.abs(reference).max()), 1e-30)
             err = float(np.abs(out - reference).max()) / scale
             if not np.isfinite(err) or err > 1e-4:
@@ -168,13 +163,13 @@ class Runner:
             self.stop(kill=True)
             return Result(error="the kernel crashed the measuring process")
 
-    def reference(self, path: str, shapes) -> np.ndarray | None:
+    def reference(self, path: str, inputs, out_shape) -> np.ndarray | None:
         """The output of the unscheduled kernel: what every candidate must reproduce."""
-        out = self._ask(("reference", path, shapes))
+        out = self._ask(("reference", path, inputs, out_shape))
         return out if isinstance(out, np.ndarray) else None
 
-    def run(self, path: str, shapes, reference) -> Result:
-        return self._ask(("time", path, shapes, reference, self.repeat, self.min_ms))
+    def run(self, path: str, inputs, out_shape, reference) -> Result:
+        return self._ask(("time", path, inputs, out_shape, reference, self.repeat, self.min_ms))
 
     def stop(self, kill: bool = False) -> None:
         if self.proc is not None:
@@ -189,11 +184,17 @@ class Runner:
             self.proc = None
 
 
-def kernel_shapes(wl) -> list[tuple[int, ...]]:
-    """Argument shapes of a workload's kernel, inputs first, output last."""
+def kernel_inputs(wl, template=None, cfg=None, seed: int = 0) -> tuple[list, tuple]:
+    """Seeded inputs for a kernel (as the layer computes them) and its output shape. Positive values
+    keep log/sqrt/div epilogues finite; a template with its own weight form gets them transformed."""
     from . import kernels
 
-    return [tuple(int(d) for d in t.shape) for t in kernels.COMPUTES[wl.kind](wl)]
+    shapes = [tuple(int(d) for d in t.shape) for t in kernels.COMPUTES[wl.kind](wl)]
+    rng = np.random.default_rng(seed)
+    inputs = [rng.uniform(0.5, 1.5, s).astype("float32") for s in shapes[:-1]]
+    if hasattr(template, "transform_weights"):
+        inputs[1] = template.transform_weights(inputs[1], wl, cfg)
+    return inputs, shapes[-1]
 
 
 def scratch_dir() -> Path:

@@ -118,18 +118,18 @@ def main(argv=None) -> int:
                             f"{sum(r['error'] is not None for r in recs)} failed")
         bar.refresh()
 
-    resumed = tuner.trials
+    resumed = tuner.resumed
     try:
-        tuner.run(args.trials + resumed if args.trials else None, deadline, progress)
+        tuner.run(args.trials, deadline, progress)
     except KeyboardInterrupt:
         if bar:
             bar.close()
-        print(f"interrupted: {tuner.trials - resumed} measurements saved in {log}")
+        print(f"interrupted: {tuner.trials} new measurements saved in {log}")
         raise
     if bar:
         bar.close()
     print(summary(tuner))
-    print(f"{tuner.trials - resumed} new measurements ({resumed} resumed) in "
+    print(f"{tuner.trials} new measurements ({resumed} resumed from the log) in "
           f"{time.time() - start:.0f} s -> {log}")
     if args.plot:
         plot_curve(tuner.history, args.plot)

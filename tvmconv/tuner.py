@@ -19,7 +19,7 @@ from . import records, templates
 from .config import Config
 from .costmodel import CostModel, features
 from .errors import TvmconvError
-from .runner import Builder, Runner, kernel_shapes, scratch_dir
+from .runner import Builder, Runner, kernel_inputs, scratch_dir
 from .workload import Workload
 
 ENUMERATE_LIMIT = 4000  # spaces up to this size are scored whole; larger ones by evolution
@@ -51,7 +51,7 @@ def make_tasks(wls: list[tuple[Workload, int]], target) -> list[Task]:
     """Tasks for every workload whose templates offer more than one choice."""
     tasks = []
     for wl, count in wls:
-        tmpls = templates.templates_for(wl.kind, target.family)
+        tmpls = templates.templates_for(wl.kind, target.family, wl, target)
         if sum(len(t.space(wl, target)) for t in tmpls) > 1:
             tasks.append(Task(wl, count, tmpls))
     return sorted(tasks, key=lambda t: -t.weight)
@@ -75,6 +75,7 @@ class Tuner:
         self.trials = 0
         self.tmp = scratch_dir()
         self._resume()
+        self.resumed = sum(t.trials for t in tasks)  # measurements found in the log
 
     # -- records ---------------------------------------------------------------------------------
     def _resume(self) -> None:
@@ -138,7 +139,7 @@ class Tuner:
     def _reference(self, task: Task) -> None:
         (path, err), = self.builder.build_all([(task.wl, self.target, None, None, str(self.tmp))])
         if path:
-            task.reference = self.runner.reference(path, kernel_shapes(task.wl))
+            task.reference = self.runner.reference(path, *kernel_inputs(task.wl))
         if task.reference is None:
             raise TvmconvError(f"cannot build or run the reference of {task.wl.kind} "
                                f"({err or 'it failed on the device'})")
@@ -148,11 +149,10 @@ class Tuner:
             self._reference(task)
         jobs = [(task.wl, self.target, t.NAME, c, str(self.tmp)) for t, c in batch]
         out = []
-        shapes = kernel_shapes(task.wl)
         for (tmpl, cfg), (path, err) in zip(batch, self.builder.build_all(jobs)):
             lat = None
             if path:
-                res = self.runner.run(path, shapes, task.reference)
+                res = self.runner.run(path, *kernel_inputs(task.wl, tmpl, cfg), task.reference)
                 lat, err = res.latencies, res.error
             rec = records.make(self.target.key, task.wl.key, tmpl.NAME, cfg.to_json(), lat, err)
             records.append(self.log, [rec])

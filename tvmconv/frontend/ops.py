@@ -225,7 +225,19 @@ def gemm(ctx: Context, node, ins):
     ctx.elementwise([("add", (None, 1), ())], [y, operand], node.output[0], node.name)
 
 
+def _as_shape(ctx, x, shape):
+    """``x`` with the same elements in ``shape``: a folded constant, else a free reshape."""
+    if tuple(shape) == ctx.shape(x):
+        return x
+    c = ctx.graph.consts.get(x)
+    if c is not None:
+        return ctx.graph.add_const(c.reshape(shape), "reshaped")
+    return reshape_to(ctx, x, shape)
+
+
 def _matmul(ctx, a, b, out, name=""):
+    """numpy matmul; the kernel multiplies matrices, so 1-D operands are promoted and the
+    result reshaped back, as numpy does."""
     sa, sb = ctx.shape(a), ctx.shape(b)
     if len(sa) < 1 or len(sb) < 1:
         raise ModelError("MatMul on scalars")
@@ -234,12 +246,17 @@ def _matmul(ctx, a, b, out, name=""):
     if ea[-1] != eb[-2]:
         raise ModelError(f"MatMul {name!r}: shapes {sa} and {sb} do not match")
     batch = np.broadcast_shapes(ea[:-2], eb[:-2])
-    shape = (*batch, ea[-2], eb[-1])
+    full = (*batch, ea[-2], eb[-1])
+    shape = full
     if len(sa) == 1:
         shape = shape[:-2] + shape[-1:]
     if len(sb) == 1:
         shape = shape[:-1]
-    return ctx.emit("matmul", [a, ctx.f32(b)], shape, {"epilogue": ()}, out, name)
+    inputs = [_as_shape(ctx, a, ea), _as_shape(ctx, ctx.f32(b), eb)]
+    if shape == full:
+        return ctx.emit("matmul", inputs, shape, {"epilogue": ()}, out, name)
+    y = ctx.emit("matmul", inputs, full, {"epilogue": ()}, None, name)
+    return reshape_to(ctx, y, shape, out)
 
 
 def matmul(ctx: Context, node, ins):
@@ -315,7 +332,8 @@ def reshape(ctx: Context, node, ins):
 
 def flatten(ctx: Context, node, ins):
     shape = ctx.shape(ins[0])
-    axis = int(ctx.attr(node, "axis", 1)) % (len(shape) + 1) if shape else 0
+    axis = int(ctx.attr(node, "axis", 1))
+    axis = axis + len(shape) if axis < 0 else axis  # -1 is the last axis, not the end
     new = (int(np.prod(shape[:axis])), int(np.prod(shape[axis:])))
     reshape_to(ctx, ins[0], new, node.output[0], node.name)
 
@@ -447,8 +465,8 @@ def depth_to_space(ctx: Context, node, ins):
 def space_to_depth(ctx: Context, node, ins):
     n, c, h, w = ctx.shape(ins[0])
     b = int(ctx.attr(node, "blocksize"))
-    ctx.emit("space_to_depth", [ins[0]], (n, c * b * b, h // b, w // b), {"block": b},
-             node.output[0])
+    attrs = {"block": b, "mode": ctx.attr(node, "mode", "DCR")}  # mode: opset 28
+    ctx.emit("space_to_depth", [ins[0]], (n, c * b * b, h // b, w // b), attrs, node.output[0])
 
 
 def identity(ctx: Context, node, ins):

@@ -16,8 +16,9 @@ def _f(v: float):
 
 
 def _softplus(x):
-    # log(1 + exp(x)) without overflow: max(x, 0) + log(1 + exp(-|x|))
-    return tirx.max(x, _f(0.0)) + tirx.log(_f(1.0) + tirx.exp(-tirx.abs(x)))
+    # log(1 + exp(x)) without overflow: max(x, 0) + log1p(exp(-|x|)); log1p keeps the digits
+    # that 1 + tiny would round away (softplus(-10) ~ 4.5e-5; mish's tail is x times that)
+    return tirx.max(x, _f(0.0)) + tirx.log1p(tirx.exp(-tirx.abs(x)))
 
 
 def _pow(x, y):

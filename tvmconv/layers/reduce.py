@@ -61,14 +61,15 @@ def instance_norm(wl) -> list[te.Tensor]:
     for d in spatial:
         count *= d
     axes = [te.reduce_axis((0, d), f"r{k}") for k, d in enumerate(spatial)]
+    # TE allows a reduction only as the whole body of a compute: scale inside the sum
     inv = tirx.const(1.0 / count, "float32")
-    mean = te.compute(shape[:2], lambda n, c: te.sum(x(n, c, *axes), axis=axes) * inv,
+    mean = te.compute(shape[:2], lambda n, c: te.sum(x(n, c, *axes) * inv, axis=axes),
                       name="norm_mean")
     axes2 = [te.reduce_axis((0, d), f"s{k}") for k, d in enumerate(spatial)]
 
     def sqdev(n, c):
         d = x(n, c, *axes2) - mean[n, c]
-        return te.sum(d * d, axis=axes2) * inv
+        return te.sum(d * d * inv, axis=axes2)
 
     var = te.compute(shape[:2], sqdev, name="norm_var")
     eps = tirx.const(p["epsilon"], "float32")

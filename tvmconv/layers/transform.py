@@ -102,11 +102,14 @@ def depth_to_space(wl):
 def space_to_depth(wl):
     p = wl.params
     (x,) = _inputs(p)
-    b = p["block"]
+    b, mode = p["block"], p["mode"]
     c_in = p["inputs"][0][1]
 
     def body(n, c, y, xx):
-        blk, src_c = c // c_in, c % c_in
+        if mode == "DCR":
+            blk, src_c = c // c_in, c % c_in
+        else:
+            src_c, blk = c // (b * b), c % (b * b)
         return x[n, src_c, y * b + blk // b, xx * b + blk % b]
 
     return [x, te.compute(p["out"], body, name="space_to_depth")]

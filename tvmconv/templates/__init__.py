@@ -1,7 +1,9 @@
 """Schedule templates per target family, and the registry from workload kind to templates.
 
 A template module declares ``NAME``, ``KINDS`` (workload kinds it serves), ``space(wl, target)``,
-``default(wl, target)`` and ``apply(sch, wl, cfg, target)`` on an ``s_tir.Schedule``. Split factors come
+``default(wl, target)`` and ``apply(sch, wl, cfg, target)`` on an ``s_tir.Schedule``; optionally
+``applicable(wl, target)``, and, for another algorithm than the layer's own compute,
+``compute(wl, cfg)`` with ``transform_weights(packed, wl, cfg)`` run at compile time. Split factors come
 from the config as fixed numbers, so any tuning record replays without a search. Adding a template is a
 new file plus one line in ``_MODULES``.
 """
@@ -11,7 +13,7 @@ from __future__ import annotations
 import importlib
 
 _MODULES = {
-    "x86": ["conv2d", "depthwise", "dense", "pool", "injective", "reduce"],
+    "x86": ["winograd", "conv2d", "depthwise", "dense", "pool", "injective", "reduce"],
     # ARM CPUs are LLVM targets too: the same loop structure, with NEON's 4 fp32 lanes as defaults.
     "arm": ["conv2d", "depthwise", "dense", "pool", "injective", "reduce"],
 }
@@ -22,8 +24,9 @@ class NotApplicable(Exception):
     """The template cannot serve this workload or config; the caller tries another or skips it."""
 
 
-def templates_for(kind: str, family: str) -> list:
-    """Template modules that can compute a workload kind on a target family, preferred first."""
+def templates_for(kind: str, family: str, wl=None, target=None) -> list:
+    """Template modules that can compute a workload kind on a target family, preferred first;
+    given a workload, only those whose ``applicable(wl, target)`` (if they define one) holds."""
     if family not in _MODULES:
         from ..errors import TargetError
 
@@ -31,7 +34,8 @@ def templates_for(kind: str, family: str) -> list:
     found = []
     for name in _MODULES[family]:
         mod = importlib.import_module(f"{__name__}.{_FAMILY_DIR[family]}.{name}")
-        if kind in mod.KINDS:
+        if kind in mod.KINDS and (wl is None or getattr(mod, "applicable",
+                                                         lambda w, t: True)(wl, target)):
             found.append(mod)
     return found
 

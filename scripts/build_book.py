@@ -1,0 +1,47 @@
+"""Turn tuning logs into the shipped schedule book: the best record per workload and target key.
+
+    python scripts/build_book.py [tuning_logs/*.jsonl] [--out schedules]
+
+Writes schedules/<target-key>.jsonl, which tvmconv.compile uses when the user gives no log of their
+own, so an untuned compile of a known layer shape is already as fast as a tuned one.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import math
+import sys
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parent.parent
+sys.path.insert(0, str(ROOT))
+
+from tvmconv import records  # noqa: E402
+
+
+def main() -> int:
+    p = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    p.add_argument("logs", nargs="*", help="tuning logs (default: tuning_logs/*.jsonl)")
+    p.add_argument("--out", default=str(ROOT / "schedules"), help="book folder")
+    args = p.parse_args()
+    logs = args.logs or sorted(str(x) for x in (ROOT / "tuning_logs").glob("*.jsonl"))
+    best: dict[tuple[str, str], dict] = {}
+    for log in logs:
+        for rec in records.read(log):
+            key = (rec["target"], rec["workload"])
+            if math.isfinite(records.cost(rec)) and (
+                    key not in best or records.cost(rec) < records.cost(best[key])):
+                best[key] = rec
+    out = Path(args.out)
+    out.mkdir(parents=True, exist_ok=True)
+    for target in sorted({t for t, _ in best}):
+        rows = [best[k] for k in sorted(best) if k[0] == target]
+        path = out / f"{target}.jsonl"
+        path.write_text("".join(json.dumps(r, sort_keys=True) + "\n" for r in rows))
+        print(f"{path}: {len(rows)} workloads from {len(logs)} logs")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

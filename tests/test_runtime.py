@@ -1,0 +1,158 @@
+"""The runtime's contract: inputs by position or name, outputs as documented, wrong arrays refused
+with a message naming what was expected, and artefacts that are truncated, altered, foreign or built
+for another CPU refused by ``load``."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+
+import tvmconv
+from conftest import assert_close, run_ort, two_io_model
+from tvmconv.artefact import append_metadata, read_metadata
+
+SHAPE = (1, 3, 4, 4)
+
+
+@pytest.fixture(scope="module")
+def model(two_io_artefact):
+    return tvmconv.load(two_io_artefact)
+
+
+@pytest.fixture(scope="module")
+def feeds():
+    rng = np.random.default_rng(0)
+    return {n: rng.standard_normal(SHAPE).astype(np.float32) for n in "ab"}
+
+
+def test_signature(model):
+    assert [(i.name, i.shape, i.dtype) for i in model.inputs] == [("a", SHAPE, "float32"),
+                                                                  ("b", SHAPE, "float32")]
+    assert [(o.name, o.shape) for o in model.outputs] == [("y", SHAPE), ("z", SHAPE)]
+    assert "a: float32[1, 3, 4, 4]" in repr(model)
+
+
+def test_two_outputs_come_back_as_a_list(model, feeds):
+    outs = model(feeds["a"], feeds["b"])
+    assert isinstance(outs, list) and len(outs) == 2
+    for got, ref, name in zip(outs, run_ort(two_io_model(), feeds), "yz"):
+        assert_close(got, ref, what=name)
+
+
+def test_inputs_by_name(model, feeds):
+    """A dict, keyword arguments and positions in the model's order all give the same result."""
+    positional = model.run(feeds["a"], feeds["b"])
+    by_dict = model.run({"b": feeds["b"], "a": feeds["a"]})
+    by_kwargs = model.run(b=feeds["b"], a=feeds["a"])
+    for p, d, k in zip(positional, by_dict, by_kwargs):
+        assert np.array_equal(p, d) and np.array_equal(p, k)
+
+
+def test_wrong_shape(model, feeds):
+    with pytest.raises(ValueError, match=r"'b'.*expected \(1, 3, 4, 4\)"):
+        model(feeds["a"], np.zeros((1, 3, 4, 5), np.float32))
+
+
+def test_wrong_dtype(model, feeds):
+    with pytest.raises(TypeError, match="float32"):
+        model(feeds["a"].astype(np.float64), feeds["b"])
+
+
+def test_not_an_array(model, feeds):
+    with pytest.raises(TypeError, match="numpy array"):
+        model(feeds["a"].tolist(), feeds["b"])
+
+
+@pytest.mark.parametrize("bad", [np.nan, np.inf])
+def test_non_finite_input(model, feeds, bad):
+    x = feeds["a"].copy()
+    x[0, 1, 2, 3] = bad
+    with pytest.raises(ValueError, match="NaN or infinity"):
+        model(x, feeds["b"])
+
+
+def test_wrong_number_of_inputs(model, feeds):
+    with pytest.raises(TypeError, match=r"expected 2 input\(s\)"):
+        model(feeds["a"])
+
+
+def test_unknown_and_missing_names(model, feeds):
+    with pytest.raises(ValueError, match=r"unknown \['c'\]"):
+        model({"a": feeds["a"], "b": feeds["b"], "c": feeds["a"]})
+    with pytest.raises(ValueError, match=r"missing \['b'\]"):
+        model({"a": feeds["a"]})
+
+
+# -- artefacts --------------------------------------------------------------------------------------
+
+def test_load_missing(tmp_path):
+    with pytest.raises(tvmconv.ArtefactError, match="not found"):
+        tvmconv.load(tmp_path / "none.so")
+
+
+@pytest.mark.parametrize("fraction", [0.5, 0.999])
+def test_truncated_artefact(two_io_artefact, tmp_path, fraction):
+    data = two_io_artefact.read_bytes()
+    cut = tmp_path / "cut.so"
+    cut.write_bytes(data[:int(len(data) * fraction)])
+    with pytest.raises(tvmconv.ArtefactError, match="truncated|corrupt"):
+        tvmconv.load(cut)
+
+
+def test_flipped_byte_in_library(two_io_artefact, tmp_path):
+    data = bytearray(two_io_artefact.read_bytes())
+    _, lib_size = read_metadata(two_io_artefact)
+    data[lib_size // 2] ^= 0xFF
+    bad = tmp_path / "flipped.so"
+    bad.write_bytes(bytes(data))
+    with pytest.raises(tvmconv.ArtefactError, match="checksum"):
+        tvmconv.load(bad)
+
+
+def test_altered_metadata(two_io_artefact, tmp_path):
+    """An edit to the metadata (here input b's shape, same length) makes the file altered too."""
+    data = two_io_artefact.read_bytes()
+    _, lib_size = read_metadata(two_io_artefact)
+    lib, trailer = data[:lib_size], data[lib_size:]
+    old = b'"name": "b", "shape": [1, 3, 4, 4]'
+    assert trailer.count(old) == 1
+    bad = tmp_path / "altered.so"
+    bad.write_bytes(lib + trailer.replace(old, b'"name": "b", "shape": [1, 3, 4, 5]'))
+    with pytest.raises(tvmconv.ArtefactError, match="corrupt|altered|checksum"):
+        tvmconv.load(bad)
+
+
+def test_plain_shared_library_is_not_an_artefact(two_io_artefact, tmp_path):
+    """A loadable .so without tvmconv's trailer (e.g. TVM's own export) is refused by name."""
+    _, lib_size = read_metadata(two_io_artefact)
+    plain = tmp_path / "plain.so"
+    plain.write_bytes(two_io_artefact.read_bytes()[:lib_size])
+    with pytest.raises(tvmconv.ArtefactError, match="not a tvmconv artefact"):
+        tvmconv.load(plain)
+
+
+@pytest.mark.parametrize("content", [b"", b"hello", b"not an artefact at all\n" * 10])
+def test_foreign_file(tmp_path, content):
+    path = tmp_path / "foreign.so"
+    path.write_bytes(content)
+    with pytest.raises(tvmconv.ArtefactError, match="not a tvmconv artefact"):
+        tvmconv.load(path)
+
+
+def test_artefact_for_another_target(two_io_artefact, tmp_path):
+    """The same library re-labelled (with a valid checksum) as aarch64 code: load refuses it."""
+    meta, lib_size = read_metadata(two_io_artefact)
+    other = tmp_path / "arm.so"
+    other.write_bytes(two_io_artefact.read_bytes()[:lib_size])
+    meta = {k: v for k, v in meta.items() if k not in ("format", "sha256")}
+    append_metadata(other, {**meta, "target_key": "aarch64-neon"})
+    assert read_metadata(other)[0]["target_key"] == "aarch64-neon"  # sound, only foreign
+    with pytest.raises(tvmconv.TargetError, match="aarch64-neon"):
+        tvmconv.load(other)
+
+
+def test_metadata_round_trip(two_io_artefact):
+    meta, lib_size = read_metadata(two_io_artefact)
+    assert lib_size > 0 and meta["tvmconv_version"] == tvmconv.__version__
+    assert [i["name"] for i in meta["inputs"]] == ["a", "b"]
+    assert [o["name"] for o in meta["outputs"]] == ["y", "z"]

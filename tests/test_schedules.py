@@ -1,0 +1,149 @@
+"""Schedule templates on x86 beyond their defaults: configs drawn from each template's space are
+replayed through a tuning log (the path a tuned model takes) and checked against onnxruntime, and
+the default schedules are checked structurally (threads and vectors where the template says)."""
+
+from __future__ import annotations
+
+import random
+import warnings
+
+import pytest
+from onnx import helper
+
+import tvmconv
+from conftest import assert_close, make_model, rng_inputs, run_ort, single, weights, workloads
+from tvmconv import kernels, records, templates
+from tvmconv.target import resolve
+
+
+def _conv_relu():
+    """3x3 stride 1 with 16 input channels: both the direct and the Winograd template apply."""
+    nodes = [helper.make_node("Conv", ["x", "w", "b"], ["c"], pads=[1, 1, 1, 1]),
+             helper.make_node("Relu", ["c"], ["y"])]
+    return make_model(nodes, {"x": (1, 16, 6, 6)}, ["y"],
+                      {"w": weights((16, 16, 3, 3), 1, 0.2), "b": weights(16, 2, 0.1)})
+
+
+def _conv_prime():
+    return single("Conv", (1, 13, 7, 5), {"w": weights((17, 13, 3, 3), 1, 0.2)}, ["w"],
+                  strides=[2, 1])
+
+
+def _depthwise():
+    return single("Conv", (1, 16, 7, 7), {"w": weights((16, 1, 3, 3))}, ["w"], group=16,
+                  pads=[1, 1, 1, 1])
+
+
+def _dense():
+    return single("Gemm", (3, 40), {"w": weights((40, 24)), "b": weights(24, 2)}, ["w", "b"])
+
+
+def _matmul():
+    node = helper.make_node("MatMul", ["a", "b"], ["y"])
+    return make_model([node], {"a": (2, 4, 5), "b": (2, 5, 16)}, ["y"])
+
+
+def _pool_blocked():
+    nodes = [helper.make_node("Conv", ["x", "w"], ["c"]),
+             helper.make_node("MaxPool", ["c"], ["y"], kernel_shape=[3, 3], strides=[2, 2],
+                              ceil_mode=1)]
+    return make_model(nodes, {"x": (1, 3, 10, 10)}, ["y"], {"w": weights((16, 3, 1, 1))})
+
+
+def _avg_pool_plain():
+    return single("AveragePool", (1, 3, 7, 7), kernel_shape=[3, 3], pads=[1, 1, 1, 1])
+
+
+def _elementwise():
+    return single("Add", (2, 5, 7), {"k": weights((5, 1))}, ["k"])
+
+
+def _transpose():
+    return single("Transpose", (2, 3, 4, 8), perm=[0, 3, 1, 2])
+
+
+def _softmax():
+    return single("Softmax", (4, 10), axis=-1)
+
+
+CASES = {
+    # id: (model builder, workload kind the configs are drawn for)
+    "conv2d_relu": (_conv_relu, "conv2d"),
+    "conv2d_prime": (_conv_prime, "conv2d"),
+    "depthwise": (_depthwise, "depthwise2d"),
+    "dense": (_dense, "dense"),
+    "matmul": (_matmul, "matmul"),
+    "pool_blocked": (_pool_blocked, "pool2d"),
+    "pool_plain": (_avg_pool_plain, "pool2d"),
+    "elementwise": (_elementwise, "elementwise"),
+    "transpose": (_transpose, "transpose"),
+    "softmax": (_softmax, "softmax"),
+}
+SPEC = resolve("x86")
+
+
+def _workload(model, kind):
+    found = [w for w in workloads(model) if w.kind == kind]
+    assert len(found) == 1, f"expected one {kind} kernel, got {[w.key for w in found]}"
+    return found[0]
+
+
+def _configs(template, wl, n: int = 3) -> list:
+    """The template's default and up to ``n`` other configs of its space, seeded."""
+    space = template.space(wl, SPEC)
+    default = template.default(wl, SPEC)
+    assert space.contains(default), f"default {default} is outside the space of {wl.key}"
+    others = [c for c in space if c != default]
+    return [default] + random.Random(0).sample(others, min(n, len(others)))
+
+
+def _templates(wl) -> list:
+    """Every template that serves this workload on x86 (Winograd beside direct for 3x3 s1)."""
+    found = templates.templates_for(wl.kind, SPEC.family, wl, SPEC)
+    assert found, f"no template for {wl.key}"
+    return found
+
+
+@pytest.mark.parametrize("case", list(CASES))
+def test_configs_replayed_from_a_log(case, tmp_path):
+    build, kind = CASES[case]
+    model = build()
+    wl = _workload(model, kind)
+    feeds = rng_inputs(model)
+    ref = run_ort(model, feeds)
+    for template in _templates(wl):
+        for k, cfg in enumerate(_configs(template, wl)):
+            log = tmp_path / f"{template.NAME}{k}.jsonl"
+            records.append(log, [records.make(SPEC.key, wl.key, template.NAME, cfg.to_json(),
+                                              latencies=[1e-3])])
+            with warnings.catch_warnings(record=True) as caught:
+                warnings.simplefilter("always")
+                got = tvmconv.compile(model, target="x86", log=log).model().run(feeds)
+            ignored = [str(w.message) for w in caught if "does not fit" in str(w.message)]
+            assert not ignored, f"{template.NAME} config {cfg} was not used: {ignored}"
+            for g, r in zip(got, ref):
+                assert_close(g, r, what=f"{template.NAME} with {cfg}")
+
+
+BIG = {
+    # id: (model, kind); big enough (> 2 MFLOP) that every template should use threads
+    "conv2d": (lambda: single("Conv", (1, 32, 16, 16), {"w": weights((64, 32, 3, 3))}, ["w"],
+                              pads=[1, 1, 1, 1]), "conv2d"),
+    "depthwise": (lambda: single("Conv", (1, 64, 56, 56), {"w": weights((64, 1, 3, 3))}, ["w"],
+                                 group=64, pads=[1, 1, 1, 1]), "depthwise2d"),
+    "pool": (lambda: make_model(
+        [helper.make_node("Conv", ["x", "w"], ["c"]),
+         helper.make_node("MaxPool", ["c"], ["y"], kernel_shape=[3, 3], pads=[1, 1, 1, 1])],
+        {"x": (1, 3, 64, 64)}, ["y"], {"w": weights((64, 3, 1, 1))}), "pool2d"),
+}
+
+
+@pytest.mark.parametrize("case", list(BIG))
+def test_default_schedule_structure(case):
+    """Blocked kernels of real size run threaded over outer axes and vectorised over channels."""
+    build, kind = BIG[case]
+    wl = _workload(build(), kind)
+    for template in _templates(wl):
+        text = kernels.prim_func(wl, SPEC, template).script()
+        missing = [m for m in ("T.parallel", "T.vectorized") if m not in text]
+        assert not missing, f"{template.NAME} on {wl.key}: the kernel has no {missing}"

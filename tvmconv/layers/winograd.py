@@ -1,0 +1,66 @@
+"""Winograd F(m x m, 3 x 3) convolution in the blocked layout (stride 1, no dilation, no groups).
+
+Each m x m output tile costs (m + 2)^2 multiply-adds per input/output channel pair instead of 9 m^2:
+the input tile is transformed (B^T d B), multiplied element-wise by the pre-transformed kernel
+(U = G g G^T, done at compile time) as (m + 2)^2 small GEMMs over channels, and transformed back
+(A^T M A). F(2,3) saves 2.25x of the multiplies, F(4,3) 4x.
+
+data [N, IC/ib, H, W, ib], U [a, a, OC/ob, IC/ib, ib, ob] (a = m + 2), out [N, OC/ob, OH, OW, ob]
+"""
+
+from __future__ import annotations
+
+import numpy as np
+from tvm import te
+from tvm.topi.nn.winograd_util import _cook_toom_convolution, _interpolation_points, const_matrix
+
+from .conv2d import pad_spatial
+from .elementwise import epilogue
+
+
+def matrices(m: int) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """A (a x m), B (a x a), G (a x 3) by Cook-Toom on TVM's well-conditioned points."""
+    return _cook_toom_convolution(_interpolation_points(m + 1), m, 3)
+
+
+def transform_weights(packed: np.ndarray, m: int) -> np.ndarray:
+    """[OC/ob, IC/ib, 3, 3, ib, ob] -> U [a, a, OC/ob, IC/ib, ib, ob], in float64 then float32."""
+    _, _, g = matrices(m)
+    u = np.einsum("ek,fl,oikljc->efoijc", g, g, packed.astype(np.float64))
+    return np.ascontiguousarray(u.astype(np.float32))
+
+
+def compute(wl, m: int) -> list[te.Tensor]:
+    p = wl.params
+    n, icb, h, w, ib = p["data"]
+    _, ocb, oh, ow, ob = p["out"]
+    alpha = m + 2
+    nh, nw = -(-oh // m), -(-ow // m)
+    a_np, b_np, _ = matrices(m)
+    a_mat, b_mat = const_matrix(a_np.astype("float32"), "A"), const_matrix(
+        b_np.astype("float32"), "B")
+    data = te.placeholder(p["data"], name="data")
+    u = te.placeholder((alpha, alpha, ocb, icb, ib, ob), name="kernel")
+    operands = {i: te.placeholder(s, name=f"operand{i}") for i, s in p["operands"]}
+    padded = pad_spatial(data, p["pads"], (nh * m + 2, nw * m + 2))
+
+    r1 = te.reduce_axis((0, alpha), "r1")
+    tmp = te.compute((alpha, alpha, n, icb, nh, nw, ib), lambda e, c2, b, ci, th, tw, ii: te.sum(
+        b_mat[r1, e] * padded[b, ci, th * m + r1, tw * m + c2, ii], axis=r1), name="winograd_tmp")
+    r2 = te.reduce_axis((0, alpha), "r2")
+    v = te.compute((alpha, alpha, n, icb, nh, nw, ib), lambda e, f, b, ci, th, tw, ii: te.sum(
+        tmp[e, r2, b, ci, th, tw, ii] * b_mat[r2, f], axis=r2), name="winograd_V")
+    rco = te.reduce_axis((0, icb), "ico")
+    rci = te.reduce_axis((0, ib), "ici")
+    gemm = te.compute((alpha, alpha, n, ocb, nh, nw, ob), lambda e, f, b, co, th, tw, oi: te.sum(
+        v[e, f, b, rco, th, tw, rci] * u[e, f, co, rco, rci, oi], axis=[rco, rci]),
+        name="winograd_gemm")
+    r3 = te.reduce_axis((0, alpha), "r3")
+    otmp = te.compute((alpha, n, ocb, nh, nw, m, ob), lambda e, b, co, th, tw, wi, oi: te.sum(
+        gemm[e, r3, b, co, th, tw, oi] * a_mat[r3, wi], axis=r3), name="winograd_otmp")
+    r4 = te.reduce_axis((0, alpha), "r4")
+    conv = te.compute(p["out"], lambda b, co, y, x, oi: te.sum(
+        a_mat[r4, y % m] * otmp[r4, b, co, y // m, x // m, x % m, oi], axis=r4),
+        name="winograd_out")
+    out = epilogue(conv, p["steps"], operands)
+    return [data, u, *(operands[i] for i in sorted(operands)), out]

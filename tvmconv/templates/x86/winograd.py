@@ -1,0 +1,113 @@
+"""Winograd F(m x m, 3 x 3) for stride-1 3x3 convs: a competitor of the direct template.
+
+Input tiles are transformed per (batch, channel block, tile row) in parallel; the (m + 2)^2 channel
+GEMMs use the direct template's register tile (``tile_p`` tiles x ``tile_oc`` channels in vector
+registers, reduction over input channels); the inverse transform runs per output tile and feeds the
+fused epilogue. The kernel transform is done once, at compile time (``transform_weights``).
+"""
+
+from __future__ import annotations
+
+import numpy as np
+
+from ...config import Config, Space, divisors
+from ...layers import winograd
+from .common import parallel_if_worth, registers, schedule_pad
+
+NAME = "conv2d_winograd"
+KINDS = ("conv2d",)
+TILES = (4, 2)
+
+
+def _tiles(wl) -> list[int]:
+    _, _, oh, ow, _ = wl.params["out"]
+    return [m for m in TILES if oh % m == 0 and ow % m == 0]
+
+
+def applicable(wl, target) -> bool:
+    p = wl.params
+    return (p["kernel_hw"] == (3, 3) and p["strides"] == (1, 1) and p["dilations"] == (1, 1)
+            and p["groups"] == 1 and p["data"][1] * p["data"][4] >= 16 and bool(_tiles(wl)))
+
+
+def space(wl, target) -> Space:
+    ob = wl.params["out"][4]
+    ow = wl.params["out"][3]
+    budget = registers(target) - 4
+    oc_tiles = [d for d in divisors(ob) if d % target.lanes == 0 or d == ob] or [ob]
+    tile_p = sorted({d for m in _tiles(wl) for d in divisors(ow // m, 16)})
+    return Space({"tile_m": _tiles(wl), "tile_p": tile_p, "tile_oc": oc_tiles},
+                 lambda c: (ow // c["tile_m"]) % c["tile_p"] == 0
+                 and c["tile_p"] * -(-c["tile_oc"] // target.lanes) <= budget)
+
+
+def default(wl, target) -> Config:
+    budget = registers(target) - 6
+    return max(space(wl, target), key=lambda c: (
+        c["tile_m"], min(c["tile_p"] * -(-c["tile_oc"] // target.lanes), budget), c["tile_oc"]))
+
+
+def compute(wl, cfg: Config):
+    return winograd.compute(wl, cfg["tile_m"])
+
+
+def transform_weights(packed: np.ndarray, wl, cfg: Config) -> np.ndarray:
+    return winograd.transform_weights(packed, cfg["tile_m"])
+
+
+def apply(sch, wl, cfg: Config, target) -> None:
+    m = cfg["tile_m"]
+    for const in ("A", "B"):
+        sch.compute_inline(sch.get_sblock(const))
+    # input transform: per (batch, channel block, tile row), both 1-D passes unrolled
+    v = sch.get_sblock("winograd_V")
+    e, f, b, ci, th, tw, ii, r2 = sch.get_loops(v)
+    sch.reorder(b, ci, th, tw, e, f, r2, ii)
+    parallel_if_worth(sch, sch.fuse(b, ci, th), wl)
+    tmp = sch.get_sblock("winograd_tmp")
+    sch.compute_at(tmp, tw, preserve_unit_loops=True)
+    te_, c2, tii, r1 = sch.get_loops(tmp)[-4:]
+    sch.reorder(te_, c2, r1, tii)
+    for block, (lp_a, lp_b, lp_r, lane) in ((tmp, (te_, c2, r1, tii)), (v, (e, f, r2, ii))):
+        sch.vectorize(lane)
+        for lp in (lp_a, lp_b, lp_r):
+            sch.unroll(lp)
+        init = sch.decompose_reduction(block, lp_r)
+        sch.vectorize(sch.get_loops(init)[-1])
+    # the (m+2)^2 channel GEMMs with a register tile
+    gemm = sch.get_sblock("winograd_gemm")
+    store = sch.cache_write(gemm, 0, "local")
+    e, f, b, co, th, tw, oi, rco, rci = sch.get_loops(gemm)
+    two, twi = sch.split(tw, [None, cfg["tile_p"]])
+    oo, oin = sch.split(oi, [None, cfg["tile_oc"]])
+    sch.reorder(e, f, b, co, th, two, oo, rco, rci, twi, oin)
+    parallel_if_worth(sch, sch.fuse(e, f, b, co), wl)
+    sch.reverse_compute_at(store, oo, preserve_unit_loops=True)
+    sch.vectorize(sch.get_loops(store)[-1])
+    sch.vectorize(oin)
+    sch.unroll(twi)
+    init = sch.decompose_reduction(gemm, rco)
+    sch.vectorize(sch.get_loops(init)[-1])
+    # inverse transform per output tile, straight into the epilogue
+    ep = sch.get_sblock("epilogue")
+    b, co, y, x, oi = sch.get_loops(ep)
+    ty, hi = sch.split(y, [None, m])
+    tx, wi = sch.split(x, [None, m])
+    sch.reorder(b, co, ty, tx, hi, wi, oi)
+    parallel_if_worth(sch, sch.fuse(b, co, ty), wl)
+    out = sch.get_sblock("winograd_out")
+    otmp = sch.get_sblock("winograd_otmp")
+    sch.compute_at(out, tx, preserve_unit_loops=True)
+    sch.compute_at(otmp, tx, preserve_unit_loops=True)
+    for block in (otmp, out):
+        *spatial, red = sch.get_loops(block)[-4:]
+        lane = spatial[-1]
+        sch.reorder(*spatial[:-1], red, lane)
+        sch.vectorize(lane)
+        for lp in (*spatial[:-1], red):
+            sch.unroll(lp)
+        init = sch.decompose_reduction(block, red)
+        sch.vectorize(sch.get_loops(init)[-1])
+    sch.vectorize(oi)
+    sch.unroll(wi)
+    schedule_pad(sch)
