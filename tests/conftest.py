@@ -115,7 +115,7 @@ def check_vs_ort(model: onnx.ModelProto, feeds: dict[str, np.ndarray] | None = N
 
 # -- the reference model zoo ------------------------------------------------------------------------
 
-@functools.lru_cache(maxsize=None)
+@functools.cache
 def _zoo_path(name: str) -> Path:
     import zoo
 

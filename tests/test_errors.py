@@ -13,11 +13,10 @@ from pathlib import Path
 import numpy as np
 import onnx
 import pytest
+from conftest import assert_close, rng_inputs, run_ort, single, two_io_model, weights, workloads
 from onnx import TensorProto, helper
 
 import tvmconv
-from conftest import (assert_close, rng_inputs, run_ort, single, two_io_model, weights,
-                      workloads)
 from tvmconv import records
 from tvmconv.target import resolve
 
@@ -177,9 +176,9 @@ def test_missing_log_file(tmp_path):
 
 # -- command lines ----------------------------------------------------------------------------------
 
-def _cli(module: str, *args, cwd=None) -> subprocess.CompletedProcess:
+def _cli(module: str, *args) -> subprocess.CompletedProcess:
     return subprocess.run([sys.executable, "-m", f"tvmconv.{module}", *map(str, args)],
-                          capture_output=True, text=True, timeout=300, cwd=cwd)
+                          check=False, capture_output=True, text=True, timeout=300)
 
 
 def _assert_one_error_line(proc: subprocess.CompletedProcess, match: str) -> None:

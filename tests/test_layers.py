@@ -6,9 +6,8 @@ from __future__ import annotations
 
 import numpy as np
 import pytest
-from onnx import helper
-
 from conftest import check_vs_ort, make_model, rng_inputs, single, weights
+from onnx import helper
 
 
 def _he(shape, seed=1):
@@ -20,32 +19,32 @@ def _he(shape, seed=1):
 
 CONVS = {
     # id: (input shape, weight shape, bias?, attributes)
-    "3x3_pad1": ((1, 8, 10, 10), (16, 8, 3, 3), True, dict(pads=[1, 1, 1, 1])),
+    "3x3_pad1": ((1, 8, 10, 10), (16, 8, 3, 3), True, {"pads": [1, 1, 1, 1]}),
     "image_1x1": ((1, 7, 1, 1), (13, 7, 1, 1), True, {}),
-    "image_1x1_k3_pad1": ((1, 3, 1, 1), (5, 3, 3, 3), False, dict(pads=[1, 1, 1, 1])),
+    "image_1x1_k3_pad1": ((1, 3, 1, 1), (5, 3, 3, 3), False, {"pads": [1, 1, 1, 1]}),
     "prime_13_to_17": ((1, 13, 9, 9), (17, 13, 3, 3), True, {}),
-    "stride3_kernel2": ((1, 3, 11, 11), (7, 3, 2, 2), True, dict(strides=[3, 3])),
-    "pad2_kernel3": ((1, 4, 6, 6), (5, 4, 3, 3), False, dict(pads=[2, 2, 2, 2])),
-    "dilation2": ((1, 4, 12, 12), (8, 4, 3, 3), True, dict(dilations=[2, 2], pads=[2, 2, 2, 2])),
-    "dilation_1x3": ((1, 3, 10, 14), (4, 3, 3, 3), False, dict(dilations=[1, 3])),
-    "asym_pads": ((1, 5, 8, 9), (6, 5, 3, 3), True, dict(pads=[0, 1, 2, 3])),
-    "same_upper_s2": ((1, 3, 10, 10), (4, 3, 4, 4), True, dict(auto_pad="SAME_UPPER",
-                                                                strides=[2, 2])),
-    "same_lower": ((1, 3, 9, 9), (4, 3, 2, 4), False, dict(auto_pad="SAME_LOWER")),
-    "valid_s2": ((1, 6, 9, 9), (8, 6, 3, 3), True, dict(auto_pad="VALID", strides=[2, 2])),
-    "groups2": ((1, 8, 8, 8), (12, 4, 3, 3), True, dict(group=2, pads=[1, 1, 1, 1])),
-    "groups4": ((1, 16, 7, 7), (8, 4, 3, 3), False, dict(group=4)),
-    "groups3_prime": ((1, 9, 6, 6), (21, 3, 3, 3), True, dict(group=3, pads=[1, 1, 1, 1])),
-    "depthwise_s2": ((1, 32, 9, 9), (32, 1, 3, 3), True, dict(group=32, strides=[2, 2],
-                                                              pads=[1, 1, 1, 1])),
-    "depthwise_mult2": ((1, 8, 8, 8), (16, 1, 3, 3), True, dict(group=8, pads=[1, 1, 1, 1])),
-    "depthwise_prime7_k5": ((1, 7, 6, 6), (7, 1, 5, 5), False, dict(group=7, pads=[2, 2, 2, 2])),
-    "pointwise_s2": ((1, 24, 8, 8), (40, 24, 1, 1), True, dict(strides=[2, 2])),
-    "kernel_1x7": ((1, 5, 9, 11), (6, 5, 1, 7), True, dict(pads=[0, 3, 0, 3])),
-    "kernel_5x2_s21": ((1, 4, 12, 7), (3, 4, 5, 2), False, dict(strides=[2, 1])),
-    "batch2": ((2, 3, 8, 8), (16, 3, 3, 3), True, dict(pads=[1, 1, 1, 1])),
-    "stem_7x7_s2": ((1, 3, 32, 32), (64, 3, 7, 7), False, dict(strides=[2, 2],
-                                                               pads=[3, 3, 3, 3])),
+    "stride3_kernel2": ((1, 3, 11, 11), (7, 3, 2, 2), True, {"strides": [3, 3]}),
+    "pad2_kernel3": ((1, 4, 6, 6), (5, 4, 3, 3), False, {"pads": [2, 2, 2, 2]}),
+    "dilation2": ((1, 4, 12, 12), (8, 4, 3, 3), True, {"dilations": [2, 2], "pads": [2, 2, 2, 2]}),
+    "dilation_1x3": ((1, 3, 10, 14), (4, 3, 3, 3), False, {"dilations": [1, 3]}),
+    "asym_pads": ((1, 5, 8, 9), (6, 5, 3, 3), True, {"pads": [0, 1, 2, 3]}),
+    "same_upper_s2": ((1, 3, 10, 10), (4, 3, 4, 4), True, {"auto_pad": "SAME_UPPER",
+                                                                "strides": [2, 2]}),
+    "same_lower": ((1, 3, 9, 9), (4, 3, 2, 4), False, {"auto_pad": "SAME_LOWER"}),
+    "valid_s2": ((1, 6, 9, 9), (8, 6, 3, 3), True, {"auto_pad": "VALID", "strides": [2, 2]}),
+    "groups2": ((1, 8, 8, 8), (12, 4, 3, 3), True, {"group": 2, "pads": [1, 1, 1, 1]}),
+    "groups4": ((1, 16, 7, 7), (8, 4, 3, 3), False, {"group": 4}),
+    "groups3_prime": ((1, 9, 6, 6), (21, 3, 3, 3), True, {"group": 3, "pads": [1, 1, 1, 1]}),
+    "depthwise_s2": ((1, 32, 9, 9), (32, 1, 3, 3), True, {"group": 32, "strides": [2, 2],
+                                                              "pads": [1, 1, 1, 1]}),
+    "depthwise_mult2": ((1, 8, 8, 8), (16, 1, 3, 3), True, {"group": 8, "pads": [1, 1, 1, 1]}),
+    "depthwise_prime7_k5": ((1, 7, 6, 6), (7, 1, 5, 5), False, {"group": 7, "pads": [2, 2, 2, 2]}),
+    "pointwise_s2": ((1, 24, 8, 8), (40, 24, 1, 1), True, {"strides": [2, 2]}),
+    "kernel_1x7": ((1, 5, 9, 11), (6, 5, 1, 7), True, {"pads": [0, 3, 0, 3]}),
+    "kernel_5x2_s21": ((1, 4, 12, 7), (3, 4, 5, 2), False, {"strides": [2, 1]}),
+    "batch2": ((2, 3, 8, 8), (16, 3, 3, 3), True, {"pads": [1, 1, 1, 1]}),
+    "stem_7x7_s2": ((1, 3, 32, 32), (64, 3, 7, 7), False, {"strides": [2, 2],
+                                                               "pads": [3, 3, 3, 3]}),
 }
 
 
@@ -144,29 +143,29 @@ def test_conv_epilogue(build):
 # -- Pooling ----------------------------------------------------------------------------------------
 
 POOLS = {
-    "max_k3s2p1": ("MaxPool", (1, 5, 9, 9), dict(kernel_shape=[3, 3], strides=[2, 2],
-                                                  pads=[1, 1, 1, 1])),
-    "max_ceil": ("MaxPool", (1, 3, 8, 8), dict(kernel_shape=[3, 3], strides=[2, 2], ceil_mode=1)),
-    "max_dilation": ("MaxPool", (1, 2, 9, 9), dict(kernel_shape=[2, 2], dilations=[2, 2])),
-    "max_asym_2x3": ("MaxPool", (1, 3, 6, 7), dict(kernel_shape=[2, 3], pads=[0, 2, 1, 0])),
-    "max_same_upper": ("MaxPool", (1, 3, 7, 7), dict(kernel_shape=[2, 2], strides=[2, 2],
-                                                      auto_pad="SAME_UPPER")),
-    "max_image_1x1": ("MaxPool", (1, 7, 1, 1), dict(kernel_shape=[3, 3], pads=[1, 1, 1, 1])),
-    "avg_pads_exclude": ("AveragePool", (1, 3, 7, 7), dict(kernel_shape=[3, 3],
-                                                           pads=[1, 1, 1, 1])),
-    "avg_pads_include": ("AveragePool", (1, 3, 7, 7), dict(kernel_shape=[3, 3], pads=[1, 1, 1, 1],
-                                                           count_include_pad=1)),
-    "avg_ceil_include": ("AveragePool", (1, 2, 6, 6), dict(kernel_shape=[3, 3], strides=[2, 2],
-                                                           pads=[1, 1, 1, 1], ceil_mode=1,
-                                                           count_include_pad=1)),
-    "avg_ceil_exclude": ("AveragePool", (1, 2, 6, 6), dict(kernel_shape=[3, 3], strides=[2, 2],
-                                                           ceil_mode=1)),
-    "avg_stride3_k2": ("AveragePool", (1, 4, 10, 10), dict(kernel_shape=[2, 2], strides=[3, 3])),
-    "lp_p2": ("LpPool", (1, 3, 6, 6), dict(kernel_shape=[2, 2], strides=[2, 2], p=2)),
-    "lp_p3": ("LpPool", (1, 3, 5, 5), dict(kernel_shape=[3, 3], p=3)),
+    "max_k3s2p1": ("MaxPool", (1, 5, 9, 9), {"kernel_shape": [3, 3], "strides": [2, 2],
+                                                  "pads": [1, 1, 1, 1]}),
+    "max_ceil": ("MaxPool", (1, 3, 8, 8), {"kernel_shape": [3, 3], "strides": [2, 2], "ceil_mode": 1}),
+    "max_dilation": ("MaxPool", (1, 2, 9, 9), {"kernel_shape": [2, 2], "dilations": [2, 2]}),
+    "max_asym_2x3": ("MaxPool", (1, 3, 6, 7), {"kernel_shape": [2, 3], "pads": [0, 2, 1, 0]}),
+    "max_same_upper": ("MaxPool", (1, 3, 7, 7), {"kernel_shape": [2, 2], "strides": [2, 2],
+                                                      "auto_pad": "SAME_UPPER"}),
+    "max_image_1x1": ("MaxPool", (1, 7, 1, 1), {"kernel_shape": [3, 3], "pads": [1, 1, 1, 1]}),
+    "avg_pads_exclude": ("AveragePool", (1, 3, 7, 7), {"kernel_shape": [3, 3],
+                                                           "pads": [1, 1, 1, 1]}),
+    "avg_pads_include": ("AveragePool", (1, 3, 7, 7), {"kernel_shape": [3, 3], "pads": [1, 1, 1, 1],
+                                                           "count_include_pad": 1}),
+    "avg_ceil_include": ("AveragePool", (1, 2, 6, 6), {"kernel_shape": [3, 3], "strides": [2, 2],
+                                                           "pads": [1, 1, 1, 1], "ceil_mode": 1,
+                                                           "count_include_pad": 1}),
+    "avg_ceil_exclude": ("AveragePool", (1, 2, 6, 6), {"kernel_shape": [3, 3], "strides": [2, 2],
+                                                           "ceil_mode": 1}),
+    "avg_stride3_k2": ("AveragePool", (1, 4, 10, 10), {"kernel_shape": [2, 2], "strides": [3, 3]}),
+    "lp_p2": ("LpPool", (1, 3, 6, 6), {"kernel_shape": [2, 2], "strides": [2, 2], "p": 2}),
+    "lp_p3": ("LpPool", (1, 3, 5, 5), {"kernel_shape": [3, 3], "p": 3}),
     "global_avg": ("GlobalAveragePool", (2, 5, 7, 3), {}),
     "global_max": ("GlobalMaxPool", (1, 13, 4, 4), {}),
-    "global_lp": ("GlobalLpPool", (1, 3, 5, 5), dict(p=2)),
+    "global_lp": ("GlobalLpPool", (1, 3, 5, 5), {"p": 2}),
 }
 
 
@@ -177,9 +176,9 @@ def test_pool(case):
 
 
 @pytest.mark.parametrize("op, attrs", [
-    ("MaxPool", dict(kernel_shape=[3, 3], strides=[2, 2], ceil_mode=1)),
-    ("AveragePool", dict(kernel_shape=[3, 3], strides=[2, 2], pads=[1, 1, 1, 1])),
-    ("LpPool", dict(kernel_shape=[2, 2], strides=[2, 2], p=2)),
+    ("MaxPool", {"kernel_shape": [3, 3], "strides": [2, 2], "ceil_mode": 1}),
+    ("AveragePool", {"kernel_shape": [3, 3], "strides": [2, 2], "pads": [1, 1, 1, 1]}),
+    ("LpPool", {"kernel_shape": [2, 2], "strides": [2, 2], "p": 2}),
     ("GlobalAveragePool", {}),
 ], ids=["max_ceil", "avg_pads", "lp", "global_avg"])
 def test_pool_after_conv(op, attrs):
@@ -193,12 +192,12 @@ def test_pool_after_conv(op, attrs):
 
 GEMMS = {
     # id: (A shape, B shape, C shape or None, attributes); B is a constant
-    "transB_biasN": ((3, 10), (7, 10), (7,), dict(transB=1)),
-    "transA_alpha_beta_CMN": ((10, 4), (10, 6), (4, 6), dict(transA=1, alpha=0.5, beta=2.0)),
-    "C_scalar": ((2, 5), (5, 3), (1,), dict(beta=-1.0)),
+    "transB_biasN": ((3, 10), (7, 10), (7,), {"transB": 1}),
+    "transA_alpha_beta_CMN": ((10, 4), (10, 6), (4, 6), {"transA": 1, "alpha": 0.5, "beta": 2.0}),
+    "C_scalar": ((2, 5), (5, 3), (1,), {"beta": -1.0}),
     "C_row": ((4, 6), (6, 9), (1, 9), {}),
-    "C_column": ((4, 6), (6, 9), (4, 1), dict(alpha=1.5)),
-    "no_C": ((1, 17), (13, 17), None, dict(transB=1)),
+    "C_column": ((4, 6), (6, 9), (4, 1), {"alpha": 1.5}),
+    "no_C": ((1, 17), (13, 17), None, {"transB": 1}),
 }
 
 
@@ -283,10 +282,10 @@ def test_softmax(op, x_shape, axis, opset):
 # -- Activations ------------------------------------------------------------------------------------
 
 ACTIVATIONS = {
-    "Relu": {}, "LeakyRelu": dict(alpha=0.1), "Sigmoid": {}, "Tanh": {},
-    "HardSigmoid": dict(alpha=0.3, beta=0.4), "HardSwish": {}, "Elu": dict(alpha=0.7),
-    "Selu": {}, "Celu": dict(alpha=1.3), "Softplus": {}, "Softsign": {}, "Mish": {},
-    "ThresholdedRelu": dict(alpha=0.6),
+    "Relu": {}, "LeakyRelu": {"alpha": 0.1}, "Sigmoid": {}, "Tanh": {},
+    "HardSigmoid": {"alpha": 0.3, "beta": 0.4}, "HardSwish": {}, "Elu": {"alpha": 0.7},
+    "Selu": {}, "Celu": {"alpha": 1.3}, "Softplus": {}, "Softsign": {}, "Mish": {},
+    "ThresholdedRelu": {"alpha": 0.6},
 }
 
 
@@ -317,20 +316,25 @@ def test_concat_with_constant():
                             {"k": weights((2, 3, 5))}))
 
 
-def test_concat_of_convs():
-    """Channel concat of blocked conv outputs (Inception/SqueezeNet), channel counts 8 + 5 + 8."""
-    nodes = [_conv_node("x", "a", "w1"), _conv_node("x", "b", "w2", pads=[1, 1, 1, 1]),
-             _conv_node("x", "c", "w3"),
-             helper.make_node("Concat", ["a", "b", "c"], ["y"], axis=1)]
-    check_vs_ort(make_model(nodes, {"x": (1, 4, 5, 5)}, ["y"], {
-        "w1": _he((8, 4, 1, 1)), "w2": _he((5, 4, 3, 3), 2), "w3": _he((8, 4, 1, 1), 3)}))
+@pytest.mark.parametrize("channels", [(8, 5, 8), (16, 16, 16)], ids=["mixed", "whole_blocks"])
+def test_concat_of_convs(channels):
+    """Channel concat of conv outputs (Inception/SqueezeNet): in plain layout when a channel count
+    splits a block, kept blocked when every part is whole blocks."""
+    consts, nodes = {}, []
+    for k, c in enumerate(channels):
+        k_size = 3 if k == 1 else 1
+        consts[f"w{k}"] = _he((c, 4, k_size, k_size), k + 1)
+        nodes.append(_conv_node("x", f"c{k}", f"w{k}", pads=[k_size // 2] * 4))
+    nodes.append(helper.make_node("Concat", [f"c{k}" for k in range(len(channels))], ["y"],
+                                  axis=1))
+    check_vs_ort(make_model(nodes, {"x": (1, 4, 5, 5)}, ["y"], consts))
 
 
 @pytest.mark.parametrize("opset, split, n_out", [(13, None, 3), (13, [1, 4, 2], 3),
                                                  (18, None, 3)])
 def test_split(opset, split, n_out):
     """Even split, explicit sizes, and opset 18's num_outputs with an uneven last part."""
-    consts, inputs, attrs = {}, [], dict(axis=1)
+    consts, inputs, attrs = {}, [], {"axis": 1}
     if split is not None:
         consts["s"], inputs = np.array(split, np.int64), ["s"]
     if opset >= 18:
@@ -368,27 +372,28 @@ def test_pad(mode):
 
 @pytest.mark.parametrize("perm", [(0, 2, 3, 1), None, (1, 0, 3, 2)])
 def test_transpose(perm):
-    attrs = {} if perm is None else dict(perm=list(perm))
+    attrs = {} if perm is None else {"perm": list(perm)}
     check_vs_ort(single("Transpose", (2, 3, 4, 5), **attrs))
 
 
 @pytest.mark.parametrize("op, consts, attrs", [
     ("Reshape", {"s": np.array([0, -1, 4], np.int64)}, {}),
-    ("Flatten", {}, dict(axis=0)),
-    ("Flatten", {}, dict(axis=2)),
+    ("Flatten", {}, {"axis": 0}),
+    ("Flatten", {}, {"axis": 2}),
+    ("Flatten", {}, {"axis": -1}),
     ("Squeeze", {"a": np.array([0, -1], np.int64)}, {}),
     ("Unsqueeze", {"a": np.array([-1, 1], np.int64)}, {}),
-], ids=["reshape", "flatten0", "flatten2", "squeeze", "unsqueeze"])
+], ids=["reshape", "flatten0", "flatten2", "flatten_neg1", "squeeze", "unsqueeze"])
 def test_reshapes(op, consts, attrs):
     x_shape = (1, 3, 8, 1) if op == "Squeeze" else (2, 3, 8)
     check_vs_ort(single(op, x_shape, consts, list(consts), **attrs))
 
 
 @pytest.mark.parametrize("op, attrs", [
-    ("DepthToSpace", dict(blocksize=2, mode="DCR")),
-    ("DepthToSpace", dict(blocksize=2, mode="CRD")),
-    ("DepthToSpace", dict(blocksize=3, mode="DCR")),
-    ("SpaceToDepth", dict(blocksize=2)),
+    ("DepthToSpace", {"blocksize": 2, "mode": "DCR"}),
+    ("DepthToSpace", {"blocksize": 2, "mode": "CRD"}),
+    ("DepthToSpace", {"blocksize": 3, "mode": "DCR"}),
+    ("SpaceToDepth", {"blocksize": 2}),
 ])
 def test_depth_space(op, attrs):
     x_shape = (1, 18, 3, 2) if attrs["blocksize"] == 3 else (2, 12, 4, 6)

@@ -9,9 +9,9 @@ from pathlib import Path
 import numpy as np
 import onnx
 import pytest
+from conftest import assert_close, ort_session, run_ort
 
 import tvmconv
-from conftest import assert_close, ort_session, run_ort
 
 ZOO = ["resnet18", "mobilenet_v2", "squeezenet", "vgg", "lenet5", "inception"]
 

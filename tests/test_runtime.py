@@ -6,9 +6,9 @@ from __future__ import annotations
 
 import numpy as np
 import pytest
+from conftest import assert_close, run_ort, two_io_model
 
 import tvmconv
-from conftest import assert_close, run_ort, two_io_model
 from tvmconv.artefact import append_metadata, read_metadata
 
 SHAPE = (1, 3, 4, 4)

@@ -8,10 +8,10 @@ import random
 import warnings
 
 import pytest
+from conftest import assert_close, make_model, rng_inputs, run_ort, single, weights, workloads
 from onnx import helper
 
 import tvmconv
-from conftest import assert_close, make_model, rng_inputs, run_ort, single, weights, workloads
 from tvmconv import kernels, records, templates
 from tvmconv.target import resolve
 

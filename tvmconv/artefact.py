@@ -19,9 +19,17 @@ MAGIC = b"TVMCONV\x01"
 FORMAT = 1
 
 
+def _digest(library: "hashlib._Hash", meta: dict) -> str:
+    """Checksum of the library bytes and every metadata field but the checksum itself."""
+    body = {k: v for k, v in meta.items() if k != "sha256"}
+    library.update(json.dumps(body, sort_keys=True).encode())
+    return library.hexdigest()
+
+
 def append_metadata(path: Path, meta: dict) -> None:
     data = Path(path).read_bytes()
-    meta = {**meta, "format": FORMAT, "sha256": hashlib.sha256(data).hexdigest()}
+    meta = {**meta, "format": FORMAT}
+    meta["sha256"] = _digest(hashlib.sha256(data), meta)
     blob = json.dumps(meta, sort_keys=True).encode()
     with open(path, "ab") as f:
         f.write(blob + struct.pack("<Q", len(blob)) + MAGIC)
@@ -58,6 +66,7 @@ def read_metadata(path: str | os.PathLike) -> tuple[dict, int]:
                 break
             digest.update(chunk)
             left -= len(chunk)
-    if digest.hexdigest() != meta.get("sha256"):
-        raise ArtefactError(f"{path} is corrupt: the library part does not match its checksum")
+    if not isinstance(meta, dict) or _digest(digest, meta) != meta.get("sha256"):
+        raise ArtefactError(f"{path} is corrupt: its library or metadata does not match the "
+                            "checksum")
     return meta, lib_size

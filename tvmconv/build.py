@@ -118,7 +118,7 @@ def lower(graph: Graph, target: TargetSpec, tuned: dict[str, dict], progress=Fal
         if name in env:
             return env[name]
         if name not in consts:
-            consts[name] = relax.const(np.ascontiguousarray(graph.consts[name]))
+            consts[name] = relax.const(np.require(graph.consts[name], requirements="C"))
         return consts[name]
 
     nodes = graph.nodes

@@ -17,5 +17,13 @@ class TargetError(TvmconvError):
     """An unknown target name, or an artefact built for another target."""
 
 
+class InputError(TvmconvError):
+    """An input array of the wrong shape, or with NaN/infinity, or a wrong input name."""
+
+
+class InputTypeError(TvmconvError, TypeError):
+    """An input that is not a numpy array of the expected dtype."""
+
+
 class ArtefactError(TvmconvError):
     """A compiled artefact that is missing, truncated or corrupt."""

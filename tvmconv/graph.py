@@ -69,7 +69,7 @@ class Graph:
 
     def add_const(self, array: np.ndarray, hint: str = "const") -> str:
         name = self.fresh(hint)
-        self.consts[name] = np.ascontiguousarray(array)
+        self.consts[name] = np.require(array, requirements="C")  # keeps 0-d arrays 0-d
         self.shapes[name] = tuple(int(d) for d in np.shape(array))
         return name
 

@@ -9,12 +9,12 @@ return tensors other than float32 (tvmconv's activations are float32), or run op
 
 Two choices a conformance harness needs:
 
-- Compile-time constants given as inputs. tvmconv compiles weights, shapes, axes and bounds into the
-  module, but ONNX's node tests feed them as graph inputs. So non-float32 inputs (shapes, axes, pads,
-  sizes) and the float32 inputs the frontend needs as constants (conv weights, BatchNorm parameters,
-  Clip bounds) are bound to the values given at run time; such a model compiles at its first run,
-  and again for other values of those inputs. A model whose inputs are all activations compiles in
-  ``prepare``.
+- Compile-time constants given as inputs. tvmconv compiles weights, shapes, axes and bounds into
+  the module, but ONNX's node tests feed them as graph inputs. So the non-float32 inputs (shapes,
+  axes, pads, sizes) and the float32 inputs that the frontend needs as constants (conv weights and
+  bias, BatchNorm parameters, Clip bounds) are bound to the values given at run time: such a model
+  compiles at its first run, and again for other values of those inputs. A model whose inputs are
+  all activations compiles in ``prepare``.
 - Non-finite inputs. tvmconv's runtime refuses NaN and infinity by default (``Model.check_finite``);
   the backend turns that check off, since the conformance cases feed them on purpose.
 """
@@ -93,6 +93,8 @@ def _compile(model: onnx.ModelProto, values: dict[str, np.ndarray]):
 
 
 class TvmconvBackend(Backend):
+    """``onnx.backend.base.Backend`` for tvmconv; the module-level functions below are its API."""
+
     @classmethod
     def supports_device(cls, device: str) -> bool:
         """Only the host CPU: tvmconv compiles for it and runs in this process."""
@@ -121,6 +123,7 @@ class TvmconvBackend(Backend):
 
     @classmethod
     def run_model(cls, model: onnx.ModelProto, inputs, device: str = "CPU", **kwargs):
+        """``prepare`` then ``run``: the outputs, in the model's output order."""
         return cls.prepare(model, device, **kwargs).run(inputs)
 
     @classmethod

@@ -9,7 +9,7 @@ from dataclasses import dataclass
 import numpy as np
 
 from .artefact import read_metadata
-from .errors import ArtefactError, TargetError
+from .errors import ArtefactError, InputError, InputTypeError, TargetError
 from .hostinfo import host_key, runs_here
 
 
@@ -48,28 +48,29 @@ class Model:
             kwargs, args = args[0], ()
         if kwargs:
             if args:
-                raise TypeError("pass inputs either positionally or by name, not both")
+                raise InputTypeError("pass inputs either positionally or by name, not both")
             unknown = set(kwargs) - {i.name for i in self.inputs}
             missing = [i.name for i in self.inputs if i.name not in kwargs]
             if unknown or missing:
-                raise ValueError(f"inputs by name: unknown {sorted(unknown)}, missing {missing}; "
+                raise InputError(f"inputs by name: unknown {sorted(unknown)}, missing {missing}; "
                                  f"expected {[i.name for i in self.inputs]}")
             args = tuple(kwargs[i.name] for i in self.inputs)
         if len(args) != len(self.inputs):
-            raise TypeError(f"expected {len(self.inputs)} input(s) "
+            raise InputTypeError(f"expected {len(self.inputs)} input(s) "
                             f"{[i.name for i in self.inputs]}, got {len(args)}")
         return [self._check(info, x) for info, x in zip(self.inputs, args)]
 
     def _check(self, info: TensorInfo, x) -> np.ndarray:
         if not isinstance(x, np.ndarray):
-            raise TypeError(f"input {info.name!r} must be a numpy array, got {type(x).__name__}")
+            raise InputTypeError(f"input {info.name!r} must be a numpy array, "
+                                 f"got {type(x).__name__}")
         if x.dtype != np.dtype(info.dtype):
-            raise TypeError(f"input {info.name!r} has dtype {x.dtype}, expected {info.dtype}")
+            raise InputTypeError(f"input {info.name!r} has dtype {x.dtype}, expected {info.dtype}")
         if tuple(x.shape) != info.shape:
-            raise ValueError(f"input {info.name!r} has shape {tuple(x.shape)}, "
+            raise InputError(f"input {info.name!r} has shape {tuple(x.shape)}, "
                              f"expected {info.shape}")
         if self.check_finite and not np.isfinite(x).all():
-            raise ValueError(f"input {info.name!r} contains NaN or infinity")
+            raise InputError(f"input {info.name!r} contains NaN or infinity")
         return np.ascontiguousarray(x)
 
     def run(self, *args, **kwargs) -> list[np.ndarray]:

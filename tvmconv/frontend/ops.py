@@ -118,6 +118,7 @@ def conv(ctx: Context, node, ins):
         raise ModelError(f"Conv {node.name!r}: kernel larger than the padded input {shape}")
     inputs = [x, ctx.f32(w_name)]
     if len(ins) > 2 and ins[2]:
+        ctx.const(ins[2], f"Conv {node.name!r} bias")  # folded and packed with the weights
         inputs.append(ctx.f32(ins[2]))
     attrs = {"strides": strides, "pads": pads, "dilations": dil, "groups": groups, "epilogue": ()}
     ctx.emit("conv2d", inputs, (shape[0], oc, oh, ow), attrs, node.output[0], node.name)
@@ -199,7 +200,8 @@ def gemm(ctx: Context, node, ins):
         n = w.shape[1]
         if c is None or (cc is not None and cc.size in (1, n) and cc.ndim <= 2 and
                          (cc.ndim < 2 or cc.shape[0] == 1)):
-            bias = None if c is None else np.broadcast_to(cc.astype(np.float32) * beta, (n,))
+            bias = None if c is None else np.broadcast_to(
+                cc.astype(np.float32).reshape(-1) * beta, (n,))
             _dense(ctx, a, w, bias, node.output[0], node.name)
             return
         y = _dense(ctx, a, w, None, None, node.name)

@@ -37,7 +37,7 @@ def extent(sch, loop) -> int:
     return int(sch.get(loop).extent)
 
 
-def flat_parallel_vectorize(sch, block, lanes: int, vec: int | None = None, parallel=True):
+def flat_parallel_vectorize(sch, block, lanes: int, vec: int | None = None) -> None:
     """Fuse all spatial loops of a block, vectorise a divisor-sized tail, parallelise the rest."""
     loops = sch.get_loops(block)
     total = prod(extent(sch, lp) for lp in loops)
@@ -48,15 +48,21 @@ def flat_parallel_vectorize(sch, block, lanes: int, vec: int | None = None, para
         sch.vectorize(inner)
     else:
         outer = fused
-    if parallel and total >= PARALLEL_MIN and total // vec > 1:
+    if total >= PARALLEL_MIN and total // vec > 1:
         sch.parallel(outer)
-    return outer
 
 
-def schedule_pad(sch, name="pad"):
-    """Materialise a padding stage as its own parallel, vectorised loop nest (if there is one)."""
+def has_block(sch, name: str) -> bool:
+    from tvm.s_tir import ScheduleError
+
     try:
-        block = sch.get_sblock(name)
-    except Exception:  # no padding in this workload
-        return
-    flat_parallel_vectorize(sch, block, 8)
+        sch.get_sblock(name)
+    except ScheduleError:  # s_tir's answer for "no block of that name"
+        return False
+    return True
+
+
+def schedule_pad(sch, target, name="pad") -> None:
+    """Materialise a padding stage (when the workload pads) as a parallel, vectorised loop nest."""
+    if has_block(sch, name):
+        flat_parallel_vectorize(sch, sch.get_sblock(name), target.lanes)

@@ -47,4 +47,4 @@ def apply(sch, wl, cfg: Config, target) -> None:
     init = sch.decompose_reduction(pool, rkh)
     if blocked:
         sch.vectorize(sch.get_loops(init)[-1])
-    schedule_pad(sch)
+    schedule_pad(sch, target)

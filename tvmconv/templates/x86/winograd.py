@@ -110,4 +110,4 @@ def apply(sch, wl, cfg: Config, target) -> None:
         sch.vectorize(sch.get_loops(init)[-1])
     sch.vectorize(oi)
     sch.unroll(wi)
-    schedule_pad(sch)
+    schedule_pad(sch, target)

@@ -1,0 +1,113 @@
+"""Benchmark driver: tvmconv (untuned book/defaults, and tuned with a log when one exists) against
+onnxruntime on the reference models, interleaved in one process; writes BENCHMARKS.md.
+
+    python scripts/bench.py [models...] [--rounds 10] [--out BENCHMARKS.md]
+
+Run it alone on an otherwise idle machine (never two benchmarks at once). OpenBLAS's
+OPENBLAS_CORETYPE / OPENBLAS_L2_SIZE slow numpy's sgemm yardstick: unset both for this command only.
+"""
+
+from __future__ import annotations
+
+import argparse
+import datetime
+import os
+import platform
+import sys
+import time
+from pathlib import Path
+
+import numpy as np
+
+ROOT = Path(__file__).resolve().parent
+sys.path.insert(0, str(ROOT))
+sys.path.insert(0, str(ROOT.parent))
+
+import zoo  # noqa: E402
+
+import tvmconv  # noqa: E402
+from tvmconv.bench import interleaved, layer_rows, peers, sgemm_rate  # noqa: E402
+from tvmconv.build import compile_model  # noqa: E402
+from tvmconv.target import resolve  # noqa: E402
+
+DEFAULT_MODELS = ["resnet18", "resnet50", "mobilenet_v2", "squeezenet", "vgg", "lenet5",
+                  "inception"]
+
+
+def machine() -> str:
+    cpu = "unknown CPU"
+    try:
+        cpu = next(ln.split(":", 1)[1].strip() for ln in open("/proc/cpuinfo")
+                   if ln.startswith("model name"))
+    except (OSError, StopIteration):
+        pass
+    import onnxruntime
+    import tvm
+
+    return (f"{cpu}, {os.environ['TVM_NUM_THREADS']} threads, target {resolve('x86').key}, "
+            f"{platform.system()} {platform.machine()}; tvmconv {tvmconv.__version__}, "
+            f"TVM {tvm.__version__}, onnxruntime {onnxruntime.__version__}, numpy {np.__version__}")
+
+
+def bench_model(name: str, rounds: int) -> dict:
+    path = str(zoo.model_path(name))
+    t0 = time.perf_counter()
+    untuned = compile_model(path).model()
+    compile_s = time.perf_counter() - t0
+    log = ROOT.parent / "tuning_logs" / f"{name}-{resolve('x86').key}.jsonl"
+    runners = {"tvmconv": lambda f: untuned.run(f)}
+    if log.is_file():
+        tuned = compile_model(path, log=str(log)).model()
+        runners["tvmconv tuned"] = lambda f: tuned.run(f)
+    runners.update(peers(path, int(os.environ["TVM_NUM_THREADS"])))
+    rng = np.random.default_rng(0)
+    feeds = {i.name: rng.standard_normal(i.shape).astype(np.float32) for i in untuned.inputs}
+    per_round = 20 if name == "lenet5" else 5
+    times = interleaved(runners, feeds, rounds, per_round)
+    return {"compile_s": compile_s,
+            "ms": {k: float(np.median(v)) * 1e3 for k, v in times.items()}}
+
+
+def main() -> int:
+    p = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    p.add_argument("models", nargs="*", default=DEFAULT_MODELS)
+    p.add_argument("--rounds", type=int, default=10)
+    p.add_argument("--layers", default="resnet18", help="model for the per-layer table")
+    p.add_argument("--out", default=str(ROOT.parent / "BENCHMARKS.md"))
+    args = p.parse_args()
+    rate = sgemm_rate()
+    rows = []
+    for name in args.models:
+        r = bench_model(name, args.rounds)
+        rows.append((name, r))
+        print(name, {k: round(v, 3) for k, v in r["ms"].items()}, flush=True)
+    lines = [f"# Benchmarks\n\nMeasured {datetime.date.today()} with `python scripts/bench.py` on "
+             f"{machine()}. Batch 1, fp32, median latency of interleaved runs; "
+             f"numpy sgemm {rate:.0f} GFLOP/s in the same run.\n",
+             "| model | tvmconv untuned ms | tvmconv tuned ms | onnxruntime ms | untuned / ORT | "
+             "tuned / ORT | compile s |", "|---|---|---|---|---|---|---|"]
+    for name, r in rows:
+        ms = r["ms"]
+        ort = ms.get("onnxruntime", float("nan"))
+        tuned = ms.get("tvmconv tuned")
+        lines.append(f"| {name} | {ms['tvmconv']:.3f} | "
+                     f"{'-' if tuned is None else f'{tuned:.3f}'} | {ort:.3f} | "
+                     f"{ort / ms['tvmconv']:.2f}x | "
+                     f"{'-' if tuned is None else f'{ort / tuned:.2f}x'} | {r['compile_s']:.1f} |")
+    lines.append("\nRatios are onnxruntime latency / tvmconv latency: above 1.00x tvmconv is faster.")
+    if args.layers:
+        path = str(zoo.model_path(args.layers))
+        layer = sorted(layer_rows(path, resolve("x86")), key=lambda r: -r.seconds * r.count)
+        total = sum(r.seconds * r.count for r in layer)
+        lines += [f"\n## {args.layers}, per layer (untuned; each kernel timed alone)\n",
+                  "| ms | share | GFLOP/s | of sgemm | n | layer |", "|---|---|---|---|---|---|"]
+        for r in layer[:20]:
+            lines.append(f"| {r.seconds * r.count * 1e3:.3f} | {r.seconds * r.count / total:.1%} "
+                         f"| {r.gflops:.0f} | {r.gflops / rate:.0%} | {r.count} | {r.name} |")
+    Path(args.out).write_text("\n".join(lines) + "\n")
+    print(f"wrote {args.out}")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,120 @@
+"""The tuner end to end on a tiny model: records, resume, bad lines, broken configs, RPC."""
+
+from __future__ import annotations
+
+import json
+import math
+
+import numpy as np
+import onnx
+import pytest
+from onnx import TensorProto, helper, numpy_helper
+
+import tvmconv
+from tvmconv import records
+from tvmconv.config import Config
+from tvmconv.errors import TvmconvError
+from tvmconv.measure import workloads
+from tvmconv.runner import Runner, build, kernel_inputs
+from tvmconv.target import resolve
+from tvmconv.tune import main as tune_main
+from tvmconv.tune import parse_budget
+from tvmconv.tuner import Tuner, make_tasks
+
+
+@pytest.fixture(scope="module")
+def tiny(tmp_path_factory) -> str:
+    """A conv -> relu -> global pool -> dense model small enough to tune in seconds."""
+    rng = np.random.default_rng(0)
+    t = lambda n, a: numpy_helper.from_array(a.astype("float32"), n)  # noqa: E731
+    nodes = [helper.make_node("Conv", ["x", "w"], ["c"], pads=[1, 1, 1, 1]),
+             helper.make_node("Relu", ["c"], ["r"]),
+             helper.make_node("GlobalAveragePool", ["r"], ["p"]),
+             helper.make_node("Flatten", ["p"], ["f"]),
+             helper.make_node("Gemm", ["f", "fw"], ["y"], transB=1)]
+    graph = helper.make_graph(
+        nodes, "tiny", [helper.make_tensor_value_info("x", TensorProto.FLOAT, [1, 8, 12, 12])],
+        [helper.make_tensor_value_info("y", TensorProto.FLOAT, [1, 10])],
+        [t("w", rng.standard_normal((16, 8, 3, 3))), t("fw", rng.standard_normal((10, 16)))])
+    path = tmp_path_factory.mktemp("tiny") / "tiny.onnx"
+    onnx.save(helper.make_model(graph, opset_imports=[helper.make_opsetid("", 17)]), str(path))
+    return str(path)
+
+
+def test_budget_parsing():
+    assert parse_budget("90") == 90 and parse_budget("10m") == 600 and parse_budget("1h") == 3600
+    with pytest.raises(TvmconvError):
+        parse_budget("ten minutes")
+
+
+def test_tune_resume_and_compile(tiny, tmp_path, capsys):
+    log = tmp_path / "tiny.jsonl"
+    assert tune_main([tiny, "--trials", "6", "--log", str(log), "-q", "--batch", "3"]) == 0
+    first = list(records.read(log))
+    assert len(first) == 6
+    assert all(r["target"] == resolve("x86").key for r in first)
+    assert any(math.isfinite(records.cost(r)) for r in first)
+    # a crash mid-write leaves half a line: it is skipped with a warning and the run resumes
+    with open(log, "a") as f:
+        f.write('{"target": "x86-av')
+    with pytest.warns(UserWarning, match="bad log line"):
+        assert tune_main([tiny, "--trials", "3", "--log", str(log), "-q", "--batch", "3"]) == 0
+    out = capsys.readouterr().out
+    assert "(6 resumed from the log)" in out
+    recs = list(records.read(log, warn=False))
+    assert len(recs) == 9
+    measured = [(r["workload"], r["template"], json.dumps(r["config"], sort_keys=True))
+                for r in recs]
+    assert len(set(measured)) == len(measured), "a resumed run measured a config again"
+    # the tuned log compiles, and the result still matches the untuned compile
+    x = np.random.default_rng(1).standard_normal((1, 8, 12, 12)).astype("float32")
+    with pytest.warns(UserWarning):
+        tuned = tvmconv.compile(tiny, log=str(log))(x)
+    np.testing.assert_allclose(tuned, tvmconv.compile(tiny)(x), rtol=1e-4, atol=1e-4)
+
+
+def test_broken_config_is_recorded_not_fatal(tiny, tmp_path):
+    target = resolve("x86")
+    tasks = make_tasks(workloads(tiny, target), target)
+    task = next(t for t in tasks if t.wl.kind == "conv2d")
+    tmpl = task.templates[-1]
+    broken = Config.of({"tile_w": 5})  # a knob value that does not divide, and knobs missing
+    tuner = Tuner(tasks, target, tmp_path / "log.jsonl", batch=2)
+    try:
+        recs = tuner.measure(task, [(tmpl, broken), (tmpl, tmpl.default(task.wl, target))])
+    finally:
+        tuner.close()
+    assert recs[0]["error"] and recs[0]["latencies"] is None
+    assert recs[1]["error"] is None and recs[1]["latencies"]
+    assert len(list(records.read(tmp_path / "log.jsonl"))) == 2
+
+
+def test_first_batch_all_failing_stops_with_the_error(tiny, tmp_path, monkeypatch):
+    target = resolve("x86")
+    tasks = make_tasks(workloads(tiny, target), target)
+    tuner = Tuner(tasks, target, tmp_path / "log.jsonl", batch=2)
+    monkeypatch.setattr(tuner, "propose", lambda task: [(task.templates[-1],
+                                                         Config.of({"bogus": 1}))] * 2)
+    with pytest.raises(TvmconvError, match="first batch failed"):
+        tuner.run(trials=4, deadline=None)
+
+
+def test_rpc_runner_against_local_server(tiny, tmp_path):
+    """Measure one kernel through TVM's RPC server on loopback, as on a board."""
+    from tvm import rpc
+
+    server = rpc.Server(host="127.0.0.1", port=9190, port_end=9290, silent=True)
+    target = resolve("x86")
+    wl = next(w for w, _ in workloads(tiny, target) if w.kind == "conv2d")
+    ref_path = build(wl, target, None, None, str(tmp_path))
+    cand = build(wl, target, "conv2d_direct", None, str(tmp_path))
+    runner = Runner(rpc_addr=("127.0.0.1", server.port, None))
+    try:
+        inputs, out_shape = kernel_inputs(wl)
+        reference = runner.reference(ref_path, inputs, out_shape)
+        assert reference is not None and np.abs(reference).max() > 0
+        res = runner.run(cand, inputs, out_shape, reference)
+        assert res.error is None and min(res.latencies) > 0
+    finally:
+        runner.stop()
+        server.terminate()
