@@ -63,6 +63,18 @@ def has_block(sch, name: str) -> bool:
 
 
 def schedule_pad(sch, target, name="pad") -> None:
-    """Materialise a padding stage (when the workload pads) as a parallel, vectorised loop nest."""
-    if has_block(sch, name):
-        flat_parallel_vectorize(sch, sch.get_sblock(name), target.lanes)
+    """Materialise a padding stage (when the workload pads): threads over (batch, channel block,
+    row), vectors along the row. Fusing every axis instead costs a div/mod per element in the
+    bounds test: ResNet-18's max-pool padding took 0.9 ms that way."""
+    if not has_block(sch, name):
+        return
+    block = sch.get_sblock(name)
+    loops = sch.get_loops(block)
+    total = prod(extent(sch, lp) for lp in loops)
+    outer = sch.fuse(*loops[:3])
+    inner = sch.fuse(*loops[3:]) if len(loops) > 4 else loops[3]
+    vec = vector_tile(extent(sch, inner), target.lanes, 4 * target.lanes)
+    if vec > 1:
+        sch.vectorize(sch.split(inner, [None, vec])[1])
+    if total >= PARALLEL_MIN:
+        sch.parallel(outer)

@@ -42,9 +42,11 @@ def space(wl, target) -> Space:
 
 
 def default(wl, target) -> Config:
-    budget = registers(target) - 6
-    return max(space(wl, target), key=lambda c: (
-        c["tile_m"], min(c["tile_p"] * -(-c["tile_oc"] // target.lanes), budget), c["tile_oc"]))
+    """F(4,3) where it divides the output, the biggest GEMM tile within half the registers."""
+    half = registers(target) // 2
+    acc = lambda c: c["tile_p"] * -(-c["tile_oc"] // target.lanes)  # noqa: E731
+    return max((c for c in space(wl, target) if acc(c) <= half),
+               key=lambda c: (c["tile_m"], acc(c), c["tile_oc"]))
 
 
 def compute(wl, cfg: Config):
