@@ -21,7 +21,7 @@ TILES = (4, 2)
 
 def _tiles(wl) -> list[int]:
     _, _, oh, ow, _ = wl.params["out"]
-    return [m for m in TILES if oh % m == 0 and ow % m == 0]
+    return [m for m in TILES if min(oh, ow) >= 2 * m]
 
 
 def applicable(wl, target) -> bool:
@@ -35,9 +35,9 @@ def space(wl, target) -> Space:
     ow = wl.params["out"][3]
     budget = registers(target) - 4
     oc_tiles = [d for d in divisors(ob) if d % target.lanes == 0 or d == ob] or [ob]
-    tile_p = sorted({d for m in _tiles(wl) for d in divisors(ow // m, 16)})
+    tile_p = sorted({d for m in _tiles(wl) for d in divisors(-(-ow // m), 16)})
     return Space({"tile_m": _tiles(wl), "tile_p": tile_p, "tile_oc": oc_tiles},
-                 lambda c: (ow // c["tile_m"]) % c["tile_p"] == 0
+                 lambda c: -(-ow // c["tile_m"]) % c["tile_p"] == 0
                  and c["tile_p"] * -(-c["tile_oc"] // target.lanes) <= budget)
 
 
