@@ -67,13 +67,15 @@ def peers(model_path: str, threads: int) -> dict:
 
 
 def interleaved(runners: dict, feeds: dict, rounds: int, per_round: int) -> dict[str, list]:
-    """Median-ready latencies per runner, the runners taking turns so machine noise hits all alike."""
-    for fn in runners.values():
-        for _ in range(3):
-            fn(feeds)
+    """Median-ready latencies per runner, the runners taking turns so machine noise hits all alike.
+
+    The first calls of each turn are not timed: the previous runner's worker threads may still be
+    spinning on the cores (onnxruntime's spin by default) and would be charged to this one."""
     times = {name: [] for name in runners}
     for _ in range(rounds):
         for name, fn in runners.items():
+            for _ in range(3):
+                fn(feeds)
             for _ in range(per_round):
                 times[name].append(_timed(lambda: fn(feeds)))
     return times

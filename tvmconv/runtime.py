@@ -46,6 +46,8 @@ class Model:
         return f"<tvmconv.Model ({sig}) -> ({outs}) target={self.meta['target_key']}>"
 
     def _arrange(self, args, kwargs) -> list[np.ndarray]:
+        if not kwargs and len(args) == len(self.inputs) and not isinstance(args[0], dict):
+            return [self._check(info, x) for info, x in zip(self.inputs, args)]
         if len(args) == 1 and isinstance(args[0], dict) and not kwargs:
             kwargs, args = args[0], ()
         if kwargs:
@@ -66,14 +68,14 @@ class Model:
         if not isinstance(x, np.ndarray):
             raise InputTypeError(f"input {info.name!r} must be a numpy array, "
                                  f"got {type(x).__name__}")
-        if x.dtype != np.dtype(info.dtype):
+        if x.dtype != info.dtype:
             raise InputTypeError(f"input {info.name!r} has dtype {x.dtype}, expected {info.dtype}")
-        if tuple(x.shape) != info.shape:
+        if x.shape != info.shape:
             raise InputError(f"input {info.name!r} has shape {tuple(x.shape)}, "
                              f"expected {info.shape}")
         if self.check_finite and not np.isfinite(x).all():
             raise InputError(f"input {info.name!r} contains NaN or infinity")
-        return np.require(x, requirements="C")  # keeps 0-d inputs 0-d
+        return x
 
     def run(self, *args, **kwargs) -> list[np.ndarray]:
         """All outputs as a list, in the model's output order."""
@@ -81,7 +83,8 @@ class Model:
         with self._lock:
             for view, a in zip(self._views, arrays):
                 view[...] = a
-            return [np.from_dlpack(r).copy() for r in self._main(*self._staging)]
+            # the VM allocates every output afresh: a zero-copy view that owns it is safe
+            return [np.from_dlpack(r) for r in self._main(*self._staging)]
 
     def __call__(self, *args, **kwargs):
         outs = self.run(*args, **kwargs)

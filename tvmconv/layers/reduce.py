@@ -4,6 +4,8 @@ from __future__ import annotations
 
 from tvm import te, tirx
 
+from .elementwise import exp
+
 
 def softmax(wl) -> list[te.Tensor]:
     p = wl.params
@@ -18,12 +20,12 @@ def softmax(wl) -> list[te.Tensor]:
     mx = te.compute(red_shape, lambda *i: te.max(x(*at(i, r)), axis=r), name="softmax_max")
     r2 = te.reduce_axis((0, shape[axis]), "r2")
     total = te.compute(red_shape, lambda *i: te.sum(
-        tirx.exp(x(*at(i, r2)) - mx(*i)), axis=r2), name="softmax_sum")
+        exp(x(*at(i, r2)) - mx(*i)), axis=r2), name="softmax_sum")
     if p["log"]:
         out = te.compute(shape, lambda *i: x(*i) - mx(*at(i, 0)) - tirx.log(total(*at(i, 0))),
                          name="softmax")
     else:
-        out = te.compute(shape, lambda *i: tirx.exp(x(*i) - mx(*at(i, 0))) / total(*at(i, 0)),
+        out = te.compute(shape, lambda *i: exp(x(*i) - mx(*at(i, 0))) / total(*at(i, 0)),
                          name="softmax")
     return [x, out]
 

@@ -48,6 +48,8 @@ class _Planner:
         self.lanes = target.lanes
         self.nodes: list[Node] = []
         self.cache: dict[tuple[str, int], str] = {}
+        self.users = graph.consumers()
+        self.flat_blocked: dict[str, tuple[int, int, int, int]] = {}  # value -> (C, H, W, block)
 
     def layout(self, value: str) -> int:
         return self.g.layouts.get(value, 0)
@@ -62,8 +64,10 @@ class _Planner:
             self.g.shapes[out] = self.g.shapes[value]
             self.g.layouts[out] = block
             src = self.layout(value)
-            if {src, block} == {0, 1}:
-                # NCHW and NCHW1c share their bytes: a reshape, not a copy
+            n, c, h, w = self.g.shapes[value]
+            if {src, block} == {0, 1} or h * w == 1:
+                # NCHW and NCHW1c share their bytes, as every block does on a 1x1 image (after a
+                # global pool): a reshape, not a copy
                 self.nodes.append(Node("reshape", [value], [out], {}))
             else:
                 self.nodes.append(Node("layout_transform", [value], [out],
@@ -120,8 +124,25 @@ class _Planner:
         if block:
             self.g.layouts[out] = block
 
+    def reshape(self, node: Node) -> None:
+        """Flatten of a blocked image read only by dense layers: flatten the blocked bytes as they
+        are and permute the dense weights' rows to match (one layout_transform kernel fewer)."""
+        src, out = node.inputs[0], node.outputs[0]
+        block, shape = self.layout(src), self.g.shapes[src]
+        readers = self.users.get(out, [])
+        if (block and len(shape) == 4 and self.g.shapes[out] == (shape[0], int(np.prod(shape[1:])))
+                and out not in self.g.outputs and readers
+                and all(r.op == "dense" and r.inputs[0] == out for r in readers)):
+            self.flat_blocked[out] = (*shape[1:], block)
+            return
+        self.plain(node)
+
     def dense(self, node: Node) -> None:
         w = self.g.consts[node.inputs[1]]
+        if node.inputs[0] in self.flat_blocked:
+            c, h, wd, b = self.flat_blocked[node.inputs[0]]
+            # row (cb, y, x, ci) of the blocked flatten is row (cb * b + ci, y, x) of NCHW's
+            w = w.reshape(c // b, b, h, wd, -1).transpose(0, 2, 3, 1, 4).reshape(c * h * wd, -1)
         node.inputs[0] = self.as_layout(node.inputs[0], 0)
         node.inputs[1] = self.g.add_const(pack_dense(w, pick_block(w.shape[1], self.lanes)),
                                           "packed_w")
