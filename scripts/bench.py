@@ -1,4 +1,5 @@
-"""Benchmark driver: tvmconv (untuned book/defaults, and tuned with a log when one exists) against
+"""Benchmark driver: tvmconv (untuned: analytic defaults, no schedule book; tuned: with the model's
+log in tuning_logs/ when one exists) against
 onnxruntime on the reference models, interleaved in one process; writes BENCHMARKS.md.
 
     python scripts/bench.py [models...] [--rounds 10] [--out BENCHMARKS.md]
@@ -52,7 +53,7 @@ def machine() -> str:
 def bench_model(name: str, rounds: int) -> dict:
     path = str(zoo.model_path(name))
     t0 = time.perf_counter()
-    untuned = compile_model(path).model()
+    untuned = compile_model(path, book=False).model()  # what a model nobody tuned gets
     compile_s = time.perf_counter() - t0
     log = ROOT.parent / "tuning_logs" / f"{name}-{resolve('x86').key}.jsonl"
     runners = {"tvmconv": lambda f: untuned.run(f)}
@@ -97,9 +98,12 @@ def main() -> int:
     lines.append("\nRatios are onnxruntime latency / tvmconv latency: above 1.00x tvmconv is faster.")
     if args.layers:
         path = str(zoo.model_path(args.layers))
-        layer = sorted(layer_rows(path, resolve("x86")), key=lambda r: -r.seconds * r.count)
+        log = ROOT.parent / "tuning_logs" / f"{args.layers}-{resolve('x86').key}.jsonl"
+        layer = sorted(layer_rows(path, resolve("x86"), str(log) if log.is_file() else None,
+                                  book=False), key=lambda r: -r.seconds * r.count)
         total = sum(r.seconds * r.count for r in layer)
-        lines += [f"\n## {args.layers}, per layer (untuned; each kernel timed alone)\n",
+        lines += [f"\n## {args.layers}, per layer (tuned with its log when there is one; each kernel "
+                  "timed alone)\n",
                   "| ms | share | GFLOP/s | of sgemm | n | layer |", "|---|---|---|---|---|---|"]
         for r in layer[:20]:
             lines.append(f"| {r.seconds * r.count * 1e3:.3f} | {r.seconds * r.count / total:.1%} "

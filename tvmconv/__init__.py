@@ -15,9 +15,10 @@ from .errors import ArtefactError, ModelError, TargetError, TvmconvError, Unsupp
 from .runtime import Model, load  # noqa: E402,F401
 
 
-def compile(model, target="x86", log=None, input_shapes=None, progress=False):  # noqa: A001
+def compile(model, target="x86", log=None, input_shapes=None, progress=False,  # noqa: A001
+            book=True):
     """Compile an ONNX model (path or ModelProto) for a target; see tvmconv.build.compile_model."""
     from .build import compile_model
 
     return compile_model(model, target=target, log=log, input_shapes=input_shapes,
-                         progress=progress)
+                         progress=progress, book=book)

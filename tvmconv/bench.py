@@ -81,7 +81,7 @@ def interleaved(runners: dict, feeds: dict, rounds: int, per_round: int) -> dict
     return times
 
 
-def layer_rows(model_path, target, log=None) -> list[Row]:
+def layer_rows(model_path, target, log=None, book=True) -> list[Row]:
     """Each distinct kernel built alone and timed, as the compiled model would run it."""
     import tvm
 
@@ -89,7 +89,7 @@ def layer_rows(model_path, target, log=None) -> list[Row]:
     from .build import book_paths, choose
     from .measure import build_kernel, random_args, time_kernel, workloads
 
-    tuned = records.best(book_paths(target.key), target.key)
+    tuned = records.best(book_paths(target.key) if book else [], target.key)
     tuned.update(records.best([log] if log else [], target.key))
     dev = tvm.cpu()
     rows = []
@@ -134,6 +134,7 @@ def main(argv=None) -> int:
     p.add_argument("--log", help="tuning log to compile with")
     p.add_argument("--rounds", type=int, default=10, help="interleaved rounds (default 10)")
     p.add_argument("--per-round", type=int, default=10, help="runs per round (default 10)")
+    p.add_argument("--no-book", action="store_true", help="ignore the shipped schedule book")
     p.add_argument("--no-layers", action="store_true", help="skip the per-layer table")
     p.add_argument("--plot", help="draw the per-layer times to this PNG (needs matplotlib)")
     args = p.parse_args(argv)
@@ -141,7 +142,7 @@ def main(argv=None) -> int:
     from .build import compile_model
 
     threads = int(os.environ["TVM_NUM_THREADS"])
-    compiled = compile_model(args.model, target=args.target, log=args.log)
+    compiled = compile_model(args.model, target=args.target, log=args.log, book=not args.no_book)
     if not compiled.target.runs_here:
         raise TvmconvError(f"{compiled.target.key} code cannot be timed on this machine")
     model = compiled.model()
@@ -160,7 +161,7 @@ def main(argv=None) -> int:
         print(f"  tvmconv is {best_peer / med['tvmconv']:.2f}x the best peer")
     if args.no_layers:
         return 0
-    rows = layer_rows(args.model, compiled.target, args.log)
+    rows = layer_rows(args.model, compiled.target, args.log, book=not args.no_book)
     rate = sgemm_rate()
     total = sum(r.seconds * r.count for r in rows)
     print(f"\nper layer (each kernel alone; sgemm {rate:.0f} GFLOP/s measured now):")

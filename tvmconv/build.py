@@ -68,8 +68,7 @@ class CompiledModel:
         fd, tmp = tempfile.mkstemp(suffix=".so", dir=path.parent)
         os.close(fd)
         try:
-            kwargs = {"cc": self.target.cross_cc} if self.target.cross_cc else {}
-            self.executable.export_library(tmp, **kwargs)
+            self.executable.export_library(tmp, **self.target.export_kwargs())
             append_metadata(Path(tmp), self.meta)
             os.replace(tmp, path)
         finally:
@@ -157,8 +156,9 @@ def _var_name(name: str) -> str:
     return "".join(c if c.isalnum() else "_" for c in name) or "input"
 
 
-def compile_model(model, target="x86", log=None, input_shapes=None, progress=False):
-    """ONNX (path or ModelProto) -> CompiledModel for ``target``, with an optional tuning log."""
+def compile_model(model, target="x86", log=None, input_shapes=None, progress=False, book=True):
+    """ONNX (path or ModelProto) -> CompiledModel for ``target``, with an optional tuning log;
+    ``book=False`` ignores the shipped schedule book (analytic defaults only)."""
     import tvm
 
     spec = resolve(target)
@@ -176,7 +176,7 @@ def compile_model(model, target="x86", log=None, input_shapes=None, progress=Fal
     for path in logs:
         if not Path(path).is_file():
             raise TvmconvError(f"tuning log not found: {path}")
-    tuned = records.best(book_paths(spec.key), spec.key)
+    tuned = records.best(book_paths(spec.key) if book else [], spec.key)
     tuned.update(records.best(logs, spec.key))
     mod = lower(graph, spec, tuned, progress)
     executable = tvm.compile(mod, target=spec.tvm_target())

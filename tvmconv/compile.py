@@ -22,6 +22,8 @@ def parser() -> argparse.ArgumentParser:
     p.add_argument("--log", action="append", default=[],
                    help="tuning log(s) from python -m tvmconv.tune (repeatable); without one the "
                         "shipped schedule book and analytic defaults are used")
+    p.add_argument("--no-book", action="store_true",
+                   help="ignore the shipped schedule book: analytic defaults for untuned layers")
     p.add_argument("--input-shape", action="append", metavar="NAME:D1,D2,...",
                    help="static shape for an input with symbolic dimensions (repeatable)")
     p.add_argument("-q", "--quiet", action="store_true", help="print nothing but errors")
@@ -32,10 +34,14 @@ def main(argv=None) -> int:
     args = parser().parse_args(argv)
     from .build import compile_model
 
+    from .target import resolve
+
+    resolve(args.target).export_kwargs()  # a missing cross compiler fails now, not after compiling
     out = Path(args.output) if args.output else Path(args.model).with_suffix(".so")
     t0 = time.perf_counter()
     mod = compile_model(args.model, target=args.target, log=args.log,
-                        input_shapes=cli.parse_shapes(args.input_shape), progress=not args.quiet)
+                        input_shapes=cli.parse_shapes(args.input_shape), progress=not args.quiet,
+                        book=not args.no_book)
     mod.export(out)
     if not args.quiet:
         ins = ", ".join(f"{i['name']}{i['shape']}" for i in mod.meta["inputs"])

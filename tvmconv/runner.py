@@ -45,8 +45,7 @@ def build(wl, target, template_name: str | None, cfg, out_dir: str) -> str:
     lib = tvm.compile(tvm.IRModule({"main": func}), target=target.tvm_target())
     fd, path = tempfile.mkstemp(suffix=".so", dir=out_dir)
     os.close(fd)
-    kwargs = {"cc": target.cross_cc} if target.cross_cc else {}
-    lib.export_library(path, **kwargs)
+    lib.export_library(path, **target.export_kwargs())
     return path
 
 

@@ -46,7 +46,7 @@ class Model:
         return f"<tvmconv.Model ({sig}) -> ({outs}) target={self.meta['target_key']}>"
 
     def _arrange(self, args, kwargs) -> list[np.ndarray]:
-        if not kwargs and len(args) == len(self.inputs) and not isinstance(args[0], dict):
+        if not kwargs and len(args) == len(self.inputs) and not (args and isinstance(args[0], dict)):
             return [self._check(info, x) for info, x in zip(self.inputs, args)]
         if len(args) == 1 and isinstance(args[0], dict) and not kwargs:
             kwargs, args = args[0], ()

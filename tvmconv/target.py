@@ -32,6 +32,19 @@ class TargetSpec:
 
         return tvm.target.Target(self.tvm)
 
+    def export_kwargs(self) -> dict:
+        """export_library arguments: the cross compiler, which must be installed."""
+        import shutil
+
+        if not self.cross_cc:
+            return {}
+        if shutil.which(self.cross_cc) is None:
+            package = {"aarch64-linux-gnu-gcc": "gcc-aarch64-linux-gnu",
+                       "arm-linux-gnueabihf-gcc": "gcc-arm-linux-gnueabihf"}.get(self.cross_cc, "")
+            raise TargetError(f"{self.key} needs the cross compiler {self.cross_cc}, which is not "
+                              f"installed (Debian: apt-get install {package})")
+        return {"cc": self.cross_cc}
+
     @property
     def runs_here(self) -> bool:
         return self.family != "cuda" and runs_here(self.key)

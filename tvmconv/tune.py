@@ -92,6 +92,7 @@ def main(argv=None) -> int:
     budget = parse_budget(args.budget) if args.budget else (None if args.trials else 600.0)
     rpc = parse_rpc(args.rpc, args.rpc_key)
     target = resolve(args.target)
+    target.export_kwargs()  # candidates for a board need its cross compiler
     if rpc is None and not target.runs_here:
         raise TvmconvError(f"{target.key} code cannot run on this machine: measure it on the "
                            "device with --rpc HOST:PORT")

@@ -6,7 +6,7 @@ from __future__ import annotations
 import numpy as np
 
 from ..graph import Graph, Node
-from .prune import rename
+from .prune import rename, rewrite_until_done
 
 _FOLDABLE = ("mul", "div", "add", "sub")
 
@@ -53,32 +53,30 @@ def _fold_step(graph: Graph, prod: Node, step, operand: np.ndarray) -> bool:
 
 def fold_affine(graph: Graph) -> None:
     """Absorb leading per-channel mul/div/add/sub steps of an elementwise node into its producer."""
-    changed = True
-    while changed:
-        changed = False
-        producers, consumers = graph.producers(), graph.consumers()
-        for node in list(graph.nodes):
-            if node.op != "elementwise" or not node.attrs["steps"]:
-                continue
-            src = node.inputs[0]
-            prod = producers.get(src)
-            if (prod is None or prod.op not in ("conv2d", "dense") or prod.attrs["epilogue"]
-                    or len(consumers.get(src, [])) != 1 or src in graph.outputs
-                    or node.inputs.count(src) != 1 or len(prod.inputs) > 3
-                    or graph.shapes[node.outputs[0]] != graph.shapes[src]
-                    or not graph.is_const(prod.inputs[1])):
-                continue
-            steps = node.attrs["steps"]
-            fn, args, _ = steps[0]
-            if fn not in _FOLDABLE or args[0] is not None or len(args) != 2:
-                continue
-            if any(0 in a for _, a, _ in steps) or not graph.is_const(node.inputs[args[1]]):
-                continue
-            if not _fold_step(graph, prod, steps[0], graph.consts[node.inputs[args[1]]]):
-                continue
-            node.attrs["steps"] = steps[1:]
-            if not node.attrs["steps"]:
-                graph.nodes.remove(node)
-                rename(graph, node.outputs[0], src)
-            changed = True
-            break
+
+    def attempt(node, producers, consumers) -> bool:
+        if node.op != "elementwise" or not node.attrs["steps"]:
+            return False
+        src = node.inputs[0]
+        prod = producers.get(src)
+        if (prod is None or prod.op not in ("conv2d", "dense") or prod.attrs["epilogue"]
+                or len(consumers.get(src, [])) != 1 or src in graph.outputs
+                or node.inputs.count(src) != 1 or len(prod.inputs) > 3
+                or graph.shapes[node.outputs[0]] != graph.shapes[src]
+                or not graph.is_const(prod.inputs[1])):
+            return False
+        steps = node.attrs["steps"]
+        fn, args, _ = steps[0]
+        if fn not in _FOLDABLE or args[0] is not None or len(args) != 2:
+            return False
+        if any(0 in a for _, a, _ in steps) or not graph.is_const(node.inputs[args[1]]):
+            return False
+        if not _fold_step(graph, prod, steps[0], graph.consts[node.inputs[args[1]]]):
+            return False
+        node.attrs["steps"] = steps[1:]
+        if not node.attrs["steps"]:
+            graph.nodes.remove(node)
+            rename(graph, node.outputs[0], src)
+        return True
+
+    rewrite_until_done(graph, attempt)

@@ -7,6 +7,7 @@ applied as each output tile leaves registers; standalone elementwise chains merg
 from __future__ import annotations
 
 from ..graph import Graph, Node
+from .prune import rewrite_until_done
 
 _PRODUCERS = ("conv2d", "dense", "matmul", "elementwise")
 _COMMUTATIVE = ("add", "mul", "max", "min")
@@ -46,24 +47,20 @@ def _merge(graph: Graph, prod: Node, ew: Node) -> bool:
 
 
 def fuse_elementwise(graph: Graph) -> None:
-    changed = True
-    while changed:
-        changed = False
-        consumers, producers = graph.consumers(), graph.producers()
-        for ew in graph.nodes:
-            if ew.op != "elementwise":
+    def attempt(ew, producers, consumers) -> bool:
+        if ew.op != "elementwise":
+            return False
+        for src in ew.inputs:
+            prod = producers.get(src)
+            if (prod is None or prod.op not in _PRODUCERS or src in graph.outputs
+                    or len(consumers.get(src, [])) != 1
+                    or graph.shapes[ew.outputs[0]] != graph.shapes[src]):
                 continue
-            for src in ew.inputs:
-                prod = producers.get(src)
-                if (prod is None or prod.op not in _PRODUCERS or src in graph.outputs
-                        or len(consumers.get(src, [])) != 1
-                        or graph.shapes[ew.outputs[0]] != graph.shapes[src]):
-                    continue
-                if _merge(graph, prod, ew):
-                    # the fused kernel runs where the chain ended: every operand exists by then
-                    graph.nodes.remove(prod)
-                    graph.nodes[graph.nodes.index(ew)] = prod
-                    changed = True
-                    break
-            if changed:
-                break
+            if _merge(graph, prod, ew):
+                # the fused kernel runs where the chain ended: every operand exists by then
+                graph.nodes.remove(prod)
+                graph.nodes[graph.nodes.index(ew)] = prod
+                return True
+        return False
+
+    rewrite_until_done(graph, attempt)

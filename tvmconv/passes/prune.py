@@ -1,4 +1,4 @@
-"""Dead-node removal and value renaming."""
+"""Graph rewriting helpers: dead-node removal, renaming, and rewriting until nothing changes."""
 
 from __future__ import annotations
 
@@ -23,3 +23,12 @@ def rename(graph: Graph, old: str, new: str) -> None:
     for node in graph.nodes:
         node.inputs = [new if i == old else i for i in node.inputs]
     graph.outputs = [new if o == old else o for o in graph.outputs]
+
+
+def rewrite_until_done(graph: Graph, attempt) -> None:
+    """Call ``attempt(node, producers, consumers) -> bool`` on each node, starting over after every
+    rewrite (it may have changed who produces and reads what), until a full sweep changes nothing."""
+    while True:
+        producers, consumers = graph.producers(), graph.consumers()
+        if not any(attempt(node, producers, consumers) for node in list(graph.nodes)):
+            return

@@ -1,0 +1,51 @@
+"""Targets: names and JSON dicts resolve, old strings are refused, ARM code is generated here."""
+
+from __future__ import annotations
+
+import shutil
+
+import pytest
+
+import tvmconv
+from tvmconv.demo import bundled
+from tvmconv.errors import TargetError
+from tvmconv.target import resolve
+
+
+@pytest.mark.parametrize("name, key", [("x86-avx2", "x86-avx2"), ("x86-avx512", "x86-avx512"),
+                                       ("aarch64", "aarch64-neon"), ("armv7", "armv7-neon"),
+                                       ("cuda", "cuda-sm_80")])
+def test_names(name, key):
+    assert resolve(name).key == key
+
+
+def test_json_targets():
+    assert resolve('{"kind": "llvm", "mcpu": "znver3"}').key == "x86-avx2"
+    assert resolve({"kind": "llvm", "mcpu": "skylake-avx512"}).key == "x86-avx512"
+    assert resolve({"kind": "llvm", "mtriple": "aarch64-linux-gnu"}).family == "arm"
+    with pytest.raises(TargetError, match="JSON"):
+        resolve("llvm -mcpu=znver3")
+    with pytest.raises(TargetError, match="unknown target"):
+        resolve("tpu")
+
+
+def test_aarch64_code_is_neon(tmp_path):
+    """Cross-compiling for a board: the kernels are AArch64 NEON code, which this x86 host refuses
+    to run, and exporting needs the cross linker (a clear error when it is missing)."""
+    mod = tvmconv.compile(bundled("digits_cnn.onnx"), target="aarch64")
+    lib = mod.executable.mod
+    asm = "".join(m.inspect_source("asm") for m in lib.imports if m.kind == "llvm")
+    assert "fmla" in asm and "vfmadd" not in asm
+    with pytest.raises(tvmconv.TvmconvError, match="aarch64"):
+        mod.model()
+    if shutil.which("aarch64-linux-gnu-gcc"):
+        path = mod.export(tmp_path / "digits-arm.so")
+        assert path.read_bytes()[18] == 183  # ELF e_machine 183: AArch64
+    else:
+        with pytest.raises(TargetError, match="gcc-aarch64-linux-gnu"):
+            mod.export(tmp_path / "digits-arm.so")
+
+
+def test_cuda_has_no_templates_yet():
+    with pytest.raises(TargetError, match="cuda"):
+        tvmconv.compile(bundled("digits_cnn.onnx"), target="cuda")

@@ -1,0 +1,81 @@
+"""Conversion state shared by the ONNX converters, and the error for values that must be constant."""
+
+from __future__ import annotations
+
+import numpy as np
+from onnx import helper
+
+from ..errors import UnsupportedError
+from ..graph import Graph, Node
+
+
+class ConstantRequired(UnsupportedError):
+    """An operand tvmconv compiles in (weights, shapes, axes, bounds) is a run-time value.
+
+    ``value`` names it, so a caller that knows the value (onnx_backend) can bind it and retry.
+    """
+
+    def __init__(self, message: str, value: str):
+        super().__init__(message)
+        self.value = value
+
+
+class Context:
+    """Conversion state: the graph being built, the opset, and names that alias other values."""
+
+    def __init__(self, graph: Graph, opset: int):
+        self.graph = graph
+        self.opset = opset
+        self.alias: dict[str, str] = {}
+
+    @staticmethod
+    def attr(node, name, default=None):
+        for a in node.attribute:
+            if a.name == name:
+                value = helper.get_attribute_value(a)
+                return value.decode() if isinstance(value, bytes) else value
+        return default
+
+    def set_const(self, name: str, value: np.ndarray) -> None:
+        self.graph.consts[name] = np.asarray(value)
+        self.graph.shapes[name] = tuple(np.shape(value))
+
+    def const(self, name: str, what: str) -> np.ndarray:
+        if not name:
+            return None
+        if name not in self.graph.consts:
+            raise ConstantRequired(f"{what} must be a constant (got activation {name!r})", name)
+        return self.graph.consts[name]
+
+    def f32(self, name: str) -> str:
+        """A value usable as a float32 kernel operand (constants of other dtypes are cast)."""
+        c = self.graph.consts.get(name)
+        if c is not None and c.dtype != np.float32:
+            return self.graph.add_const(c.astype(np.float32), "cast")
+        return name
+
+    def emit(self, op: str, inputs: list[str], shape, attrs: dict, out: str | None = None,
+             name: str = "") -> str:
+        out = out or self.graph.fresh(op)
+        self.graph.nodes.append(Node(op, list(inputs), [out], dict(attrs), name))
+        self.graph.shapes[out] = tuple(int(d) for d in shape)
+        return out
+
+    def elementwise(self, steps, inputs: list[str], out: str | None = None, name="") -> str:
+        """Emit an elementwise node; ``steps`` use input indices, None = the running value."""
+        inputs = [self.f32(i) for i in inputs]
+        shape = np.broadcast_shapes(*(self.graph.shapes[i] for i in inputs))
+        return self.emit("elementwise", inputs, shape, {"steps": tuple(steps)}, out, name)
+
+    def shape(self, name: str) -> tuple[int, ...]:
+        return self.graph.shapes[name]
+
+
+def _need_2d(node, shape):
+    if len(shape) != 4:
+        raise UnsupportedError(f"{node.op_type} node {node.name!r}: only 2-D (NCHW) inputs are "
+                               f"supported, got rank {len(shape)}")
+
+
+def reshape_to(ctx, x, shape, out=None, name=""):
+    return ctx.emit("reshape", [x], shape, {}, out, name)

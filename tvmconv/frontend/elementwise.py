@@ -1,0 +1,66 @@
+"""Converters of elementwise operators: activations, arithmetic with broadcasting, Clip, PRelu."""
+
+from __future__ import annotations
+
+import math
+
+import numpy as np
+
+from ..errors import ModelError
+from .context import Context
+
+
+def unary(fn, **defaults):
+    """An elementwise op of one input with float attributes (name -> default)."""
+    def convert(ctx: Context, node, ins):
+        params = tuple(float(ctx.attr(node, k, v)) for k, v in defaults.items())
+        ctx.elementwise([(fn, (None,), params)], [ins[0]], node.output[0], node.name)
+    return convert
+
+
+def binary(fn, commutative):
+    def convert(ctx: Context, node, ins):
+        a, b = ins[0], ins[1]
+        if a in ctx.graph.consts and b not in ctx.graph.consts:
+            if commutative:
+                a, b = b, a
+            else:
+                ctx.elementwise([(fn, (1, None), ())], [b, a], node.output[0], node.name)
+                return
+        ctx.elementwise([(fn, (None, 1), ())], [a, b], node.output[0], node.name)
+    return convert
+
+
+def variadic(fn):
+    """Sum, Max, Min, Mean: a chain of binary steps over every input."""
+    def convert(ctx: Context, node, ins):
+        ins = sorted([i for i in ins if i], key=lambda i: i in ctx.graph.consts)
+        steps = [(fn, (None, k), ()) for k in range(1, len(ins))]
+        if node.op_type == "Mean":
+            steps.append(("mul", (None, len(ins)), ()))
+            ins = ins + [ctx.graph.add_const(np.float32(1.0 / len(ins)), "mean")]
+        if not steps:
+            steps = [("copy", (None,), ())]
+        ctx.elementwise(steps, ins, node.output[0], node.name)
+    return convert
+
+
+def clip(ctx: Context, node, ins):
+    if ctx.opset < 11:
+        lo, hi = ctx.attr(node, "min", -math.inf), ctx.attr(node, "max", math.inf)
+    else:
+        lo = ctx.const(ins[1], "Clip min") if len(ins) > 1 and ins[1] else -math.inf
+        hi = ctx.const(ins[2], "Clip max") if len(ins) > 2 and ins[2] else math.inf
+    ctx.elementwise([("clip", (None,), (float(lo), float(hi)))], [ins[0]], node.output[0],
+                    node.name)
+
+
+def prelu(ctx: Context, node, ins):
+    slope = ins[1]
+    xs, ss = ctx.shape(ins[0]), ctx.shape(slope)
+    c = ctx.graph.consts.get(slope)
+    if c is not None and c.ndim == 1 and len(xs) >= 3 and c.shape[0] == xs[1] != xs[-1]:
+        slope = ctx.graph.add_const(c.reshape((-1,) + (1,) * (len(xs) - 2)), "prelu")
+    elif len(ss) > len(xs):
+        raise ModelError(f"PRelu {node.name!r}: slope {ss} does not broadcast to {xs}")
+    ctx.elementwise([("prelu", (None, 1), ())], [ins[0], slope], node.output[0], node.name)

@@ -1,0 +1,240 @@
+"""Converters of the layers with weights or windows: Conv, pooling, Gemm/MatMul, normalisations,
+Softmax."""
+
+from __future__ import annotations
+
+import numpy as np
+
+from ..errors import ModelError, UnsupportedError
+from .context import Context, _need_2d, reshape_to
+
+
+def _pads_2d(ctx, node, in_hw, kernel, strides, dilations):
+    """Explicit (top, left, bottom, right) pads for a 2-D window op, honouring auto_pad."""
+    auto = ctx.attr(node, "auto_pad", "NOTSET")
+    if auto in ("SAME_UPPER", "SAME_LOWER"):
+        pads_b, pads_e = [], []
+        for size, k, s, d in zip(in_hw, kernel, strides, dilations):
+            out = -(-size // s)
+            total = max((out - 1) * s + (k - 1) * d + 1 - size, 0)
+            small, big = total // 2, total - total // 2
+            pads_b.append(small if auto == "SAME_UPPER" else big)
+            pads_e.append(big if auto == "SAME_UPPER" else small)
+        return (pads_b[0], pads_b[1], pads_e[0], pads_e[1])
+    if auto == "VALID":
+        return (0, 0, 0, 0)
+    pads = ctx.attr(node, "pads", [0, 0, 0, 0])
+    return tuple(int(p) for p in pads)
+
+
+def conv(ctx: Context, node, ins):
+    x, w_name = ins[0], ins[1]
+    w = ctx.const(w_name, f"Conv {node.name!r} weights")
+    shape = ctx.shape(x)
+    _need_2d(node, shape)
+    if w.ndim != 4:
+        raise UnsupportedError(f"Conv {node.name!r}: only 2-D convolutions are supported")
+    oc, icg, kh, kw = w.shape
+    groups = int(ctx.attr(node, "group", 1))
+    if shape[1] != icg * groups or oc % groups:
+        raise ModelError(f"Conv {node.name!r}: weights {w.shape} with group={groups} do not fit "
+                         f"input channels {shape[1]}")
+    strides = tuple(ctx.attr(node, "strides", [1, 1]))
+    dil = tuple(ctx.attr(node, "dilations", [1, 1]))
+    pads = _pads_2d(ctx, node, shape[2:], (kh, kw), strides, dil)
+    oh = (shape[2] + pads[0] + pads[2] - dil[0] * (kh - 1) - 1) // strides[0] + 1
+    ow = (shape[3] + pads[1] + pads[3] - dil[1] * (kw - 1) - 1) // strides[1] + 1
+    if oh < 1 or ow < 1:
+        raise ModelError(f"Conv {node.name!r}: kernel larger than the padded input {shape}")
+    inputs = [x, ctx.f32(w_name)]
+    if len(ins) > 2 and ins[2]:
+        ctx.const(ins[2], f"Conv {node.name!r} bias")  # folded and packed with the weights
+        inputs.append(ctx.f32(ins[2]))
+    attrs = {"strides": strides, "pads": pads, "dilations": dil, "groups": groups, "epilogue": ()}
+    ctx.emit("conv2d", inputs, (shape[0], oc, oh, ow), attrs, node.output[0], node.name)
+
+
+def _pool_out(size, k, s, d, pb, pe, ceil):
+    span = size + pb + pe - d * (k - 1) - 1
+    out = (-(-span // s) if ceil else span // s) + 1
+    if ceil and (out - 1) * s >= size + pb:
+        out -= 1  # the last window must start inside the input or its leading pad
+    return out
+
+
+def pool(kind):
+    def convert(ctx: Context, node, ins):
+        if len(node.output) > 1 and node.output[1]:
+            raise UnsupportedError(f"MaxPool {node.name!r}: the Indices output is not supported")
+        x = ins[0]
+        shape = ctx.shape(x)
+        _need_2d(node, shape)
+        kernel = tuple(ctx.attr(node, "kernel_shape"))
+        strides = tuple(ctx.attr(node, "strides", [1, 1]))
+        dil = tuple(ctx.attr(node, "dilations", [1, 1]))
+        if len(kernel) != 2:
+            raise UnsupportedError(f"{node.op_type} {node.name!r}: only 2-D pooling is supported")
+        pads = _pads_2d(ctx, node, shape[2:], kernel, strides, dil)
+        ceil = bool(ctx.attr(node, "ceil_mode", 0))
+        oh = _pool_out(shape[2], kernel[0], strides[0], dil[0], pads[0], pads[2], ceil)
+        ow = _pool_out(shape[3], kernel[1], strides[1], dil[1], pads[1], pads[3], ceil)
+        attrs = {"kind": kind, "kernel": kernel, "strides": strides, "dilations": dil,
+                 "pads": pads, "count_include_pad": int(ctx.attr(node, "count_include_pad", 0)),
+                 "p": float(ctx.attr(node, "p", 2))}
+        ctx.emit("pool2d", [x], (shape[0], shape[1], oh, ow), attrs, node.output[0], node.name)
+    return convert
+
+
+def global_pool(kind):
+    def convert(ctx: Context, node, ins):
+        shape = ctx.shape(ins[0])
+        _need_2d(node, shape)
+        attrs = {"kind": kind, "kernel": tuple(shape[2:]), "strides": (1, 1), "dilations": (1, 1),
+                 "pads": (0, 0, 0, 0), "count_include_pad": 0,
+                 "p": float(ctx.attr(node, "p", 2))}
+        ctx.emit("pool2d", [ins[0]], (shape[0], shape[1], 1, 1), attrs, node.output[0], node.name)
+    return convert
+
+
+def _dense(ctx, a, w, bias, out, name):
+    """a[..., K] x const w[K, N] (+ bias[N]) as a 2-D dense kernel, reshaping around it if needed."""
+    shape = ctx.shape(a)
+    k, n = w.shape
+    lead = shape[:-1]
+    a2 = a if len(shape) == 2 else reshape_to(ctx, a, (int(np.prod(lead)), k))
+    inputs = [a2, ctx.graph.add_const(w.astype(np.float32), "dense_w")]
+    if bias is not None:
+        inputs.append(ctx.graph.add_const(bias.astype(np.float32).reshape(n), "dense_b"))
+    m = ctx.shape(a2)[0]
+    if len(shape) == 2:
+        return ctx.emit("dense", inputs, (m, n), {"epilogue": ()}, out, name)
+    y = ctx.emit("dense", inputs, (m, n), {"epilogue": ()}, None, name)
+    return reshape_to(ctx, y, (*lead, n), out)
+
+
+def gemm(ctx: Context, node, ins):
+    a, b = ins[0], ins[1]
+    alpha, beta = float(ctx.attr(node, "alpha", 1.0)), float(ctx.attr(node, "beta", 1.0))
+    if ctx.attr(node, "transA", 0):
+        sa = ctx.shape(a)
+        a = ctx.emit("transpose", [a], (sa[1], sa[0]), {"perm": (1, 0)})
+    c = ins[2] if len(ins) > 2 and ins[2] else None
+    if b in ctx.graph.consts:
+        w = ctx.graph.consts[b].astype(np.float32)
+        w = (w.T if ctx.attr(node, "transB", 0) else w) * np.float32(alpha)
+        cc = ctx.graph.consts.get(c) if c else None
+        n = w.shape[1]
+        if c is None or (cc is not None and cc.size in (1, n) and cc.ndim <= 2 and
+                         (cc.ndim < 2 or cc.shape[0] == 1)):
+            bias = None if c is None else np.broadcast_to(
+                cc.astype(np.float32).reshape(-1) * beta, (n,))
+            _dense(ctx, a, w, bias, node.output[0], node.name)
+            return
+        y = _dense(ctx, a, w, None, None, node.name)
+    else:
+        if ctx.attr(node, "transB", 0):
+            sb = ctx.shape(b)
+            b = ctx.emit("transpose", [b], (sb[1], sb[0]), {"perm": (1, 0)})
+        y = _matmul(ctx, a, b, None)
+        if alpha != 1.0:
+            y = ctx.elementwise([("mul", (None, 1), ())], [y, ctx.graph.add_const(
+                np.float32(alpha), "alpha")])
+    if c is None:
+        ctx.alias[node.output[0]] = y
+        return
+    cval = ctx.graph.consts.get(c)
+    if cval is not None:
+        operand = ctx.graph.add_const(cval.astype(np.float32) * np.float32(beta), "gemm_c")
+    elif beta != 1.0:
+        operand = ctx.elementwise([("mul", (None, 1), ())],
+                                  [c, ctx.graph.add_const(np.float32(beta), "beta")])
+    else:
+        operand = c
+    ctx.elementwise([("add", (None, 1), ())], [y, operand], node.output[0], node.name)
+
+
+def _as_shape(ctx, x, shape):
+    """``x`` with the same elements in ``shape``: a folded constant, else a free reshape."""
+    if tuple(shape) == ctx.shape(x):
+        return x
+    c = ctx.graph.consts.get(x)
+    if c is not None:
+        return ctx.graph.add_const(c.reshape(shape), "reshaped")
+    return reshape_to(ctx, x, shape)
+
+
+def _matmul(ctx, a, b, out, name=""):
+    """numpy matmul; the kernel multiplies matrices, so 1-D operands are promoted and the
+    result reshaped back, as numpy does."""
+    sa, sb = ctx.shape(a), ctx.shape(b)
+    if len(sa) < 1 or len(sb) < 1:
+        raise ModelError("MatMul on scalars")
+    ea = (1, *sa) if len(sa) == 1 else sa
+    eb = (*sb, 1) if len(sb) == 1 else sb
+    if ea[-1] != eb[-2]:
+        raise ModelError(f"MatMul {name!r}: shapes {sa} and {sb} do not match")
+    batch = np.broadcast_shapes(ea[:-2], eb[:-2])
+    full = (*batch, ea[-2], eb[-1])
+    shape = full
+    if len(sa) == 1:
+        shape = shape[:-2] + shape[-1:]
+    if len(sb) == 1:
+        shape = shape[:-1]
+    inputs = [_as_shape(ctx, a, ea), _as_shape(ctx, ctx.f32(b), eb)]
+    if shape == full:
+        return ctx.emit("matmul", inputs, shape, {"epilogue": ()}, out, name)
+    y = ctx.emit("matmul", inputs, full, {"epilogue": ()}, None, name)
+    return reshape_to(ctx, y, shape, out)
+
+
+def matmul(ctx: Context, node, ins):
+    a, b = ins
+    if b in ctx.graph.consts and ctx.graph.consts[b].ndim == 2 and len(ctx.shape(a)) >= 2:
+        _dense(ctx, a, ctx.graph.consts[b].astype(np.float32), None, node.output[0], node.name)
+    else:
+        _matmul(ctx, a, b, node.output[0], node.name)
+
+
+def batch_norm(ctx: Context, node, ins):
+    if len([o for o in node.output if o]) > 1:
+        raise UnsupportedError(f"BatchNormalization {node.name!r}: training mode is not supported")
+    x = ins[0]
+    gamma, beta, mean, var = (ctx.const(n, "BatchNormalization parameters").astype(np.float64)
+                              for n in ins[1:5])
+    eps = float(ctx.attr(node, "epsilon", 1e-5))
+    scale = gamma / np.sqrt(var + eps)
+    shift = beta - mean * scale
+    rank = len(ctx.shape(x))
+    bshape = (-1,) + (1,) * (rank - 2)
+    s = ctx.graph.add_const(scale.astype(np.float32).reshape(bshape), "bn_scale")
+    t = ctx.graph.add_const(shift.astype(np.float32).reshape(bshape), "bn_shift")
+    ctx.elementwise([("mul", (None, 1), ()), ("add", (None, 2), ())], [x, s, t], node.output[0],
+                    node.name)
+
+
+def instance_norm(ctx: Context, node, ins):
+    x = ins[0]
+    if len(ctx.shape(x)) < 3:
+        raise ModelError(f"InstanceNormalization {node.name!r} needs rank >= 3")
+    ctx.emit("instance_norm", [x, ctx.f32(ins[1]), ctx.f32(ins[2])], ctx.shape(x),
+             {"epsilon": float(ctx.attr(node, "epsilon", 1e-5))}, node.output[0], node.name)
+
+
+def lrn(ctx: Context, node, ins):
+    attrs = {"size": int(ctx.attr(node, "size")), "alpha": float(ctx.attr(node, "alpha", 1e-4)),
+             "beta": float(ctx.attr(node, "beta", 0.75)), "bias": float(ctx.attr(node, "bias", 1.0))}
+    ctx.emit("lrn", [ins[0]], ctx.shape(ins[0]), attrs, node.output[0], node.name)
+
+
+def softmax(log):
+    def convert(ctx: Context, node, ins):
+        x = ins[0]
+        shape = ctx.shape(x)
+        axis = int(ctx.attr(node, "axis", 1 if ctx.opset < 13 else -1)) % max(len(shape), 1)
+        if ctx.opset < 13 and axis != len(shape) - 1:
+            flat = (int(np.prod(shape[:axis])), int(np.prod(shape[axis:])))
+            y = ctx.emit("softmax", [reshape_to(ctx, x, flat)], flat, {"axis": 1, "log": log})
+            reshape_to(ctx, y, shape, node.output[0])
+            return
+        ctx.emit("softmax", [x], shape, {"axis": axis, "log": log}, node.output[0], node.name)
+    return convert
