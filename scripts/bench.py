@@ -95,15 +95,16 @@ def main() -> int:
                      f"{'-' if tuned is None else f'{tuned:.3f}'} | {ort:.3f} | "
                      f"{ort / ms['tvmconv']:.2f}x | "
                      f"{'-' if tuned is None else f'{ort / tuned:.2f}x'} | {r['compile_s']:.1f} |")
-    lines.append("\nRatios are onnxruntime latency / tvmconv latency: above 1.00x tvmconv is faster.")
+    lines.append("\nRatios are onnxruntime latency / tvmconv latency: above 1.00x tvmconv is "
+                 "faster.")
     if args.layers:
         path = str(zoo.model_path(args.layers))
         log = ROOT.parent / "tuning_logs" / f"{args.layers}-{resolve('x86').key}.jsonl"
         layer = sorted(layer_rows(path, resolve("x86"), str(log) if log.is_file() else None,
                                   book=False), key=lambda r: -r.seconds * r.count)
         total = sum(r.seconds * r.count for r in layer)
-        lines += [f"\n## {args.layers}, per layer (tuned with its log when there is one; each kernel "
-                  "timed alone)\n",
+        lines += [f"\n## {args.layers}, per layer (tuned with its log when there is one; each "
+                  "kernel timed alone)\n",
                   "| ms | share | GFLOP/s | of sgemm | n | layer |", "|---|---|---|---|---|---|"]
         for r in layer[:20]:
             lines.append(f"| {r.seconds * r.count * 1e3:.3f} | {r.seconds * r.count / total:.1%} "

@@ -78,7 +78,7 @@ def weights(shape, seed: int = 1, scale: float = 1.0) -> np.ndarray:
     return (np.random.default_rng(seed).standard_normal(shape) * scale).astype(np.float32)
 
 
-# -- running ----------------------------------------------------------------------------------------
+# -- running --------------------------------------------------------------------------------------
 
 def ort_session(model: onnx.ModelProto):
     """The reference: onnxruntime on CPU, graph optimisations off, one thread."""
@@ -103,7 +103,8 @@ def run_tvmconv(model, feeds: dict[str, np.ndarray], **compile_kwargs) -> list[n
 
 def check_vs_ort(model: onnx.ModelProto, feeds: dict[str, np.ndarray] | None = None,
                  seed: int = 0, tol: float = TOL) -> list[np.ndarray]:
-    """Compile ``model`` for x86, run it and onnxruntime on the same inputs, compare every output."""
+    """Compile ``model`` for x86, run it and onnxruntime on the same inputs,
+    compare every output."""
     feeds = rng_inputs(model, seed) if feeds is None else feeds
     ref = run_ort(model, feeds)
     got = run_tvmconv(model, feeds)
@@ -113,7 +114,7 @@ def check_vs_ort(model: onnx.ModelProto, feeds: dict[str, np.ndarray] | None = N
     return got
 
 
-# -- the reference model zoo ------------------------------------------------------------------------
+# -- the reference model zoo ----------------------------------------------------------------------
 
 @functools.cache
 def _zoo_path(name: str) -> Path:
@@ -128,7 +129,7 @@ def zoo_model():
     return _zoo_path
 
 
-# -- compiled fixtures and compiler internals ---------------------------------------------------------
+# -- compiled fixtures and compiler internals -----------------------------------------------------
 
 def two_io_model() -> onnx.ModelProto:
     """Inputs a, b [1, 3, 4, 4]; outputs y = relu(conv(a) + b) [1, 3, 4, 4], z = sigmoid(a)."""

@@ -23,7 +23,7 @@ from tvmconv.target import resolve
 DIGITS = Path(str(resources.files("tvmconv") / "data" / "digits_cnn.onnx"))
 
 
-# -- models -----------------------------------------------------------------------------------------
+# -- models ---------------------------------------------------------------------------------------
 
 def test_missing_model_file(tmp_path):
     with pytest.raises(tvmconv.ModelError, match="not found"):
@@ -38,7 +38,8 @@ def test_truncated_model_file(tmp_path):
         tvmconv.compile(cut)
 
 
-@pytest.mark.parametrize("content", [b"this is not an ONNX model\n" * 5, b""], ids=["text", "empty"])
+@pytest.mark.parametrize("content", [b"this is not an ONNX model\n" * 5, b""],
+                         ids=["text", "empty"])
 def test_not_an_onnx_file(tmp_path, content):
     path = tmp_path / "model.onnx"
     path.write_bytes(content)
@@ -96,7 +97,7 @@ def test_input_shapes_for_an_unknown_input():
         tvmconv.compile(single("Relu", (1, 3)), input_shapes={"nonexistent": (1, 3)})
 
 
-# -- targets ----------------------------------------------------------------------------------------
+# -- targets --------------------------------------------------------------------------------------
 
 @pytest.mark.parametrize("target, match", [
     ("riscv", r"unknown target 'riscv'.*x86"),
@@ -118,7 +119,7 @@ def test_json_target_dict():
     assert_close(compiled(x), run_ort(model, {"x": x})[0])
 
 
-# -- tuning logs ------------------------------------------------------------------------------------
+# -- tuning logs ----------------------------------------------------------------------------------
 
 def _conv_model():
     return single("Conv", (1, 8, 6, 6), {"w": weights((16, 8, 3, 3), 2, 0.2)}, ["w"],
@@ -174,7 +175,7 @@ def test_missing_log_file(tmp_path):
         tvmconv.compile(_conv_model(), log=tmp_path / "missing.jsonl")
 
 
-# -- command lines ----------------------------------------------------------------------------------
+# -- command lines --------------------------------------------------------------------------------
 
 def _cli(module: str, *args) -> subprocess.CompletedProcess:
     return subprocess.run([sys.executable, "-m", f"tvmconv.{module}", *map(str, args)],

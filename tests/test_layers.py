@@ -140,12 +140,13 @@ def test_conv_epilogue(build):
     check_vs_ort(build())
 
 
-# -- Pooling ----------------------------------------------------------------------------------------
+# -- Pooling --------------------------------------------------------------------------------------
 
 POOLS = {
     "max_k3s2p1": ("MaxPool", (1, 5, 9, 9), {"kernel_shape": [3, 3], "strides": [2, 2],
                                                   "pads": [1, 1, 1, 1]}),
-    "max_ceil": ("MaxPool", (1, 3, 8, 8), {"kernel_shape": [3, 3], "strides": [2, 2], "ceil_mode": 1}),
+    "max_ceil": ("MaxPool", (1, 3, 8, 8), {"kernel_shape": [3, 3], "strides": [2, 2],
+                                           "ceil_mode": 1}),
     "max_dilation": ("MaxPool", (1, 2, 9, 9), {"kernel_shape": [2, 2], "dilations": [2, 2]}),
     "max_asym_2x3": ("MaxPool", (1, 3, 6, 7), {"kernel_shape": [2, 3], "pads": [0, 2, 1, 0]}),
     "max_same_upper": ("MaxPool", (1, 3, 7, 7), {"kernel_shape": [2, 2], "strides": [2, 2],
@@ -188,7 +189,7 @@ def test_pool_after_conv(op, attrs):
     check_vs_ort(make_model(nodes, {"x": (1, 3, 9, 9)}, ["y"], {"w": _he((16, 3, 3, 3))}))
 
 
-# -- Gemm and MatMul --------------------------------------------------------------------------------
+# -- Gemm and MatMul ------------------------------------------------------------------------------
 
 GEMMS = {
     # id: (A shape, B shape, C shape or None, attributes); B is a constant
@@ -237,7 +238,7 @@ def test_matmul(case):
     check_vs_ort(make_model([node], inputs, ["y"], consts))
 
 
-# -- Normalisation ----------------------------------------------------------------------------------
+# -- Normalisation --------------------------------------------------------------------------------
 
 @pytest.mark.parametrize("x_shape", [(1, 5, 4, 4), (3, 7), (2, 3, 6)], ids=["nchw", "nc", "ncl"])
 def test_batchnorm_standalone(x_shape):
@@ -265,7 +266,7 @@ def test_lrn_after_conv():
     check_vs_ort(make_model(nodes, {"x": (1, 3, 6, 6)}, ["y"], {"w": _he((16, 3, 3, 3))}))
 
 
-# -- Softmax ----------------------------------------------------------------------------------------
+# -- Softmax --------------------------------------------------------------------------------------
 
 @pytest.mark.parametrize("op, x_shape, axis, opset", [
     ("Softmax", (2, 10), -1, 17),
@@ -279,7 +280,7 @@ def test_softmax(op, x_shape, axis, opset):
     check_vs_ort(single(op, x_shape, opset=opset, axis=axis), tol=1e-5)
 
 
-# -- Activations ------------------------------------------------------------------------------------
+# -- Activations ----------------------------------------------------------------------------------
 
 ACTIVATIONS = {
     "Relu": {}, "LeakyRelu": {"alpha": 0.1}, "Sigmoid": {}, "Tanh": {},
@@ -308,7 +309,7 @@ def test_prelu(slope_shape):
     check_vs_ort(single("PRelu", (2, 5, 3, 4), {"s": weights(slope_shape)}, ["s"]))
 
 
-# -- Data movement ----------------------------------------------------------------------------------
+# -- Data movement --------------------------------------------------------------------------------
 
 def test_concat_with_constant():
     node = helper.make_node("Concat", ["x", "k", "z"], ["y"], axis=-1)
@@ -406,7 +407,7 @@ def test_dropout_identity_passthrough():
     check_vs_ort(make_model(nodes, {"x": (2, 5)}, ["y"]))
 
 
-# -- Broadcasting binary ops ------------------------------------------------------------------------
+# -- Broadcasting binary ops ----------------------------------------------------------------------
 
 BINARY = {
     # id: (op, shape of x, shape of the other operand, is the other a constant, const first)
@@ -426,7 +427,8 @@ def test_binary_broadcast(case):
     op, x_shape, o_shape, const, first = BINARY[case]
     other = weights(o_shape, 3)
     if op == "Div":
-        other = np.where(np.abs(other) < 0.3, 0.3, other).astype(np.float32)  # no near-zero divisors
+        # no near-zero divisors
+        other = np.where(np.abs(other) < 0.3, 0.3, other).astype(np.float32)
     ins = ["o", "x"] if first else ["x", "o"]
     node = helper.make_node(op, ins, ["y"])
     if const:
@@ -450,7 +452,7 @@ def test_variadic(op):
     check_vs_ort(make_model([node], {"a": (2, 3, 4), "b": (3, 1)}, ["y"], {"k": weights((4,))}))
 
 
-# -- Exporter shape arithmetic ----------------------------------------------------------------------
+# -- Exporter shape arithmetic --------------------------------------------------------------------
 
 def test_exporter_flatten_chain():
     """torch's Flatten before a classifier: Shape -> Gather -> Unsqueeze -> Concat -> Reshape,

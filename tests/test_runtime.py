@@ -83,7 +83,7 @@ def test_unknown_and_missing_names(model, feeds):
         model({"a": feeds["a"]})
 
 
-# -- artefacts --------------------------------------------------------------------------------------
+# -- artefacts ------------------------------------------------------------------------------------
 
 def test_load_missing(tmp_path):
     with pytest.raises(tvmconv.ArtefactError, match="not found"):

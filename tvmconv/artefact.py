@@ -1,8 +1,9 @@
 """The compiled artefact: a TVM shared library with tvmconv's metadata appended after the ELF image.
 
 Layout: [library][metadata JSON][JSON length, 8 bytes LE][MAGIC]. The dynamic loader ignores bytes
-past the ELF image, so the file stays one loadable .so that carries its own input/output names, shapes,
-target and a checksum of the library part (a truncated or altered file is refused with a clear error).
+past the ELF image, so the file stays one loadable .so that carries its own input/output names,
+shapes, target and a checksum of the library part (a truncated or altered file is refused with a
+clear error).
 """
 
 from __future__ import annotations

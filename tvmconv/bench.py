@@ -1,5 +1,6 @@
 """python -m tvmconv.bench model.onnx --target x86 [--log L]: tvmconv against onnxruntime (and
-OpenVINO when installed) at the same thread count, interleaved in one process, plus a per-layer table.
+OpenVINO when installed) at the same thread count, interleaved in one process,
+plus a per-layer table.
 """
 
 from __future__ import annotations
@@ -128,7 +129,8 @@ def plot(rows: list[Row], path: str) -> None:
 
 
 def main(argv=None) -> int:
-    p = argparse.ArgumentParser(prog="python -m tvmconv.bench", description=__doc__.split("\n\n")[0])
+    p = argparse.ArgumentParser(prog="python -m tvmconv.bench",
+                                description=__doc__.split("\n\n")[0])
     p.add_argument("model")
     p.add_argument("--target", default="x86")
     p.add_argument("--log", help="tuning log to compile with")

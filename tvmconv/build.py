@@ -1,8 +1,9 @@
-"""Build: graph -> one Relax module whose ``main`` calls every scheduled kernel in order -> artefact.
+"""Build: graph -> one Relax module whose ``main`` calls every scheduled kernel in order
+-> artefact.
 
-TVM's Relax VM runs the calls (about 1-2 us each) on a static memory plan, so tvmconv needs no executor
-of its own. Configs come from the user's tuning log, else the shipped schedule book, else each
-template's analytic default.
+TVM's Relax VM runs the calls (about 1-2 us each) on a static memory plan, so tvmconv needs no
+executor of its own. Configs come from the user's tuning log, else the shipped schedule book, else
+each template's analytic default.
 """
 
 from __future__ import annotations

@@ -33,7 +33,6 @@ def parser() -> argparse.ArgumentParser:
 def main(argv=None) -> int:
     args = parser().parse_args(argv)
     from .build import compile_model
-
     from .target import resolve
 
     resolve(args.target).export_kwargs()  # a missing cross compiler fails now, not after compiling

@@ -1,6 +1,7 @@
 """The whole configuration vocabulary: a Space of named knobs and a Config choosing one value each.
 
-A Config is a frozen, hashable, JSON-able value; templates read knobs by name with ``cfg["tile_w"]``.
+A Config is a frozen, hashable, JSON-able value;
+templates read knobs by name with ``cfg["tile_w"]``.
 """
 
 from __future__ import annotations
@@ -39,7 +40,8 @@ class Config:
 
 
 class Space:
-    """Named knobs, each a list of candidate values, plus a validity filter (e.g. register budget)."""
+    """Named knobs, each a list of candidate values,
+    plus a validity filter (e.g. register budget)."""
 
     def __init__(self, knobs: dict[str, list], valid=lambda cfg: True):
         self.knobs = {k: list(v) for k, v in knobs.items()}

@@ -12,7 +12,8 @@ from dataclasses import dataclass, field
 
 import numpy as np
 
-# The op vocabulary after the frontend. Attributes are plain Python values (tuples, ints, floats, str).
+# The op vocabulary after the frontend. Attributes are plain Python values
+# (tuples, ints, floats, str).
 OPS = {
     "conv2d": "x, w[, b] -> y; strides, pads (t, l, b, r), dilations, groups, epilogue",
     "pool2d": "x -> y; kind (max|avg|lp), kernel, strides, pads, dilations, count_include_pad, p",

@@ -1,4 +1,5 @@
-"""What this machine is, read without TVM's compiler (the runtime must work with the runtime alone)."""
+"""What this machine is, read without TVM's compiler
+(the runtime must work with the runtime alone)."""
 
 from __future__ import annotations
 

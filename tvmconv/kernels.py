@@ -31,7 +31,8 @@ COMPUTES = {
 
 
 def tensors(wl: Workload, template=None, cfg: Config | None = None) -> list[te.Tensor]:
-    """The kernel's TE arguments. A template with its own algorithm (Winograd) brings its compute."""
+    """The kernel's TE arguments.
+    A template with its own algorithm (Winograd) brings its compute."""
     own = getattr(template, "compute", None)
     return own(wl, cfg) if own else COMPUTES[wl.kind](wl)
 

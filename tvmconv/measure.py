@@ -1,4 +1,5 @@
-"""Build one kernel alone and time it on random inputs: the unit of tuning and per-layer profiles."""
+"""Build one kernel alone and time it on random inputs:
+the unit of tuning and per-layer profiles."""
 
 from __future__ import annotations
 

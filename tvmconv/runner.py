@@ -1,5 +1,5 @@
-"""Measuring candidate schedules: builds in parallel worker processes, timed runs one at a time in an
-isolated process (locally, or on a board through TVM RPC).
+"""Measuring candidate schedules: builds in parallel worker processes, timed runs one at a time in
+an isolated process (locally, or on a board through TVM RPC).
 
 A candidate that fails to build, crashes, hangs or computes a wrong result becomes an error string;
 nothing a candidate does can stop the tuning run.
@@ -185,7 +185,8 @@ class Runner:
 
 def kernel_inputs(wl, template=None, cfg=None, seed: int = 0) -> tuple[list, tuple]:
     """Seeded inputs for a kernel (as the layer computes them) and its output shape. Positive values
-    keep log/sqrt/div epilogues finite; a template with its own weight form gets them transformed."""
+    keep log/sqrt/div epilogues finite;
+    a template with its own weight form gets them transformed."""
     from . import kernels
 
     shapes = [tuple(int(d) for d in t.shape) for t in kernels.COMPUTES[wl.kind](wl)]

@@ -1,4 +1,5 @@
-"""The thin runtime: load an artefact and call it with numpy arrays. Needs only TVM's runtime + numpy."""
+"""The thin runtime: load an artefact and call it with numpy arrays.
+Needs only TVM's runtime + numpy."""
 
 from __future__ import annotations
 
@@ -46,7 +47,8 @@ class Model:
         return f"<tvmconv.Model ({sig}) -> ({outs}) target={self.meta['target_key']}>"
 
     def _arrange(self, args, kwargs) -> list[np.ndarray]:
-        if not kwargs and len(args) == len(self.inputs) and not (args and isinstance(args[0], dict)):
+        if (not kwargs and len(args) == len(self.inputs)
+                and not (args and isinstance(args[0], dict))):
             return [self._check(info, x) for info, x in zip(self.inputs, args)]
         if len(args) == 1 and isinstance(args[0], dict) and not kwargs:
             kwargs, args = args[0], ()
@@ -91,7 +93,8 @@ class Model:
         return outs[0] if len(outs) == 1 else outs
 
     def benchmark(self, *args, repeat: int = 100, warmup: int = 5) -> np.ndarray:
-        """Per-call latencies in seconds of the compiled network alone (inputs already on device)."""
+        """Per-call latencies in seconds of the compiled network alone
+        (inputs already on device)."""
         import time
 
         arrays = self._arrange(args, {})

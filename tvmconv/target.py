@@ -1,7 +1,8 @@
-"""Target names users type (x86, aarch64, armv7, cuda, ...) -> TVM 0.27 JSON targets and target keys.
+"""Target names users type (x86, aarch64, armv7, cuda, ...)
+-> TVM 0.27 JSON targets and target keys.
 
-A target key (``x86-avx2``, ``aarch64-neon``, ``cuda-sm_80``) says what a tuning record and an artefact
-are valid for; the TVM target dict says how to generate code.
+A target key (``x86-avx2``, ``aarch64-neon``, ``cuda-sm_80``) says what a tuning record and an
+artefact are valid for; the TVM target dict says how to generate code.
 """
 
 from __future__ import annotations
@@ -91,7 +92,8 @@ def resolve(target: str | dict | TargetSpec) -> TargetSpec:
     if name.startswith("llvm") or " -" in name:
         raise TargetError(
             f"target {target!r}: TVM 0.27 takes JSON targets only; use one of "
-            f"{', '.join(TARGET_NAMES)} or a JSON dict such as '{{\"kind\": \"llvm\", \"mcpu\": \"znver3\"}}'"
+            f"{', '.join(TARGET_NAMES)} or a JSON dict such as "
+            "'{\"kind\": \"llvm\", \"mcpu\": \"znver3\"}'"
         )
     if name in ("x86", "x86-avx2", "x86-avx512", "host", "cpu"):
         cpu, avx512 = _host_x86()

@@ -1,4 +1,5 @@
-"""python -m tvmconv.tune model.onnx --target x86 [--log L] [--budget 10m | --trials N] [--rpc H:P]"""
+"""python -m tvmconv.tune model.onnx --target x86 [--log L] [--budget 10m | --trials N] [--rpc H:P]
+"""
 
 from __future__ import annotations
 

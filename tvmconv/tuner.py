@@ -3,8 +3,8 @@
 Tasks are a model's distinct kernel workloads, weighted by FLOPs x occurrences so the budget goes
 where the time is. Each round picks the task furthest behind its weighted share, proposes a batch
 (the template default first, then the cost model's favourites from the whole space or from mutations
-of the best configs, plus a random fraction for exploration), measures it and appends every result to
-the log. A task stops when it has not improved for ``patience`` trials or its space is exhausted.
+of the best configs, plus a random fraction for exploration), measures it and appends every result
+to the log. A task stops when it has not improved for ``patience`` trials or its space is exhausted.
 """
 
 from __future__ import annotations
@@ -109,7 +109,8 @@ class Tuner:
             if len(space) <= ENUMERATE_LIMIT:
                 configs = list(space)
             else:  # evolution: random configs plus mutations of the best measured ones
-                parents = [c for n, c in task.seen if n == tmpl.NAME][:64] or [space.sample(self.rng)]
+                parents = ([c for n, c in task.seen if n == tmpl.NAME][:64]
+                           or [space.sample(self.rng)])
                 configs = [space.sample(self.rng) for _ in range(512)]
                 configs += [space.neighbour(self.rng.choice(parents), self.rng) for _ in range(512)]
             pool += [(tmpl, c) for c in configs if (tmpl.NAME, c) not in task.seen]

@@ -34,7 +34,8 @@ class Workload:
 
     @property
     def key(self) -> str:
-        return f"{self.kind}[{DTYPE}]" + "{" + ";".join(f"{k}={_fmt(v)}" for k, v in self.items) + "}"
+        return (f"{self.kind}[{DTYPE}]" + "{"
+                + ";".join(f"{k}={_fmt(v)}" for k, v in self.items) + "}")
 
     def flops(self) -> float:
         """Multiply-adds x 2 for conv/dense/matmul, element count otherwise (for task weighting)."""

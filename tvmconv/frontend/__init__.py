@@ -1,4 +1,5 @@
-"""ONNX -> tvmconv Graph: static shapes, constants as numpy, unsupported operators rejected up front."""
+"""ONNX -> tvmconv Graph: static shapes, constants as numpy,
+unsupported operators rejected up front."""
 
 from __future__ import annotations
 
@@ -33,7 +34,8 @@ def load_model(model: str | os.PathLike | onnx.ModelProto) -> onnx.ModelProto:
         try:
             proto = onnx.load(str(path))
         except Exception as e:  # protobuf raises several types for truncated or foreign files
-            raise ModelError(f"{path} is not a readable ONNX model ({type(e).__name__}: {e})") from None
+            raise ModelError(f"{path} is not a readable ONNX model "
+                             f"({type(e).__name__}: {e})") from None
     if not proto.graph.node and not proto.graph.output:
         raise ModelError(f"{where} holds no ONNX graph (empty or not an ONNX file)")
     try:
@@ -65,7 +67,8 @@ def _input_shape(vi, overrides: dict) -> tuple[int, ...]:
         return tuple(int(d) for d in overrides[vi.name])
     ttype = vi.type.tensor_type
     if not ttype.HasField("shape"):
-        raise ModelError(f"input {vi.name!r} has no shape; give one with input_shapes / --input-shape")
+        raise ModelError(f"input {vi.name!r} has no shape; "
+                         "give one with input_shapes / --input-shape")
     dims = []
     for i, d in enumerate(ttype.shape.dim):
         if d.HasField("dim_value") and d.dim_value > 0:
@@ -83,9 +86,11 @@ def from_onnx(model, input_shapes: dict | None = None) -> Graph:
     proto = load_model(model)
     opset = opset_of(proto)
     if opset < MIN_OPSET:
-        raise UnsupportedError(f"ONNX opset {opset} is older than the supported {MIN_OPSET}..{MAX_OPSET}")
+        raise UnsupportedError(f"ONNX opset {opset} is older than the supported "
+                               f"{MIN_OPSET}..{MAX_OPSET}")
     if opset > MAX_OPSET:
-        warnings.warn(f"ONNX opset {opset} is newer than {MAX_OPSET}; converting as opset {MAX_OPSET}",
+        warnings.warn(f"ONNX opset {opset} is newer than {MAX_OPSET}; "
+                      f"converting as opset {MAX_OPSET}",
                       stacklevel=2)
     check_supported(proto)
     overrides = dict(input_shapes or {})
@@ -124,7 +129,8 @@ def _convert(ctx: Context, node) -> None:
     names = [ctx.alias.get(i, i) if i else "" for i in node.input]
     for n in names:
         if n and n not in ctx.graph.shapes:
-            raise ModelError(f"node {node.name or node.op_type!r} reads {n!r}, which nothing defines")
+            raise ModelError(f"node {node.name or node.op_type!r} reads {n!r}, "
+                             "which nothing defines")
     op = node.op_type
     consts = [ctx.graph.consts.get(n) if n else None for n in names]
     all_const = all(c is not None for n, c in zip(names, consts) if n)
@@ -142,7 +148,8 @@ def _convert(ctx: Context, node) -> None:
         try:
             outs = numpy_eval.evaluate(node, consts)
         except Exception as e:
-            raise ModelError(f"cannot evaluate constant node {node.name or op!r} ({op}): {e}") from None
+            raise ModelError(f"cannot evaluate constant node {node.name or op!r} "
+                             f"({op}): {e}") from None
         for name, value in zip(node.output, outs):
             if name:
                 ctx.set_const(name, value)

@@ -1,4 +1,5 @@
-"""Conversion state shared by the ONNX converters, and the error for values that must be constant."""
+"""Conversion state shared by the ONNX converters,
+and the error for values that must be constant."""
 
 from __future__ import annotations
 

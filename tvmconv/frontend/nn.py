@@ -97,7 +97,8 @@ def global_pool(kind):
 
 
 def _dense(ctx, a, w, bias, out, name):
-    """a[..., K] x const w[K, N] (+ bias[N]) as a 2-D dense kernel, reshaping around it if needed."""
+    """a[..., K] x const w[K, N] (+ bias[N]) as a 2-D dense kernel,
+    reshaping around it if needed."""
     shape = ctx.shape(a)
     k, n = w.shape
     lead = shape[:-1]
@@ -222,7 +223,8 @@ def instance_norm(ctx: Context, node, ins):
 
 def lrn(ctx: Context, node, ins):
     attrs = {"size": int(ctx.attr(node, "size")), "alpha": float(ctx.attr(node, "alpha", 1e-4)),
-             "beta": float(ctx.attr(node, "beta", 0.75)), "bias": float(ctx.attr(node, "bias", 1.0))}
+             "beta": float(ctx.attr(node, "beta", 0.75)),
+             "bias": float(ctx.attr(node, "bias", 1.0))}
     ctx.emit("lrn", [ins[0]], ctx.shape(ins[0]), attrs, node.output[0], node.name)
 
 

@@ -1,8 +1,8 @@
 """Evaluate ONNX nodes whose inputs are all constants with numpy.
 
-Exporters emit Shape -> Gather -> Unsqueeze -> Concat -> Reshape chains and similar shape arithmetic in
-front of the real layers; with static shapes all of it is constant, and folding it here keeps it out of
-the compiled module.
+Exporters emit Shape -> Gather -> Unsqueeze -> Concat -> Reshape chains and similar shape arithmetic
+in front of the real layers; with static shapes all of it is constant, and folding it here keeps it
+out of the compiled module.
 """
 
 from __future__ import annotations
@@ -148,6 +148,7 @@ EVAL = {
 
 
 def evaluate(node, inputs: list) -> tuple:
-    """Run one ONNX node on numpy inputs (None for an omitted optional input); returns its outputs."""
+    """Run one ONNX node on numpy inputs (None for an omitted optional input);
+    returns its outputs."""
     out = EVAL[node.op_type](node, inputs)
     return out if isinstance(out, tuple) else (np.asarray(out),)

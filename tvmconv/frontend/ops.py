@@ -8,10 +8,23 @@ from __future__ import annotations
 
 from .context import ConstantRequired, Context  # noqa: F401  (re-exported for the frontend)
 from .elementwise import binary, clip, prelu, unary, variadic
-from .nn import (batch_norm, conv, gemm, global_pool, instance_norm, lrn, matmul, pool,
-                 softmax)
-from .tensor import (cast, concat, depth_to_space, dropout, flatten, identity, pad, reshape,
-                     slice_, space_to_depth, split, squeeze, transpose, unsqueeze)
+from .nn import batch_norm, conv, gemm, global_pool, instance_norm, lrn, matmul, pool, softmax
+from .tensor import (
+    cast,
+    concat,
+    depth_to_space,
+    dropout,
+    flatten,
+    identity,
+    pad,
+    reshape,
+    slice_,
+    space_to_depth,
+    split,
+    squeeze,
+    transpose,
+    unsqueeze,
+)
 
 CONVERTERS = {
     "Conv": conv,

@@ -133,7 +133,8 @@ def pad(ctx: Context, node, ins):
     shape = ctx.shape(ins[0])
     mode = ctx.attr(node, "mode", "constant")
     if ctx.opset < 11:
-        pads, value = ctx.attr(node, "pads", ctx.attr(node, "paddings")), ctx.attr(node, "value", 0.)
+        pads, value = (ctx.attr(node, "pads", ctx.attr(node, "paddings")),
+                       ctx.attr(node, "value", 0.))
     else:
         pads = [int(p) for p in ctx.const(ins[1], "Pad pads")]
         value = ctx.const(ins[2], "Pad value") if len(ins) > 2 and ins[2] else 0.0

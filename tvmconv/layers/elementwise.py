@@ -1,7 +1,7 @@
 """Elementwise functions, broadcasting, and the epilogue chains fused behind conv and dense.
 
-A chain is a tuple of steps ``(fn, args, params)``: ``args`` are operand indices, ``None`` standing for
-the running value; it starts from the first input (or the producing kernel's result).
+A chain is a tuple of steps ``(fn, args, params)``: ``args`` are operand indices, ``None`` standing
+for the running value; it starts from the first input (or the producing kernel's result).
 """
 
 from __future__ import annotations
@@ -63,7 +63,8 @@ def _softplus(x):
 
 
 def _pow(x, y):
-    # x ** 2 and x ** 0.5 are common (LpPool, exporters' norms); pow() itself is slow and NaN for x < 0
+    # x ** 2 and x ** 0.5 are common (LpPool, exporters' norms); pow() itself is slow
+    # and NaN for x < 0
     if isinstance(y, tirx.FloatImm):
         if y.value == 2.0:
             return x * x
@@ -116,7 +117,8 @@ FNS = {
 
 
 def broadcast_index(shape, index):
-    """Index into a tensor of ``shape`` from an output index, numpy-style right-aligned broadcasting."""
+    """Index into a tensor of ``shape`` from an output index,
+    numpy-style right-aligned broadcasting."""
     lead = len(index) - len(shape)
     return [0 if int(d) == 1 else index[lead + k] for k, d in enumerate(shape)]
 
@@ -142,7 +144,8 @@ def elementwise(inputs: list[te.Tensor], steps, shape) -> te.Tensor:
 
 
 def epilogue(core: te.Tensor, steps, operands: dict[int, te.Tensor]) -> te.Tensor:
-    """The chain applied to each element of a conv/dense result as it is stored (one fused kernel)."""
+    """The chain applied to each element of a conv/dense result as it is stored
+    (one fused kernel)."""
     def body(*idx):
         def operand(i):
             t = operands[i]

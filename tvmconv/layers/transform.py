@@ -51,7 +51,8 @@ def slice_(wl):
     p = wl.params
     (x,) = _inputs(p)
     starts, steps = p["starts"], p["steps"]
-    return [x, te.compute(p["out"], lambda *i: x(*[s + k * st for k, s, st in zip(i, starts, steps)]),
+    return [x, te.compute(p["out"],
+                          lambda *i: x(*[s + k * st for k, s, st in zip(i, starts, steps)]),
                           name="slice")]
 
 

@@ -1,5 +1,5 @@
-"""Fold per-channel affine steps (BatchNorm's scale and shift, bias adds, scaling) into the weights and
-bias of the conv or dense that produces their input, so they cost nothing at run time."""
+"""Fold per-channel affine steps (BatchNorm's scale and shift, bias adds, scaling) into the weights
+and bias of the conv or dense that produces their input, so they cost nothing at run time."""
 
 from __future__ import annotations
 

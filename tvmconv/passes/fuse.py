@@ -1,7 +1,8 @@
 """Fuse elementwise chains into the kernel that produces their input.
 
-conv/dense/matmul + bias + activation + residual add + activation become one kernel whose epilogue is
-applied as each output tile leaves registers; standalone elementwise chains merge into one kernel.
+conv/dense/matmul + bias + activation + residual add + activation become one kernel
+whose epilogue is applied as each output tile leaves registers; standalone elementwise chains
+merge into one kernel.
 """
 
 from __future__ import annotations
@@ -18,7 +19,8 @@ def _chain(node: Node):
 
 
 def _merge(graph: Graph, prod: Node, ew: Node) -> bool:
-    """Append ``ew``'s steps to ``prod``'s chain; False when the shapes or indices do not allow it."""
+    """Append ``ew``'s steps to ``prod``'s chain;
+    False when the shapes or indices do not allow it."""
     src = prod.outputs[0]
     if ew.inputs.count(src) != 1:
         return False

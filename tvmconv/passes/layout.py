@@ -1,10 +1,11 @@
 """Plan the blocked NCHW[b]c layout across the whole network and pre-transform constants.
 
 Each 4-D activation gets one channel block (0 = plain NCHW). Convs fix their input and output blocks
-from the channel counts and the target's vector width; pooling, elementwise chains and channel concats
-keep the block of what they read; every other op reads plain tensors. A layout_transform node is
-inserted only where a consumer needs another block than its producer wrote, so a CNN's conv/pool/add
-trunk runs blocked end to end. Weights, biases and per-channel constants are packed here, once.
+from the channel counts and the target's vector width; pooling, elementwise chains and channel
+concats keep the block of what they read; every other op reads plain tensors. A layout_transform
+node is inserted only where a consumer needs another block than its producer wrote, so a CNN's
+conv/pool/add trunk runs blocked end to end. Weights, biases and per-channel constants are packed
+here, once.
 """
 
 from __future__ import annotations
@@ -32,7 +33,8 @@ def pick_block(channels: int, lanes: int) -> int:
 
 
 def blocked_operand(const: np.ndarray, block: int) -> np.ndarray:
-    """A constant broadcast against a logical NCHW tensor, rewritten to broadcast against NCHW[b]c."""
+    """A constant broadcast against a logical NCHW tensor,
+    rewritten to broadcast against NCHW[b]c."""
     if const.ndim > 4:
         raise ValueError("operand of rank > 4")
     c4 = const.reshape((1,) * (4 - const.ndim) + const.shape)

@@ -27,7 +27,8 @@ def rename(graph: Graph, old: str, new: str) -> None:
 
 def rewrite_until_done(graph: Graph, attempt) -> None:
     """Call ``attempt(node, producers, consumers) -> bool`` on each node, starting over after every
-    rewrite (it may have changed who produces and reads what), until a full sweep changes nothing."""
+    rewrite (it may have changed who produces and reads what),
+    until a full sweep changes nothing."""
     while True:
         producers, consumers = graph.producers(), graph.consumers()
         if not any(attempt(node, producers, consumers) for node in list(graph.nodes)):

@@ -3,9 +3,9 @@
 A template module declares ``NAME``, ``KINDS`` (workload kinds it serves), ``space(wl, target)``,
 ``default(wl, target)`` and ``apply(sch, wl, cfg, target)`` on an ``s_tir.Schedule``; optionally
 ``applicable(wl, target)``, and, for another algorithm than the layer's own compute,
-``compute(wl, cfg)`` with ``transform_weights(packed, wl, cfg)`` run at compile time. Split factors come
-from the config as fixed numbers, so any tuning record replays without a search. Adding a template is a
-new file plus one line in ``_MODULES``.
+``compute(wl, cfg)`` with ``transform_weights(packed, wl, cfg)`` run at compile time. Split factors
+come from the config as fixed numbers, so any tuning record replays without a search. Adding a
+template is a new file plus one line in ``_MODULES``.
 """
 
 from __future__ import annotations

@@ -16,12 +16,14 @@ def parallel_if_worth(sch, loop, wl) -> None:
 
 
 def registers(target) -> int:
-    """Vector registers a micro-kernel may keep accumulators in (AVX2/NEON-v7 16, AVX-512/A64 32)."""
+    """Vector registers a micro-kernel may keep accumulators in
+    (AVX2/NEON-v7 16, AVX-512/A64 32)."""
     return 32 if target.lanes >= 16 or target.key.startswith("aarch64") else 16
 
 
 def vector_tile(extent: int, lanes: int, limit: int = 64) -> int:
-    """The largest divisor of ``extent`` up to ``limit`` that fills whole vectors, else any divisor."""
+    """The largest divisor of ``extent`` up to ``limit`` that fills whole vectors,
+    else any divisor."""
     whole = [d for d in divisors(extent, limit) if d % lanes == 0]
     return max(whole) if whole else max(divisors(extent, limit))
 

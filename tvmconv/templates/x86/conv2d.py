@@ -1,10 +1,11 @@
 """Direct NCHW[x]c convolution: a register-blocked micro-kernel (1x1 convs included).
 
-The output tile of ``tile_h x tile_w`` pixels x ``tile_oc`` channels stays in vector registers while the
-reduction runs over input-channel blocks, kernel rows and columns, and the input-channel lanes; each
-step broadcasts one input value and FMAs it into ``tile_oc / lanes`` accumulators per pixel. The
-epilogue (bias, activation, residual) is applied to the tile on its way out. Measured on Zen 3 (AVX2):
-4 px x 16 ch reached 133 GFLOP/s on ResNet-18's 64->64 3x3 layer; 7 x 16 spilled registers (76).
+The output tile of ``tile_h x tile_w`` pixels x ``tile_oc`` channels stays in vector registers while
+the reduction runs over input-channel blocks, kernel rows and columns, and the input-channel lanes;
+each step broadcasts one input value and FMAs it into ``tile_oc / lanes`` accumulators per pixel.
+The epilogue (bias, activation, residual) is applied to the tile on its way out. Measured on Zen 3
+(AVX2): 4 px x 16 ch reached 133 GFLOP/s on ResNet-18's 64->64 3x3 layer; 7 x 16 spilled
+registers (76).
 """
 
 from __future__ import annotations

@@ -1,4 +1,5 @@
-"""Dense and batched matmul: vectors over packed output columns, rows of the left operand in registers.
+"""Dense and batched matmul: vectors over packed output columns,
+rows of the left operand in registers.
 
 At batch 1 a classifier layer streams its weights once, and one accumulator per column block would
 make each FMA wait for the last (4-cycle latency): a tile of several column blocks keeps independent
