@@ -4,6 +4,10 @@ for another CPU refused by ``load``."""
 
 from __future__ import annotations
 
+import os
+import subprocess
+import sys
+
 import numpy as np
 import pytest
 from conftest import assert_close, run_ort, two_io_model
@@ -156,3 +160,17 @@ def test_metadata_round_trip(two_io_artefact):
     assert lib_size > 0 and meta["tvmconv_version"] == tvmconv.__version__
     assert [i["name"] for i in meta["inputs"]] == ["a", "b"]
     assert [o["name"] for o in meta["outputs"]] == ["y", "z"]
+
+
+def test_loads_with_tvm_runtime_alone(two_io_artefact):
+    """A board has only TVM's runtime: with TVM_USE_RUNTIME_LIB=1 the compiler library
+    (libtvm_compiler) is never loaded, and load() and a call still work."""
+    code = ("import numpy as np, tvmconv\n"
+            f"m = tvmconv.load({str(two_io_artefact)!r})\n"
+            "xs = [np.ones(i.shape, np.float32) for i in m.inputs]\n"
+            "assert all(np.isfinite(y).all() for y in m.run(*xs))\n"
+            "maps = open('/proc/self/maps').read()\n"
+            "assert 'libtvm_runtime' in maps and 'libtvm_compiler' not in maps, 'compiler'\n")
+    env = {**os.environ, "TVM_USE_RUNTIME_LIB": "1"}
+    proc = subprocess.run([sys.executable, "-c", code], env=env, capture_output=True, text=True)
+    assert proc.returncode == 0, proc.stderr[-2000:]

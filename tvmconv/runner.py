@@ -49,6 +49,19 @@ def build(wl, target, template_name: str | None, cfg, out_dir: str) -> str:
     return path
 
 
+def _start_builder() -> None:
+    """A build worker: one thread, and no TVM pool threads left spinning after a compile - they
+    would steal the cores from the candidate being timed (ResNet-18's max pool measured 4 ms, 60x
+    its real time, right after a batch of builds)."""
+    os.environ["TVM_NUM_THREADS"] = "1"
+    os.environ["TVM_THREAD_POOL_SPIN_COUNT"] = "0"
+    import tvm  # noqa: F401
+
+
+def _ready() -> None:
+    """Nothing: waiting for one of these per worker waits until every worker has started."""
+
+
 def _build_job(args):
     try:
         return build(*args), None
@@ -64,7 +77,12 @@ class Builder:
         self.pool = self._new_pool()
 
     def _new_pool(self):
-        return cf.ProcessPoolExecutor(self.workers, mp_context=mp.get_context("spawn"))
+        """Workers that have all finished importing TVM (seconds of CPU each): a worker still
+        starting while a candidate is timed made ResNet-18's first measurements 2x too slow."""
+        pool = cf.ProcessPoolExecutor(self.workers, mp_context=mp.get_context("spawn"),
+                                      initializer=_start_builder)
+        cf.wait([pool.submit(_ready) for _ in range(self.workers)])
+        return pool
 
     def build_all(self, jobs: list[tuple]) -> list[tuple[str | None, str | None]]:
         futures = [self.pool.submit(_build_job, job) for job in jobs]
@@ -138,7 +156,7 @@ def _serve(conn, rpc_addr) -> None:
 class Runner:
     """Times built candidates one at a time in a separate process, restarted after a crash/hang."""
 
-    def __init__(self, rpc_addr=None, repeat: int = 3, min_ms: int = 10):
+    def __init__(self, rpc_addr=None, repeat: int = 5, min_ms: int = 10):
         self.rpc_addr = rpc_addr
         self.repeat, self.min_ms = repeat, min_ms
         self.proc = None
