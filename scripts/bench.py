@@ -45,9 +45,16 @@ def machine() -> str:
     import onnxruntime
     import tvm
 
+    try:
+        import openvino
+
+        ov = f", OpenVINO {openvino.__version__.split('-')[0]}"
+    except ImportError:
+        ov = ""
     return (f"{cpu}, {os.environ['TVM_NUM_THREADS']} threads, target {resolve('x86').key}, "
             f"{platform.system()} {platform.machine()}; tvmconv {tvmconv.__version__}, "
-            f"TVM {tvm.__version__}, onnxruntime {onnxruntime.__version__}, numpy {np.__version__}")
+            f"TVM {tvm.__version__}, onnxruntime {onnxruntime.__version__}{ov}, "
+            f"numpy {np.__version__}")
 
 
 def bench_model(name: str, rounds: int) -> dict:
@@ -85,18 +92,23 @@ def main() -> int:
     lines = [f"# Benchmarks\n\nMeasured {datetime.date.today()} with `python scripts/bench.py` on "
              f"{machine()}. Batch 1, fp32, median latency of interleaved runs; "
              f"numpy sgemm {rate:.0f} GFLOP/s in the same run.\n",
-             "| model | tvmconv untuned ms | tvmconv tuned ms | onnxruntime ms | untuned / ORT | "
-             "tuned / ORT | compile s |", "|---|---|---|---|---|---|---|"]
+             "| model | tvmconv untuned ms | tvmconv tuned ms | onnxruntime ms | openvino ms | "
+             "untuned / best peer | tuned / best peer | compile s |",
+             "|---|---|---|---|---|---|---|---|"]
     for name, r in rows:
         ms = r["ms"]
-        ort = ms.get("onnxruntime", float("nan"))
+        peer = min(v for k, v in ms.items() if not k.startswith("tvmconv"))
         tuned = ms.get("tvmconv tuned")
         lines.append(f"| {name} | {ms['tvmconv']:.3f} | "
-                     f"{'-' if tuned is None else f'{tuned:.3f}'} | {ort:.3f} | "
-                     f"{ort / ms['tvmconv']:.2f}x | "
-                     f"{'-' if tuned is None else f'{ort / tuned:.2f}x'} | {r['compile_s']:.1f} |")
-    lines.append("\nRatios are onnxruntime latency / tvmconv latency: above 1.00x tvmconv is "
-                 "faster.")
+                     f"{'-' if tuned is None else f'{tuned:.3f}'} | "
+                     f"{ms.get('onnxruntime', float('nan')):.3f} | "
+                     f"{ms.get('openvino', float('nan')):.3f} | {peer / ms['tvmconv']:.2f}x | "
+                     f"{'-' if tuned is None else f'{peer / tuned:.2f}x'} | "
+                     f"{r['compile_s']:.1f} |")
+    lines.append("\nRatios are the best peer's latency / tvmconv's: above 1.00x tvmconv is faster. "
+                 "Untuned = analytic defaults without the schedule book (what a model nobody tuned "
+                 "gets); tuned = compiled with the model's log in tuning_logs/. Every runtime uses "
+                 "the same thread count and fp32 (OpenVINO's bf16 default is overridden).")
     if args.layers:
         path = str(zoo.model_path(args.layers))
         log = ROOT.parent / "tuning_logs" / f"{args.layers}-{resolve('x86').key}.jsonl"

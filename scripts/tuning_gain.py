@@ -1,5 +1,5 @@
-"""What tuning buys: one model compiled untuned (analytic defaults, no book) and with each given log,
-timed interleaved in one process.
+"""What tuning buys: one model compiled untuned (analytic defaults, no book) and with each given
+log, timed interleaved in one process.
 
     python scripts/tuning_gain.py resnet18 tuning_logs/resnet18-x86-avx512.jsonl [more logs...]
 """
