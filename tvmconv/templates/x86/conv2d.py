@@ -37,13 +37,19 @@ def space(wl, target) -> Space:
 
 
 def default(wl, target) -> Config:
-    """The biggest register tile within half the register file, whole channel blocks, rows of
-    about 4 pixels. Measured on AVX-512 (Zen): 16 accumulators (2 rows x 4 px x 32 ch) ran ResNet's
-    7x7/2 stem at 490 GFLOP/s where 28 (1 x 14 x 32) spilled and ran 298."""
+    """The biggest register tile within half the register file: whole channel blocks, one row of
+    pixels as wide as fits; input-channel blocks outermost when there are many of them.
+
+    Measured on AVX-512 (Zen, tuning logs in tuning_logs/): 16 accumulators ran ResNet's 7x7/2 stem
+    at 490 GFLOP/s where 28 spilled (298); a 1 x 14 px row beat a 4 x 4 block 2.2x on MobileNetV2's
+    56x56 1x1 convs; with 4+ input blocks, blocks-outermost won by 1.2-2x (ResNet-50's strided 3x3,
+    SqueezeNet's 512-channel classifier conv)."""
     half = registers(target) // 2
-    return max((c for c in space(wl, target) if _acc_regs(c, target.lanes) <= half), key=lambda c: (
-        _acc_regs(c, target.lanes), c["tile_oc"], -abs(c["tile_w"] - 4), c["unroll_kw"],
-        -c["reduce_outer"]))
+    many_blocks = int(wl.params["kernel"][1] >= 4)
+    fits = [c for c in space(wl, target) if _acc_regs(c, target.lanes) <= half
+            and c["reduce_outer"] == many_blocks]
+    return max(fits, key=lambda c: (_acc_regs(c, target.lanes), c["tile_oc"], -c["tile_h"],
+                                    c["tile_w"], -c["unroll_kw"]))
 
 
 def apply(sch, wl, cfg: Config, target) -> None:
