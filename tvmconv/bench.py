@@ -72,11 +72,13 @@ def peers(model_path: str, threads: int) -> dict:
 def interleaved(runners: dict, feeds: dict, rounds: int, per_round: int) -> dict[str, list]:
     """Median-ready latencies per runner, the runners taking turns so machine noise hits all alike.
 
-    The first calls of each turn are not timed: the previous runner's worker threads may still be
-    spinning on the cores (onnxruntime's spin by default) and would be charged to this one."""
+    Each turn starts after a pause and a few untimed calls: the previous runtime's worker threads
+    keep spinning on the cores for a while after its last call (onnxruntime's and OpenVINO's by
+    default, TVM's too) and would be charged to the next one. On 2 cores that cost tvmconv 25%."""
     times = {name: [] for name in runners}
     for _ in range(rounds):
         for name, fn in runners.items():
+            time.sleep(0.2)
             for _ in range(3):
                 fn(feeds)
             for _ in range(per_round):
