@@ -54,6 +54,17 @@ def flat_parallel_vectorize(sch, block, lanes: int, vec: int | None = None) -> N
         sch.parallel(outer)
 
 
+def vector_reduction(sch, block, lane, first_reduce, unroll=()) -> None:
+    """Vectorise a reduction block's lane loop, unroll the given loops, split its initialisation off
+    at the first reduction loop and vectorise that too. The order is s_tir's: once the update block
+    is split from its init, its loops can no longer be vectorised or parallelised."""
+    sch.vectorize(lane)
+    for loop in unroll:
+        sch.unroll(loop)
+    init = sch.decompose_reduction(block, first_reduce)
+    sch.vectorize(sch.get_loops(init)[-1])
+
+
 def has_block(sch, name: str) -> bool:
     from tvm.s_tir import ScheduleError
 

@@ -11,7 +11,7 @@ registers (76).
 from __future__ import annotations
 
 from ...config import Config, Space, divisors
-from .common import parallel_if_worth, registers, schedule_pad
+from .common import parallel_if_worth, registers, schedule_pad, vector_reduction
 
 NAME = "conv2d_direct"
 KINDS = ("conv2d",)
@@ -69,13 +69,8 @@ def apply(sch, wl, cfg: Config, target) -> None:
         sch.reorder(rco, rkh, rkw, rci, cyi, cxi, coi)
     else:
         sch.reorder(rkh, rco, rkw, rci, cyi, cxi, coi)
-    sch.vectorize(coi)
-    sch.unroll(cxi)
-    sch.unroll(cyi)
-    if cfg["unroll_kw"]:
-        sch.unroll(rkw)
-    init = sch.decompose_reduction(conv, rco if cfg["reduce_outer"] else rkh)
-    sch.vectorize(sch.get_loops(init)[-1])
+    vector_reduction(sch, conv, coi, rco if cfg["reduce_outer"] else rkh,
+                     (cxi, cyi, rkw) if cfg["unroll_kw"] else (cxi, cyi))
     sch.vectorize(oin)
     sch.unroll(xi)
     schedule_pad(sch, target)

@@ -10,7 +10,7 @@ one 8-lane chain.
 from __future__ import annotations
 
 from ...config import Config, Space, divisors
-from .common import parallel_if_worth, registers
+from .common import parallel_if_worth, registers, vector_reduction
 
 NAME = "dense_packed"
 KINDS = ("dense", "matmul")
@@ -66,13 +66,7 @@ def apply(sch, wl, cfg: Config, target) -> None:
     cjt, cjv = sch.split(cji, [None, vec])
     ko, ki = sch.split(k, [None, cfg["unroll_k"]]) if _k(wl) % cfg["unroll_k"] == 0 else (k, None)
     sch.reorder(ko, *([ki] if ki is not None else []), cii, cjt, cjv)
-    sch.vectorize(cjv)
-    sch.unroll(cjt)
-    sch.unroll(cii)
-    if ki is not None:
-        sch.unroll(ki)
-    init = sch.decompose_reduction(core, ko)
-    sch.vectorize(sch.get_loops(init)[-1])
+    vector_reduction(sch, core, cjv, ko, (cjt, cii) if ki is None else (cjt, cii, ki))
     sch.vectorize(sch.split(ji, [None, vec])[1])
 
 

@@ -7,7 +7,7 @@ run of ``tile_w`` pixels x the channel block, with kernel taps unrolled.
 from __future__ import annotations
 
 from ...config import Config, Space, divisors
-from .common import parallel_if_worth, registers, schedule_pad
+from .common import parallel_if_worth, registers, schedule_pad, vector_reduction
 
 NAME = "depthwise_direct"
 KINDS = ("depthwise2d",)
@@ -35,13 +35,7 @@ def apply(sch, wl, cfg: Config, target) -> None:
     sch.compute_at(conv, xo, preserve_unit_loops=True)
     cxi, coi, rkh, rkw = sch.get_loops(conv)[-4:]
     sch.reorder(rkh, rkw, cxi, coi)
-    sch.vectorize(coi)
-    sch.unroll(cxi)
-    if cfg["unroll_taps"]:
-        sch.unroll(rkw)
-        sch.unroll(rkh)
-    init = sch.decompose_reduction(conv, rkh)
-    sch.vectorize(sch.get_loops(init)[-1])
+    vector_reduction(sch, conv, coi, rkh, (cxi, rkw, rkh) if cfg["unroll_taps"] else (cxi,))
     sch.vectorize(oi)
     sch.unroll(xi)
     schedule_pad(sch, target)

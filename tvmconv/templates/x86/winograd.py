@@ -12,7 +12,7 @@ import numpy as np
 
 from ...config import Config, Space, divisors
 from ...layers import winograd
-from .common import parallel_if_worth, registers, schedule_pad
+from .common import parallel_if_worth, registers, schedule_pad, vector_reduction
 
 NAME = "conv2d_winograd"
 KINDS = ("conv2d",)
@@ -80,11 +80,7 @@ def apply(sch, wl, cfg: Config, target) -> None:
     te_, c2, tii, r1 = sch.get_loops(tmp)[-4:]
     sch.reorder(te_, c2, r1, tii)
     for block, (lp_a, lp_b, lp_r, lane) in ((tmp, (te_, c2, r1, tii)), (v, (e, f, r2, ii))):
-        sch.vectorize(lane)
-        for lp in (lp_a, lp_b, lp_r):
-            sch.unroll(lp)
-        init = sch.decompose_reduction(block, lp_r)
-        sch.vectorize(sch.get_loops(init)[-1])
+        vector_reduction(sch, block, lane, lp_r, (lp_a, lp_b, lp_r))
     # the (m+2)^2 channel GEMMs with a register tile
     gemm = sch.get_sblock("winograd_gemm")
     store = sch.cache_write(gemm, 0, "local")
@@ -95,10 +91,7 @@ def apply(sch, wl, cfg: Config, target) -> None:
     parallel_if_worth(sch, sch.fuse(e, f, b, co), wl)
     sch.reverse_compute_at(store, oo, preserve_unit_loops=True)
     sch.vectorize(sch.get_loops(store)[-1])
-    sch.vectorize(oin)
-    sch.unroll(twi)
-    init = sch.decompose_reduction(gemm, rco)
-    sch.vectorize(sch.get_loops(init)[-1])
+    vector_reduction(sch, gemm, oin, rco, (twi,))
     # inverse transform per output tile, straight into the epilogue
     ep = sch.get_sblock("epilogue")
     b, co, y, x, oi = sch.get_loops(ep)
@@ -114,11 +107,7 @@ def apply(sch, wl, cfg: Config, target) -> None:
         *spatial, red = sch.get_loops(block)[-4:]
         lane = spatial[-1]
         sch.reorder(*spatial[:-1], red, lane)
-        sch.vectorize(lane)
-        for lp in (*spatial[:-1], red):
-            sch.unroll(lp)
-        init = sch.decompose_reduction(block, red)
-        sch.vectorize(sch.get_loops(init)[-1])
+        vector_reduction(sch, block, lane, red, (*spatial[:-1], red))
     sch.vectorize(oi)
     sch.unroll(wi)
     schedule_pad(sch, target)
