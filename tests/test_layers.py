@@ -9,6 +9,8 @@ import pytest
 from conftest import check_vs_ort, make_model, rng_inputs, single, weights
 from onnx import helper
 
+import tvmconv
+
 
 def _he(shape, seed=1):
     """Weights scaled by fan-in, so deep reductions stay O(1) and relative errors meaningful."""
@@ -478,3 +480,21 @@ def test_constant_of_shape_and_constant_nodes():
              helper.make_node("ConstantOfShape", ["shape"], ["k"], value=fill),
              helper.make_node("Add", ["x", "k"], ["y"])]
     check_vs_ort(make_model(nodes, {"x": (2, 3, 4)}, ["y"]))
+
+
+def test_long_activation_chain_after_conv():
+    """Eight activations fused behind a conv (and a residual add) compile quickly and match: each
+    step reads the last one through a variable, not a copy of its whole expression."""
+    acts = ["Sigmoid", "Tanh", "Elu", "Sigmoid", "HardSwish", "Tanh", "Elu", "Sigmoid"]
+    nodes = [_conv_node("x", "c", "w", pads=[1, 1, 1, 1]),
+             helper.make_node("Add", ["c", "x2"], ["a0"])]
+    for k, op in enumerate(acts):
+        nodes.append(helper.make_node(op, [f"a{k}"], [f"a{k + 1}" if k + 1 < len(acts) else "y"]))
+    model = make_model(nodes, {"x": (1, 3, 9, 9), "x2": (1, 16, 9, 9)}, ["y"],
+                       {"w": _he((16, 3, 3, 3))})
+    check_vs_ort(model)
+
+
+def test_pool_window_larger_than_input():
+    with pytest.raises(tvmconv.ModelError, match="larger than the padded input"):
+        tvmconv.compile(single("MaxPool", (1, 1, 4, 4), kernel_shape=[2, 5]))

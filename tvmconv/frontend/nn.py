@@ -78,6 +78,9 @@ def pool(kind):
         ceil = bool(ctx.attr(node, "ceil_mode", 0))
         oh = _pool_out(shape[2], kernel[0], strides[0], dil[0], pads[0], pads[2], ceil)
         ow = _pool_out(shape[3], kernel[1], strides[1], dil[1], pads[1], pads[3], ceil)
+        if oh < 1 or ow < 1:
+            raise ModelError(f"{node.op_type} {node.name!r}: window {kernel} is larger than the "
+                             f"padded input {shape}")
         attrs = {"kind": kind, "kernel": kernel, "strides": strides, "dilations": dil,
                  "pads": pads, "count_include_pad": int(ctx.attr(node, "count_include_pad", 0)),
                  "p": float(ctx.attr(node, "p", 2))}
