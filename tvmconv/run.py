@@ -45,13 +45,10 @@ def _inputs(model, specs: list[str], seed: int) -> list[np.ndarray]:
                                    f"{len(model.inputs)}")
             name, path = model.inputs[k].name, spec
         named[name] = _load_npy(path)
-    return [named.get(i.name) for i in model.inputs] if len(named) == len(model.inputs) else \
-        _missing(model, named)
-
-
-def _missing(model, named):
     missing = [i.name for i in model.inputs if i.name not in named]
-    raise TvmconvError(f"no array for input(s) {missing}")
+    if missing:
+        raise TvmconvError(f"no array for input(s) {missing}")
+    return [named[i.name] for i in model.inputs]
 
 
 def main(argv=None) -> int:
