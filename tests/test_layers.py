@@ -6,7 +6,7 @@ from __future__ import annotations
 
 import numpy as np
 import pytest
-from conftest import check_vs_ort, make_model, rng_inputs, single, weights
+from conftest import check_vs_ort, make_model, rng_inputs, single, weights, workloads
 from onnx import helper
 
 import tvmconv
@@ -132,14 +132,28 @@ def _epilogue_shared_output():
     return make_model(nodes, {"x": (1, 4, 5, 5)}, ["y", "c"], {"w": _he((8, 4, 3, 3))})
 
 
+def _epilogue_residual_second_operand():
+    """MobileNetV2's block tail: Add(block input, conv) with the conv as the add's second operand,
+    the block input read by others too."""
+    nodes = [_conv_node("x", "a", "w1", pads=[1, 1, 1, 1]), helper.make_node("Relu", ["a"], ["r"]),
+             _conv_node("r", "b", "w2"), helper.make_node("Add", ["r", "b"], ["y"])]
+    return make_model(nodes, {"x": (1, 6, 5, 5)}, ["y"], {"w1": _he((16, 6, 3, 3)),
+                                                          "w2": _he((16, 16, 1, 1), seed=4)})
+
+
 EPILOGUES = [_epilogue_conv_bn_relu, _epilogue_residual_relu, _epilogue_residual_two_convs,
              _epilogue_relu6, _epilogue_affine_sigmoid, _epilogue_spatial_operand,
-             _epilogue_shared_output]
+             _epilogue_shared_output, _epilogue_residual_second_operand]
 
 
 @pytest.mark.parametrize("build", EPILOGUES, ids=lambda f: f.__name__[len("_epilogue_"):])
 def test_conv_epilogue(build):
     check_vs_ort(build())
+
+
+def test_residual_add_fuses_whichever_operand_the_conv_is():
+    kinds = [wl.kind for wl in workloads(_epilogue_residual_second_operand())]
+    assert kinds.count("elementwise") == 0, kinds
 
 
 # -- Pooling --------------------------------------------------------------------------------------
@@ -331,6 +345,34 @@ def test_concat_of_convs(channels):
     nodes.append(helper.make_node("Concat", [f"c{k}" for k in range(len(channels))], ["y"],
                                   axis=1))
     check_vs_ort(make_model(nodes, {"x": (1, 4, 5, 5)}, ["y"], consts))
+
+
+def test_padded_channel_blocks():
+    """44 and 100 channels fill no whole vector block at 8 or 16 lanes, so convs store them with a
+    zero-weight padded last block. Everything that reads such a tensor must see the real channels
+    only: a conv's reduction, depthwise, pool, a residual add, a concat (plain), the 1x1 image after
+    a global pool, a graph output, and the dense after a flatten."""
+    c1, c2 = 44, 100
+    nodes = [
+        helper.make_node("Conv", ["x", "w1", "b1"], ["a"], pads=[1, 1, 1, 1]),
+        helper.make_node("Relu", ["a"], ["ar"]),
+        _conv_node("ar", "d", "wd", group=c1, pads=[1, 1, 1, 1]),
+        helper.make_node("Sigmoid", ["d"], ["ds"]),
+        helper.make_node("Add", ["ds", "ar"], ["r"]),
+        helper.make_node("MaxPool", ["r"], ["p"], kernel_shape=[2, 2], strides=[2, 2]),
+        _conv_node("p", "b", "w2"),
+        helper.make_node("Concat", ["b", "p"], ["cat"], axis=1),
+        helper.make_node("GlobalAveragePool", ["b"], ["g"]),
+        helper.make_node("Flatten", ["g"], ["f"]),
+        helper.make_node("Gemm", ["f", "wf"], ["y"], transB=1),
+    ]
+    model = make_model(nodes, {"x": (1, 8, 9, 9)}, ["y", "cat", "r"], {
+        "w1": _he((c1, 8, 3, 3)), "b1": weights(c1, 2, 0.1), "wd": _he((c1, 1, 3, 3), 3),
+        "w2": _he((c2, c1, 1, 1), 4), "wf": _he((7, c2), 5)})
+    padded = [wl for wl in workloads(model) if wl.kind in ("conv2d", "depthwise2d")
+              and wl.params["out"][1] * wl.params["out"][4] not in (c1, c2)]
+    assert padded, "no conv stored a padded channel block: the path under test was not taken"
+    check_vs_ort(model)
 
 
 @pytest.mark.parametrize("opset, split, n_out", [(13, None, 3), (13, [1, 4, 2], 3),

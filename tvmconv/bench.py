@@ -110,10 +110,11 @@ def layer_rows(model_path, target, log=None, book=True) -> list[Row]:
 def _label(wl) -> str:
     p = wl.params
     if wl.kind in ("conv2d", "depthwise2d"):
-        n, cb, h, w, ib = p["data"]
+        n, cb, h, w, db = p["data"]
         out = p["out"]
         kh, kw = p["kernel_hw"]
-        return (f"{wl.kind} {cb * ib}x{h}x{w} -> {out[1] * out[4]}x{out[2]}x{out[3]} "
+        # stored channels: a padded last block (passes.layout.out_block) counts whole
+        return (f"{wl.kind} {cb * db}x{h}x{w} -> {out[1] * out[4]}x{out[2]}x{out[3]} "
                 f"k{kh}x{kw} s{p['strides'][0]}")
     return f"{wl.kind} -> {'x'.join(str(d) for d in p['out'])}"
 

@@ -88,10 +88,11 @@ class Graph:
         return users
 
     def physical_shape(self, value: str) -> tuple[int, ...]:
-        """The stored shape: NCHW[b]c, i.e. (N, C/b, H, W, b), for a blocked activation."""
+        """The stored shape: NCHW[b]c, i.e. (N, ceil(C/b), H, W, b), for a blocked activation; the
+        lanes of a padded last block past channel C hold no data any kernel reads."""
         shape = self.shapes[value]
         block = self.layouts.get(value, 0)
         if not block:
             return shape
         n, c, h, w = shape
-        return (n, c // block, h, w, block)
+        return (n, -(-c // block), h, w, block)

@@ -1,9 +1,12 @@
 """2-D convolution in the blocked NCHW[x]c layout: direct (any groups) and depthwise.
 
-data   [N, C/ib, H, W, ib]       (block 1 is plain NCHW with a unit block axis)
+data   [N, C/db, H, W, db]       (block 1 is plain NCHW with a unit block axis)
 kernel [OC/ob, ICg/ib, KH, KW, ib, ob]   depthwise: [OC/ob, KH, KW, ob]
 output [N, OC/ob, OH, OW, ob]
-Weights are packed once at compile time (``pack_weights``), never at run time.
+The reduction block ``ib`` divides C and the stored block ``db`` (or is all of C, within one
+block): a last block padded past C (``passes.layout.out_block``) is never read. Output channels
+are padded to whole blocks with zero weights. Weights are packed once at compile time
+(``pack_weights``), never at run time.
 """
 
 from __future__ import annotations
@@ -12,6 +15,16 @@ import numpy as np
 from tvm import te, tirx
 
 from .elementwise import epilogue
+
+
+def pad_channels(a: np.ndarray, axis: int, multiple: int) -> np.ndarray:
+    """Zero-fill ``axis`` up to a multiple of ``multiple``: a padded last channel block."""
+    extra = -a.shape[axis] % multiple
+    if not extra:
+        return a
+    widths = [(0, 0)] * a.ndim
+    widths[axis] = (0, extra)
+    return np.pad(a, widths)
 
 
 def pad_spatial(data: te.Tensor, pads, out_hw, value=0.0, name="pad") -> te.Tensor:
@@ -40,6 +53,7 @@ def conv2d_nchwc(data, kernel, strides, dilations, out_shape, groups=1) -> te.Te
     _, ocb, oh, ow, ob = out_shape
     icgb, kh, kw, ib = (int(d) for d in kernel.shape[1:5])
     oc_blocks_per_group = ocb // groups
+    db = int(data.shape[4])
     ico = te.reduce_axis((0, icgb), "ico")
     ici = te.reduce_axis((0, ib), "ici")
     rkh = te.reduce_axis((0, kh), "kh")
@@ -49,7 +63,10 @@ def conv2d_nchwc(data, kernel, strides, dilations, out_shape, groups=1) -> te.Te
 
     def body(n, oc, y, x, oi):
         group_base = (oc // oc_blocks_per_group) * icgb if groups > 1 else 0
-        return te.sum(data[n, group_base + ico, y * sh + rkh * dh, x * sw + rkw * dw, ici]
+        c = group_base + ico
+        # a reduction block never straddles two stored ones: ib divides db, or there is one
+        cb, ci = (c, ici) if db == ib else ((c * ib) // db, (c * ib) % db + ici)
+        return te.sum(data[n, cb, y * sh + rkh * dh, x * sw + rkw * dw, ci]
                       * kernel[oc, ico, rkh, rkw, ici, oi], axis=[ico, rkh, rkw, ici])
 
     return te.compute(out_shape, body, name="conv2d_NCHWc")
@@ -100,6 +117,7 @@ def compute(wl) -> list[te.Tensor]:
 
 def pack_weights(w: np.ndarray, groups: int, ib: int, ob: int) -> np.ndarray:
     """OIHW weights -> [OC/ob, ICg/ib, KH, KW, ib, ob] (direct) for the blocked layout."""
+    w = pad_channels(w, 0, ob)
     oc, icg, kh, kw = w.shape
     return np.ascontiguousarray(
         w.reshape(oc // ob, ob, icg // ib, ib, kh, kw).transpose(0, 2, 4, 5, 3, 1))
@@ -107,5 +125,6 @@ def pack_weights(w: np.ndarray, groups: int, ib: int, ob: int) -> np.ndarray:
 
 def pack_depthwise(w: np.ndarray, ob: int) -> np.ndarray:
     """[OC, 1, KH, KW] depthwise weights -> [OC/ob, KH, KW, ob]."""
+    w = pad_channels(w, 0, ob)
     oc, _, kh, kw = w.shape
     return np.ascontiguousarray(w.reshape(oc // ob, ob, kh, kw).transpose(0, 2, 3, 1))

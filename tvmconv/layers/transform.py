@@ -117,19 +117,25 @@ def space_to_depth(wl):
 
 
 def layout_transform(wl):
-    """Between plain NCHW (block 0) and blocked NCHW[b]c, or from one block size to another."""
+    """Between plain NCHW (block 0) and blocked NCHW[b]c, or from one block size to another; only
+    the real ``channels`` are read, and a padded last block of the output gets zeros."""
     p = wl.params
     (x,) = _inputs(p)
-    src, dst = p["src"], p["dst"]
+    src, dst, channels = p["src"], p["dst"], p.get("channels")
 
     def read(n, c, y, xx):
         return x[n, c, y, xx] if src == 0 else x[n, c // src, y, xx, c % src]
 
     if dst == 0:
         body = read
-    else:
+    elif channels is None or channels % dst == 0:
         def body(n, cb, y, xx, ci):
             return read(n, cb * dst + ci, y, xx)
+    else:
+        def body(n, cb, y, xx, ci):
+            c = cb * dst + ci
+            return tirx.if_then_else(c < channels, read(n, tirx.min(c, channels - 1), y, xx),
+                                     tirx.const(0.0, "float32"))
 
     return [x, te.compute(p["out"], body, name="layout_transform")]
 

@@ -35,7 +35,7 @@ def _merge(graph: Graph, prod: Node, ew: Node) -> bool:
         return False
     j = ew.inputs.index(src)
     steps = list(ew.attrs["steps"])
-    if any(j in args for _, args, _ in steps):
+    if any(j in args for _, args, _ in steps[1 if j else 0:]):
         return False  # the producer's value is also read as an operand later in the chain
     if j != 0:
         fn, args, params = steps[0]

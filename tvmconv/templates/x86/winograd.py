@@ -27,7 +27,8 @@ def _tiles(wl) -> list[int]:
 def applicable(wl, target) -> bool:
     p = wl.params
     return (p["kernel_hw"] == (3, 3) and p["strides"] == (1, 1) and p["dilations"] == (1, 1)
-            and p["groups"] == 1 and p["data"][1] * p["data"][4] >= 16 and bool(_tiles(wl)))
+            and p["groups"] == 1 and p["data"][1] * p["data"][4] >= 16 and bool(_tiles(wl))
+            and p["data"][4] == p["kernel"][4])  # its input transform reads whole stored blocks
 
 
 def space(wl, target) -> Space:
