@@ -17,7 +17,6 @@ import numpy as np
 
 from . import __version__, kernels, records, templates
 from .artefact import append_metadata
-from .config import Config
 from .errors import TvmconvError
 from .frontend import from_onnx
 from .graph import Graph
@@ -42,9 +41,8 @@ def choose(wl: Workload, target: TargetSpec, tuned: dict[str, dict]):
     if rec is not None:
         try:
             template = templates.by_name(rec["template"], target.family)
-            cfg = Config.of(rec["config"])
-            fits = getattr(template, "applicable", lambda w, t: True)(wl, target)
-            if fits and wl.kind in template.KINDS and template.space(wl, target).contains(cfg):
+            cfg = templates.recorded_config(template, wl, target, rec["config"])
+            if cfg is not None:
                 return template, cfg
         except templates.NotApplicable:
             pass

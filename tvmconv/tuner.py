@@ -85,7 +85,13 @@ class Tuner:
             task = by_key.get(rec["workload"])
             if rec["target"] != self.target.key or task is None:
                 continue
-            self._learn(task, rec["template"], Config.of(rec["config"]), records.cost(rec))
+            try:
+                template = templates.by_name(rec["template"], self.target.family)
+            except templates.NotApplicable:
+                continue
+            cfg = templates.recorded_config(template, task.wl, self.target, rec["config"])
+            if cfg is not None:
+                self._learn(task, rec["template"], cfg, records.cost(rec))
 
     def _learn(self, task: Task, tname: str, cfg: Config, seconds: float) -> None:
         task.seen.add((tname, cfg))

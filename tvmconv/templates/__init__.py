@@ -40,6 +40,18 @@ def templates_for(kind: str, family: str, wl=None, target=None) -> list:
     return found
 
 
+def recorded_config(template, wl, target, recorded: dict):
+    """A tuning record's config as the template knows it now: knobs added to the template since
+    the record was written take their defaults. None when it no longer fits the template's space."""
+    from ..config import Config
+
+    if wl.kind not in template.KINDS or not getattr(template, "applicable",
+                                                     lambda w, t: True)(wl, target):
+        return None
+    cfg = Config.of({**template.default(wl, target).to_json(), **recorded})
+    return cfg if template.space(wl, target).contains(cfg) else None
+
+
 def by_name(name: str, family: str):
     for mod_name in _MODULES.get(family, []):
         mod = importlib.import_module(f"{__name__}.{_FAMILY_DIR[family]}.{mod_name}")
