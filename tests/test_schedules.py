@@ -29,6 +29,12 @@ def _conv_prime():
                   strides=[2, 1])
 
 
+def _conv_many_blocks():
+    """Several output-channel blocks: threads may split them or the rows (``rows_outer``)."""
+    return single("Conv", (1, 8, 6, 5), {"w": weights((96, 8, 3, 3), 1, 0.2)}, ["w"],
+                  pads=[1, 0, 1, 0])
+
+
 def _depthwise():
     return single("Conv", (1, 16, 7, 7), {"w": weights((16, 1, 3, 3))}, ["w"], group=16,
                   pads=[1, 1, 1, 1])
@@ -70,6 +76,7 @@ CASES = {
     # id: (model builder, workload kind the configs are drawn for)
     "conv2d_relu": (_conv_relu, "conv2d"),
     "conv2d_prime": (_conv_prime, "conv2d"),
+    "conv2d_many_blocks": (_conv_many_blocks, "conv2d"),
     "depthwise": (_depthwise, "depthwise2d"),
     "dense": (_dense, "dense"),
     "matmul": (_matmul, "matmul"),

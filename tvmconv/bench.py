@@ -87,7 +87,8 @@ def interleaved(runners: dict, feeds: dict, rounds: int, per_round: int) -> dict
 
 
 def layer_rows(model_path, target, log=None, book=True) -> list[Row]:
-    """Each distinct kernel built alone and timed, as the compiled model would run it."""
+    """Each distinct kernel built alone and timed, as the compiled model would run it (weights
+    cold, see ``measure.time_kernel``)."""
     import tvm
 
     from . import records
@@ -102,7 +103,7 @@ def layer_rows(model_path, target, log=None, book=True) -> list[Row]:
         template, cfg = choose(wl, target, tuned)
         lib = build_kernel(wl, target, template, cfg)
         args = random_args(wl, dev, template, cfg)
-        secs = float(np.median(time_kernel(lib, args, dev, repeat=5)))
+        secs = float(np.median(time_kernel(lib.mod, args, dev)))
         rows.append(Row(_label(wl), count, secs, wl.flops()))
     return rows
 

@@ -29,10 +29,13 @@ def random_args(wl: Workload, device, template=None, cfg=None) -> list:
         tvm.runtime.tensor(np.zeros(out_shape, "float32"), device)]
 
 
-def time_kernel(lib, args, device, number: int = 0, repeat: int = 5, min_ms: int = 20):
-    """Median-ready list of per-call seconds; ``number`` 0 picks enough calls for ``min_ms``."""
-    evaluator = lib.mod.time_evaluator("main", device, number=number or 1, repeat=repeat,
-                                   min_repeat_ms=0 if number else int(min_ms))
+def time_kernel(mod, args, device, repeat: int = 15) -> list[float]:
+    """Per-call seconds of ``mod``'s ``main``, with every argument but the first (the input the
+    previous layer has just written) flushed from the CPU caches before each call: in a network
+    the weights stream from memory on every inference, and timing them warm ranks configs wrongly
+    (ResNet-18's 512-channel 3x3 conv: two loop orders tie warm; one is 1.5x slower cold)."""
+    evaluator = mod.time_evaluator("main", device, number=1, repeat=repeat,
+                                   f_preproc="cache_flush_cpu_non_first_arg")
     return list(evaluator(*args).results)
 
 

@@ -112,9 +112,11 @@ def _serve(conn, rpc_addr) -> None:
     """The measuring process: load a .so, run it, check it, time it; one request at a time.
 
     Requests: ("reference", path, inputs, out_shape) -> output array; ("time", path, inputs,
-    out_shape, reference, repeat, min_ms) -> Result. None ends the process.
+    out_shape, reference, repeat) -> Result. None ends the process.
     """
     import tvm
+
+    from .measure import time_kernel
 
     session = None
     if rpc_addr:
@@ -141,14 +143,13 @@ def _serve(conn, rpc_addr) -> None:
             if kind == "reference":
                 conn.send(out)
                 continue
-            reference, repeat, min_ms = msg[4:]
+            reference, repeat = msg[4:]
             scale = max(float(np.abs(reference).max()), 1e-30)
             err = float(np.abs(out - reference).max()) / scale
             if not np.isfinite(err) or err > 1e-4:
                 conn.send(Result(error=f"wrong result (relative error {err:.2e})"))
                 continue
-            timer = mod.time_evaluator("main", dev, number=1, repeat=repeat, min_repeat_ms=min_ms)
-            conn.send(Result(latencies=[float(t) for t in timer(*arrays).results]))
+            conn.send(Result(latencies=time_kernel(mod, arrays, dev, repeat)))
         except Exception as e:  # a kernel that fails to load or run is a result, not a crash
             conn.send(Result(error=_short(e)) if kind == "time" else None)
 
@@ -156,9 +157,9 @@ def _serve(conn, rpc_addr) -> None:
 class Runner:
     """Times built candidates one at a time in a separate process, restarted after a crash/hang."""
 
-    def __init__(self, rpc_addr=None, repeat: int = 5, min_ms: int = 10):
+    def __init__(self, rpc_addr=None, repeat: int = 15):
         self.rpc_addr = rpc_addr
-        self.repeat, self.min_ms = repeat, min_ms
+        self.repeat = repeat
         self.proc = None
 
     def _start(self):
@@ -186,7 +187,7 @@ class Runner:
         return out if isinstance(out, np.ndarray) else None
 
     def run(self, path: str, inputs, out_shape, reference) -> Result:
-        return self._ask(("time", path, inputs, out_shape, reference, self.repeat, self.min_ms))
+        return self._ask(("time", path, inputs, out_shape, reference, self.repeat))
 
     def stop(self, kill: bool = False) -> None:
         if self.proc is not None:

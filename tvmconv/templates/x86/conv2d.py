@@ -3,6 +3,8 @@
 The output tile of ``tile_h x tile_w`` pixels x ``tile_oc`` channels stays in vector registers while
 the reduction runs over input-channel blocks, kernel rows and columns, and the input-channel lanes;
 each step broadcasts one input value and FMAs it into ``tile_oc / lanes`` accumulators per pixel.
+Threads split the output-channel blocks (each streams its share of the weights) or, with
+``rows_outer``, the rows (each reads its share of a large input).
 The epilogue (bias, activation, residual) is applied to the tile on its way out. Measured on Zen 3
 (AVX2): 4 px x 16 ch reached 133 GFLOP/s on ResNet-18's 64->64 3x3 layer; 7 x 16 spilled
 registers (76).
@@ -32,6 +34,7 @@ def space(wl, target) -> Space:
         "tile_oc": oc_tiles,
         "unroll_kw": [0, 1] if p["kernel_hw"][1] > 1 else [0],
         "reduce_outer": [0, 1],
+        "rows_outer": [0, 1] if p["out"][1] > 1 and oh > 1 else [0],
     }
     return Space(knobs, lambda c: _acc_regs(c, lanes) <= budget)
 
@@ -47,7 +50,7 @@ def default(wl, target) -> Config:
     half = registers(target) // 2
     many_blocks = int(wl.params["kernel"][1] >= 4)
     fits = [c for c in space(wl, target) if _acc_regs(c, target.lanes) <= half
-            and c["reduce_outer"] == many_blocks]
+            and c["reduce_outer"] == many_blocks and not c["rows_outer"]]
     return max(fits, key=lambda c: (_acc_regs(c, target.lanes), c["tile_oc"], -c["tile_h"],
                                     c["tile_w"], -c["unroll_kw"]))
 
@@ -59,8 +62,14 @@ def apply(sch, wl, cfg: Config, target) -> None:
     yo, yi = sch.split(y, [None, cfg["tile_h"]])
     xo, xi = sch.split(x, [None, cfg["tile_w"]])
     oo, oin = sch.split(oi, [None, cfg["tile_oc"]])
-    sch.reorder(n, oc, yo, xo, oo, yi, xi, oin)
-    outer = sch.fuse(n, oc, yo)
+    if cfg["rows_outer"]:
+        # threads split the rows: each streams all weights but reads only its share of the input
+        sch.reorder(n, yo, oc, xo, oo, yi, xi, oin)
+        outer = sch.fuse(n, yo, oc)
+    else:
+        # threads split the output channels: each streams only its share of the weights
+        sch.reorder(n, oc, yo, xo, oo, yi, xi, oin)
+        outer = sch.fuse(n, oc, yo)
     parallel_if_worth(sch, outer, wl)
     sch.compute_at(conv, oo, preserve_unit_loops=True)
     cyi, cxi, coi, rco, rkh, rkw, rci = sch.get_loops(conv)[-7:]
