@@ -10,7 +10,6 @@ from __future__ import annotations
 
 import argparse
 import json
-import math
 import sys
 from pathlib import Path
 
@@ -26,17 +25,12 @@ def main() -> int:
     p.add_argument("--out", default=str(ROOT / "schedules"), help="book folder")
     args = p.parse_args()
     logs = args.logs or sorted(str(x) for x in (ROOT / "tuning_logs").glob("*.jsonl"))
-    best: dict[tuple[str, str], dict] = {}
-    for log in logs:
-        for rec in records.read(log):
-            key = (rec["target"], rec["workload"])
-            if math.isfinite(records.cost(rec)) and (
-                    key not in best or records.cost(rec) < records.cost(best[key])):
-                best[key] = rec
+    targets = sorted({rec["target"] for log in logs for rec in records.read(log)})
     out = Path(args.out)
     out.mkdir(parents=True, exist_ok=True)
-    for target in sorted({t for t, _ in best}):
-        rows = [best[k] for k in sorted(best) if k[0] == target]
+    for target in targets:
+        best = records.best(logs, target)
+        rows = [best[k] for k in sorted(best)]
         path = out / f"{target}.jsonl"
         path.write_text("".join(json.dumps(r, sort_keys=True) + "\n" for r in rows))
         print(f"{path}: {len(rows)} workloads from {len(logs)} logs")

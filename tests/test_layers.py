@@ -351,7 +351,7 @@ def test_padded_channel_blocks():
     """44 and 100 channels fill no whole vector block at 8 or 16 lanes, so convs store them with a
     zero-weight padded last block. Everything that reads such a tensor must see the real channels
     only: a conv's reduction, depthwise, pool, a residual add, a concat (plain), the 1x1 image after
-    a global pool, a graph output, and the dense after a flatten."""
+    a global pool, graph outputs, the dense after a flatten, and a plain input joining them."""
     c1, c2 = 44, 100
     nodes = [
         helper.make_node("Conv", ["x", "w1", "b1"], ["a"], pads=[1, 1, 1, 1]),
@@ -365,8 +365,9 @@ def test_padded_channel_blocks():
         helper.make_node("GlobalAveragePool", ["b"], ["g"]),
         helper.make_node("Flatten", ["g"], ["f"]),
         helper.make_node("Gemm", ["f", "wf"], ["y"], transB=1),
+        helper.make_node("Mul", ["ar", "x2"], ["q"]),  # a plain input moved into padded blocks
     ]
-    model = make_model(nodes, {"x": (1, 8, 9, 9)}, ["y", "cat", "r"], {
+    model = make_model(nodes, {"x": (1, 8, 9, 9), "x2": (1, c1, 9, 9)}, ["y", "cat", "r", "q"], {
         "w1": _he((c1, 8, 3, 3)), "b1": weights(c1, 2, 0.1), "wd": _he((c1, 1, 3, 3), 3),
         "w2": _he((c2, c1, 1, 1), 4), "wf": _he((7, c2), 5)})
     padded = [wl for wl in workloads(model) if wl.kind in ("conv2d", "depthwise2d")

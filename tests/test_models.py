@@ -37,6 +37,20 @@ def test_zoo_model(zoo_model, name):
     assert_close(m(x), ref)
 
 
+@pytest.mark.parametrize("name", ["mobilenet_v2", "squeezenet", "inception"])
+def test_zoo_model_as_avx2_code(zoo_model, name):
+    """The 8-lane plan (other channel blocks, other padded blocks, AVX2's 16 registers) runs on
+    any x86 host, so an AVX-512 machine checks it too."""
+    from tvmconv.target import resolve
+
+    if resolve("x86").key == "x86-avx2":
+        pytest.skip("the host is AVX2: test_zoo_model compiles this plan already")
+    path = zoo_model(name)
+    x = _seeded_input(name)
+    ref = run_ort(onnx.load(str(path)), {"input": x})[0]
+    assert_close(tvmconv.compile(path, target="x86-avx2").model()(x), ref)
+
+
 def test_digits_accuracy_matches_onnxruntime():
     """The bundled classifier: tvmconv's predictions are onnxruntime's, so is its accuracy."""
     model = onnx.load(str(_data("digits_cnn.onnx")))

@@ -2,8 +2,10 @@
 
 from __future__ import annotations
 
+import collections
 import json
 import math
+import time
 
 import numpy as np
 import onnx
@@ -19,7 +21,7 @@ from tvmconv.runner import Runner, build, kernel_inputs
 from tvmconv.target import resolve
 from tvmconv.tune import main as tune_main
 from tvmconv.tune import parse_budget
-from tvmconv.tuner import Tuner, make_tasks
+from tvmconv.tuner import FINALISTS, Tuner, make_tasks
 
 
 @pytest.fixture(scope="module")
@@ -118,3 +120,33 @@ def test_rpc_runner_against_local_server(tiny, tmp_path):
     finally:
         runner.stop()
         server.terminate()
+
+
+def test_best_ranks_configs_by_median(tmp_path):
+    """One lucky timing must not decide: a config re-timed three times is ranked by its median."""
+    log = tmp_path / "log.jsonl"
+    key = resolve("x86").key
+    rec = lambda cfg, ms: records.make(key, "wl", "t", {"k": cfg}, latencies=[ms * 1e-3])  # noqa: E731
+    records.append(log, [rec(1, 1.0), rec(2, 0.5), rec(2, 2.0), rec(2, 2.1), rec(3, 0.9)])
+    best = records.best([log], key)["wl"]
+    assert best["config"] == {"k": 3}
+    records.append(log, [rec(3, 3.0), rec(3, 3.0)])
+    assert records.best([log], key)["wl"]["config"] == {"k": 1}
+
+
+def test_finalists_are_retimed(tiny, tmp_path):
+    """With a time budget the tuner ends by timing each task's best configs and its default again,
+    and the log then holds several timings of each finalist."""
+    target = resolve("x86")
+    tasks = [t for t in make_tasks(workloads(tiny, target), target) if t.wl.kind == "conv2d"]
+    log = tmp_path / "log.jsonl"
+    tuner = Tuner(tasks, target, log, batch=4, patience=4)
+    tuner.run(None, time.time() + 60)
+    assert tuner.confirmed > 0
+    counts = collections.Counter((r["template"], json.dumps(r["config"], sort_keys=True))
+                                 for r in records.read(log))
+    retimed = [k for k, n in counts.items() if n > 1]
+    assert 2 <= len(retimed) <= FINALISTS + 1
+    default = tasks[0].templates[0]
+    assert (default.NAME, json.dumps(default.default(tasks[0].wl, target).to_json(),
+                                     sort_keys=True)) in retimed

@@ -35,6 +35,14 @@ def features(wl: Workload, cfg: Config) -> list[float]:
     return vals
 
 
+def _matrix(data: np.ndarray, label=None):
+    """One thread, like training: xgboost's OpenMP workers keep spinning after a parallel step and
+    took a core from the next candidate timed (its measured time doubled)."""
+    import xgboost as xgb
+
+    return xgb.DMatrix(data, label=label, nthread=1)
+
+
 class CostModel:
     def __init__(self, seed: int = 0):
         self.seed = seed
@@ -51,12 +59,11 @@ class CostModel:
         params = {"max_depth": 6, "eta": 0.2, "subsample": 0.9, "min_child_weight": 1,
                   "objective": "reg:squarederror", "seed": self.seed, "nthread": 1,
                   "verbosity": 0}
-        self.booster = xgb.train(params, xgb.DMatrix(data, label=target), num_boost_round=60)
+        self.booster = xgb.train(params, _matrix(data, target), num_boost_round=60)
 
     def predict(self, xs: list[list[float]]) -> np.ndarray:
-        import xgboost as xgb
 
         if self.booster is None:
             return np.zeros(len(xs))
         data = np.array([(x + [0.0] * self.width)[:self.width] for x in xs], dtype=np.float32)
-        return self.booster.predict(xgb.DMatrix(data))
+        return self.booster.predict(_matrix(data))

@@ -53,15 +53,20 @@ def read(path: str | os.PathLike, warn: bool = True) -> Iterator[dict]:
 
 
 def best(paths: Iterable[str | os.PathLike], target_key: str) -> dict[str, dict]:
-    """The fastest successful record per workload key for a target key, over several logs."""
-    found: dict[str, dict] = {}
+    """The fastest config per workload key for a target key, over several logs. A config measured
+    more than once (the tuner re-times its finalists) is ranked by its median: on a noisy machine
+    one lucky timing must not decide. The record returned is that config's median one."""
+    runs: dict[str, dict[tuple, list[dict]]] = {}
     for path in paths:
         for rec in read(path):
             if rec["target"] != target_key or not math.isfinite(cost(rec)):
                 continue
-            old = found.get(rec["workload"])
-            if old is None or cost(rec) < cost(old):
-                found[rec["workload"]] = rec
+            config = (rec["template"], json.dumps(rec["config"], sort_keys=True))
+            runs.setdefault(rec["workload"], {}).setdefault(config, []).append(rec)
+    found = {}
+    for workload, by_config in runs.items():
+        medians = [sorted(recs, key=cost)[(len(recs) - 1) // 2] for recs in by_config.values()]
+        found[workload] = min(medians, key=cost)
     return found
 
 

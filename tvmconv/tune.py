@@ -40,8 +40,9 @@ def parser() -> argparse.ArgumentParser:
     p.add_argument("--target", default="x86", help=f"{', '.join(TARGET_NAMES)} or a TVM JSON dict")
     p.add_argument("--log", help="tuning log to append to (default: "
                                  "tuning_logs/MODEL-TARGETKEY.jsonl)")
-    p.add_argument("--budget", help="wall-clock budget: seconds, or 10m / 1h (default 10m)")
-    p.add_argument("--trials", type=int, help="stop after this many measurements instead")
+    p.add_argument("--budget", help="wall-clock budget: seconds, or 10m / 1h (default 10m); its "
+                   "last 15%% re-times each layer's finalists")
+    p.add_argument("--trials", type=int, help="stop after exactly this many measurements instead")
     p.add_argument("--rpc", metavar="HOST:PORT", help="measure on a board running TVM's RPC "
                    "server (or a tracker with --rpc-key)")
     p.add_argument("--rpc-key", help="device key when --rpc names an RPC tracker")
@@ -56,13 +57,15 @@ def parser() -> argparse.ArgumentParser:
 
 
 def summary(tuner) -> str:
-    lines = [f"{'task':52s} {'n':>2s} {'trials':>6s} {'default':>9s} {'best':>9s} {'GFLOP/s':>8s}"]
+    lines = [f"{'task':52s} {'n':>2s} {'trials':>6s} {'default':>9s} {'best':>9s} {'GFLOP/s':>8s}",
+             "(default and best: median times over each config's measurements)"]
     for t in tuner.tasks:
         name = t.wl.key.split("{")[0] + " " + "x".join(map(str, t.wl.params["out"]))
-        d = f"{t.default_seconds * 1e3:8.3f}m" if math.isfinite(t.default_seconds) else "-"
-        b = f"{t.best_seconds * 1e3:8.3f}m" if math.isfinite(t.best_seconds) else "-"
+        default = t.median(tuner.default_key(t))
+        best = t.ranked()[0][0] if t.ranked() else math.inf
+        d, b = (f"{x * 1e3:8.3f}m" if math.isfinite(x) else "-" for x in (default, best))
         lines.append(f"{name[:52]:52s} {t.count:2d} {t.trials:6d} {d:>9s} {b:>9s} "
-                     f"{t.gflops(t.best_seconds):8.1f}")
+                     f"{t.gflops(best):8.1f}")
     return "\n".join(lines)
 
 
@@ -131,8 +134,8 @@ def main(argv=None) -> int:
     if bar:
         bar.close()
     print(summary(tuner))
-    print(f"{tuner.trials} new measurements ({resumed} resumed from the log) in "
-          f"{time.time() - start:.0f} s -> {log}")
+    print(f"{tuner.trials} new measurements and {tuner.confirmed} re-timings of finalists "
+          f"({resumed} resumed from the log) in {time.time() - start:.0f} s -> {log}")
     if args.plot:
         plot_curve(tuner.history, args.plot)
     return 0

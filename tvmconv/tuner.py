@@ -5,6 +5,8 @@ where the time is. Each round picks the task furthest behind its weighted share,
 (the template default first, then the cost model's favourites from the whole space or from mutations
 of the best configs, plus a random fraction for exploration), measures it and appends every result
 to the log. A task stops when it has not improved for ``patience`` trials or its space is exhausted.
+The last part of a time budget re-times each task's finalists in turns (``confirm``): measured
+once, the winner on a machine whose speed drifts is often just the luckiest timing.
 """
 
 from __future__ import annotations
@@ -23,6 +25,9 @@ from .runner import Builder, Runner, kernel_inputs, scratch_dir
 from .workload import Workload
 
 ENUMERATE_LIMIT = 4000  # spaces up to this size are scored whole; larger ones by evolution
+FINALISTS = 3  # configs per task re-timed at the end, besides the template default
+CONFIRM_ROUNDS = 2
+CONFIRM_SHARE = 0.15  # of a time budget, kept for re-timing finalists
 
 
 @dataclass
@@ -32,16 +37,27 @@ class Task:
     templates: list
     trials: int = 0
     since_best: int = 0
-    best_seconds: float = math.inf
-    default_seconds: float = math.inf
+    best_seconds: float = math.inf  # fastest single timing: what the search's patience follows
     best: tuple | None = None  # (template name, config)
     seen: set = field(default_factory=set)
+    costs: dict = field(default_factory=dict)  # (template name, config) -> measured seconds
+    built: dict = field(default_factory=dict)  # (template name, config) -> (path, build error)
     done: bool = False
     reference: object = None  # the unscheduled kernel's output on the tuning inputs
 
     @property
     def weight(self) -> float:
         return self.wl.flops() * self.count
+
+    def median(self, key: tuple) -> float:
+        """A config's median time over its measurements (inf when never timed successfully)."""
+        costs = sorted(self.costs.get(key, [math.inf]))
+        return costs[(len(costs) - 1) // 2]
+
+    def ranked(self) -> list[tuple[float, tuple]]:
+        """(median seconds, (template name, config)), fastest first: the order of records.best."""
+        timed = [(self.median(k), k) for k in self.costs if math.isfinite(self.median(k))]
+        return sorted(timed, key=lambda mk: mk[0])
 
     def gflops(self, seconds: float) -> float:
         return self.wl.flops() / seconds / 1e9 if math.isfinite(seconds) else 0.0
@@ -73,6 +89,7 @@ class Tuner:
         self.data: dict[str, tuple[list, list]] = {}
         self.history: list[tuple[int, float]] = []  # (trials so far, estimated model seconds)
         self.trials = 0
+        self.confirmed = 0  # re-timings of finalists, besides the trials
         self.tmp = scratch_dir()
         self._resume()
         self.resumed = sum(t.trials for t in tasks)  # measurements found in the log
@@ -95,13 +112,11 @@ class Tuner:
 
     def _learn(self, task: Task, tname: str, cfg: Config, seconds: float) -> None:
         task.seen.add((tname, cfg))
+        task.costs.setdefault((tname, cfg), []).append(seconds)
         task.trials += 1
         xs, ys = self.data.setdefault(tname, ([], []))
         xs.append(features(task.wl, cfg))
         ys.append(task.gflops(seconds))
-        if tname == task.templates[0].NAME and cfg == task.templates[0].default(task.wl,
-                                                                                self.target):
-            task.default_seconds = seconds
         if seconds < task.best_seconds:
             task.best_seconds, task.best, task.since_best = seconds, (tname, cfg), 0
         else:
@@ -154,9 +169,13 @@ class Tuner:
     def measure(self, task: Task, batch: list[tuple]) -> list[dict]:
         if task.reference is None:
             self._reference(task)
-        jobs = [(task.wl, self.target, t.NAME, c, str(self.tmp)) for t, c in batch]
+        todo = [(t, c) for t, c in batch if (t.NAME, c) not in task.built]
+        jobs = [(task.wl, self.target, t.NAME, c, str(self.tmp)) for t, c in todo]
+        for (tmpl, cfg), built in zip(todo, self.builder.build_all(jobs)):
+            task.built[(tmpl.NAME, cfg)] = built
         out = []
-        for (tmpl, cfg), (path, err) in zip(batch, self.builder.build_all(jobs)):
+        for tmpl, cfg in batch:
+            path, err = task.built[(tmpl.NAME, cfg)]
             lat = None
             if path:
                 res = self.runner.run(path, *kernel_inputs(task.wl, tmpl, cfg), task.reference)
@@ -166,6 +185,34 @@ class Tuner:
             self._learn(task, tmpl.NAME, cfg, records.cost(rec))
             out.append(rec)
         return out
+
+    def default_key(self, task: Task) -> tuple:
+        first = task.templates[0]
+        return first.NAME, first.default(task.wl, self.target)
+
+    def finalists(self, task: Task) -> list[tuple]:
+        """The task's best few configs by median time, and the default: what ``confirm``
+        re-times."""
+        keys = [key for _, key in task.ranked()[:FINALISTS]]
+        default = self.default_key(task)
+        if default in task.costs and default not in keys:
+            keys.append(default)
+        by_name = {t.NAME: t for t in task.templates}
+        return [(by_name[name], cfg) for name, cfg in keys if name in by_name]
+
+    def confirm(self, deadline: float | None, on_batch=None) -> None:
+        """Re-time every task's finalists, task after task, so each config's median comes from
+        different moments of the machine's drift."""
+        for _ in range(CONFIRM_ROUNDS):
+            for task in self.tasks:
+                if deadline is not None and time.time() >= deadline:
+                    return
+                finalists = self.finalists(task)
+                if len(finalists) > 1:
+                    recs = self.measure(task, finalists)
+                    self.confirmed += len(recs)
+                    if on_batch:
+                        on_batch(task, recs)
 
     def _retrain(self, tname: str) -> None:
         xs, ys = self.data.get(tname, ([], []))
@@ -190,9 +237,11 @@ class Tuner:
         if self.tasks and all(t.trials for t in self.tasks):
             self.history.append((self.trials, self.estimated_seconds()))
         first_batch = True
+        search_until = None if deadline is None else \
+            deadline - CONFIRM_SHARE * max(deadline - time.time(), 0.0)
         try:
             while (trials is None or self.trials < trials) and (
-                    deadline is None or time.time() < deadline):
+                    search_until is None or time.time() < search_until):
                 task = self.next_task()
                 if task is None:
                     break
@@ -211,6 +260,8 @@ class Tuner:
                 self.history.append((self.trials, self.estimated_seconds()))
                 if on_batch:
                     on_batch(task, recs)
+            if deadline is not None:  # a trial count means exactly that many measurements
+                self.confirm(deadline, on_batch)
         finally:
             self.close()
 
