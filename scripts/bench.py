@@ -116,7 +116,7 @@ def main() -> int:
                                   book=False), key=lambda r: -r.seconds * r.count)
         total = sum(r.seconds * r.count for r in layer)
         lines += [f"\n## {args.layers}, per layer (tuned with its log when there is one; each "
-                  "kernel timed alone, its weights flushed from the caches before each call)\n",
+                  "kernel timed alone)\n",
                   "| ms | share | GFLOP/s | of sgemm | n | layer |", "|---|---|---|---|---|---|"]
         for r in layer[:20]:
             lines.append(f"| {r.seconds * r.count * 1e3:.3f} | {r.seconds * r.count / total:.1%} "

@@ -87,8 +87,7 @@ def interleaved(runners: dict, feeds: dict, rounds: int, per_round: int) -> dict
 
 
 def layer_rows(model_path, target, log=None, book=True) -> list[Row]:
-    """Each distinct kernel built alone and timed, as the compiled model would run it (weights
-    cold, see ``measure.time_kernel``)."""
+    """Each distinct kernel built alone and timed, as the compiled model would run it."""
     import tvm
 
     from . import records

@@ -157,7 +157,7 @@ def _serve(conn, rpc_addr) -> None:
 class Runner:
     """Times built candidates one at a time in a separate process, restarted after a crash/hang."""
 
-    def __init__(self, rpc_addr=None, repeat: int = 15):
+    def __init__(self, rpc_addr=None, repeat: int = 5):
         self.rpc_addr = rpc_addr
         self.repeat = repeat
         self.proc = None
