@@ -39,13 +39,9 @@ def choose(wl: Workload, target: TargetSpec, tuned: dict[str, dict]):
     """(template, config) for a workload: the best tuning record if valid, else the default."""
     rec = tuned.get(wl.key)
     if rec is not None:
-        try:
-            template = templates.by_name(rec["template"], target.family)
-            cfg = templates.recorded_config(template, wl, target, rec["config"])
-            if cfg is not None:
-                return template, cfg
-        except templates.NotApplicable:
-            pass
+        found = templates.from_record(rec, wl, target)
+        if found is not None:
+            return found
         warnings.warn(f"ignoring a tuning record that does not fit {wl.key}", stacklevel=2)
     template = templates.templates_for(wl.kind, target.family, wl, target)[0]
     return template, template.default(wl, target)

@@ -62,7 +62,6 @@ class CostModel:
         self.booster = xgb.train(params, _matrix(data, target), num_boost_round=60)
 
     def predict(self, xs: list[list[float]]) -> np.ndarray:
-
         if self.booster is None:
             return np.zeros(len(xs))
         data = np.array([(x + [0.0] * self.width)[:self.width] for x in xs], dtype=np.float32)

@@ -30,6 +30,12 @@ def cost(record: dict) -> float:
     return lat[len(lat) // 2]
 
 
+def lower_median(items: list, key=None):
+    """The middle item (the lower of the two middles for an even count): how a config measured
+    several times is ranked, here and in the tuner."""
+    return sorted(items, key=key)[(len(items) - 1) // 2]
+
+
 def read(path: str | os.PathLike, warn: bool = True) -> Iterator[dict]:
     """Every well-formed record of a log file, in order; bad lines are skipped with a warning."""
     path = Path(path)
@@ -65,7 +71,7 @@ def best(paths: Iterable[str | os.PathLike], target_key: str) -> dict[str, dict]
             runs.setdefault(rec["workload"], {}).setdefault(config, []).append(rec)
     found = {}
     for workload, by_config in runs.items():
-        medians = [sorted(recs, key=cost)[(len(recs) - 1) // 2] for recs in by_config.values()]
+        medians = [lower_median(recs, key=cost) for recs in by_config.values()]
         found[workload] = min(medians, key=cost)
     return found
 

@@ -62,7 +62,8 @@ def summary(tuner) -> str:
     for t in tuner.tasks:
         name = t.wl.key.split("{")[0] + " " + "x".join(map(str, t.wl.params["out"]))
         default = t.median(tuner.default_key(t))
-        best = t.ranked()[0][0] if t.ranked() else math.inf
+        ranked = t.ranked()
+        best = ranked[0][0] if ranked else math.inf
         d, b = (f"{x * 1e3:8.3f}m" if math.isfinite(x) else "-" for x in (default, best))
         lines.append(f"{name[:52]:52s} {t.count:2d} {t.trials:6d} {d:>9s} {b:>9s} "
                      f"{t.gflops(best):8.1f}")

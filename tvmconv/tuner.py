@@ -38,8 +38,6 @@ class Task:
     trials: int = 0
     since_best: int = 0
     best_seconds: float = math.inf  # fastest single timing: what the search's patience follows
-    best: tuple | None = None  # (template name, config)
-    seen: set = field(default_factory=set)
     costs: dict = field(default_factory=dict)  # (template name, config) -> measured seconds
     built: dict = field(default_factory=dict)  # (template name, config) -> (path, build error)
     done: bool = False
@@ -51,13 +49,12 @@ class Task:
 
     def median(self, key: tuple) -> float:
         """A config's median time over its measurements (inf when never timed successfully)."""
-        costs = sorted(self.costs.get(key, [math.inf]))
-        return costs[(len(costs) - 1) // 2]
+        return records.lower_median(self.costs.get(key, [math.inf]))
 
     def ranked(self) -> list[tuple[float, tuple]]:
         """(median seconds, (template name, config)), fastest first: the order of records.best."""
-        timed = [(self.median(k), k) for k in self.costs if math.isfinite(self.median(k))]
-        return sorted(timed, key=lambda mk: mk[0])
+        timed = [(self.median(k), k) for k in self.costs]
+        return sorted((mk for mk in timed if math.isfinite(mk[0])), key=lambda mk: mk[0])
 
     def gflops(self, seconds: float) -> float:
         return self.wl.flops() / seconds / 1e9 if math.isfinite(seconds) else 0.0
@@ -102,23 +99,18 @@ class Tuner:
             task = by_key.get(rec["workload"])
             if rec["target"] != self.target.key or task is None:
                 continue
-            try:
-                template = templates.by_name(rec["template"], self.target.family)
-            except templates.NotApplicable:
-                continue
-            cfg = templates.recorded_config(template, task.wl, self.target, rec["config"])
-            if cfg is not None:
-                self._learn(task, rec["template"], cfg, records.cost(rec))
+            found = templates.from_record(rec, task.wl, self.target)
+            if found is not None:
+                self._learn(task, found[0].NAME, found[1], records.cost(rec))
 
     def _learn(self, task: Task, tname: str, cfg: Config, seconds: float) -> None:
-        task.seen.add((tname, cfg))
         task.costs.setdefault((tname, cfg), []).append(seconds)
         task.trials += 1
         xs, ys = self.data.setdefault(tname, ([], []))
         xs.append(features(task.wl, cfg))
         ys.append(task.gflops(seconds))
         if seconds < task.best_seconds:
-            task.best_seconds, task.best, task.since_best = seconds, (tname, cfg), 0
+            task.best_seconds, task.since_best = seconds, 0
         else:
             task.since_best += 1
 
@@ -130,11 +122,11 @@ class Tuner:
             if len(space) <= ENUMERATE_LIMIT:
                 configs = list(space)
             else:  # evolution: random configs plus mutations of the best measured ones
-                parents = ([c for n, c in task.seen if n == tmpl.NAME][:64]
+                parents = ([c for n, c in task.costs if n == tmpl.NAME][:64]
                            or [space.sample(self.rng)])
                 configs = [space.sample(self.rng) for _ in range(512)]
                 configs += [space.neighbour(self.rng.choice(parents), self.rng) for _ in range(512)]
-            pool += [(tmpl, c) for c in configs if (tmpl.NAME, c) not in task.seen]
+            pool += [(tmpl, c) for c in configs if (tmpl.NAME, c) not in task.costs]
         return list(dict.fromkeys(pool))
 
     def propose(self, task: Task) -> list[tuple]:
@@ -144,9 +136,9 @@ class Tuner:
             return []
         batch = []
         first = task.templates[0]
-        default = (first, first.default(task.wl, self.target))
-        if (first.NAME, default[1]) not in task.seen:
-            batch.append(default)
+        name, cfg = self.default_key(task)
+        if (name, cfg) not in task.costs:
+            batch.append((first, cfg))
         model = self.models.get(first.NAME)
         n_model = int(round(self.batch * (1 - self.eps))) if model else 0
         if n_model:

@@ -40,16 +40,21 @@ def templates_for(kind: str, family: str, wl=None, target=None) -> list:
     return found
 
 
-def recorded_config(template, wl, target, recorded: dict):
-    """A tuning record's config as the template knows it now: knobs added to the template since
-    the record was written take their defaults. None when it no longer fits the template's space."""
+def from_record(record: dict, wl, target):
+    """(template, config) of a tuning record as the templates know them now: knobs added to the
+    template since the record was written take their defaults. None when the template is gone or
+    the config no longer fits its space."""
     from ..config import Config
 
+    try:
+        template = by_name(record["template"], target.family)
+    except NotApplicable:
+        return None
     if wl.kind not in template.KINDS or not getattr(template, "applicable",
                                                      lambda w, t: True)(wl, target):
         return None
-    cfg = Config.of({**template.default(wl, target).to_json(), **recorded})
-    return cfg if template.space(wl, target).contains(cfg) else None
+    cfg = Config.of({**template.default(wl, target).to_json(), **record["config"]})
+    return (template, cfg) if template.space(wl, target).contains(cfg) else None
 
 
 def by_name(name: str, family: str):

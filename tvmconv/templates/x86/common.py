@@ -8,9 +8,7 @@ from ...config import divisors
 # saves (waking TVM's workers takes a few microseconds; LeNet-5's kernels run for 1-12 us each).
 PARALLEL_MIN = 1 << 13
 PARALLEL_MIN_FLOPS = 2e6
-
-
-PARALLEL_MIN_OUTPUTS = 1 << 15
+PARALLEL_MIN_OUTPUTS = 1 << 15  # a kernel writing this many outputs is worth threads at any flops
 
 
 def parallel_if_worth(sch, loop, wl) -> None:
