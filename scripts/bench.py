@@ -2,7 +2,10 @@
 log in tuning_logs/ when one exists) against
 onnxruntime on the reference models, interleaved in one process; writes BENCHMARKS.md.
 
-    python scripts/bench.py [models...] [--rounds 10] [--out BENCHMARKS.md]
+    python scripts/bench.py [models...] [--target x86] [--rounds 10] [--out BENCHMARKS.md]
+
+`--target x86-avx2` on an AVX-512 host runs tvmconv's AVX2 code (and the AVX2 schedule book and
+logs) against peers that still use AVX-512: a lower bound for an AVX2 machine.
 
 Run it alone on an otherwise idle machine (never two benchmarks at once). OpenBLAS's
 OPENBLAS_CORETYPE / OPENBLAS_L2_SIZE slow numpy's sgemm yardstick: unset both for this command only.
@@ -35,7 +38,7 @@ DEFAULT_MODELS = ["resnet18", "resnet50", "mobilenet_v2", "squeezenet", "vgg", "
                   "inception"]
 
 
-def machine() -> str:
+def machine(target) -> str:
     cpu = "unknown CPU"
     try:
         cpu = next(ln.split(":", 1)[1].strip() for ln in open("/proc/cpuinfo")
@@ -51,21 +54,21 @@ def machine() -> str:
         ov = f", OpenVINO {openvino.__version__.split('-')[0]}"
     except ImportError:
         ov = ""
-    return (f"{cpu}, {os.environ['TVM_NUM_THREADS']} threads, target {resolve('x86').key}, "
+    return (f"{cpu}, {os.environ['TVM_NUM_THREADS']} threads, target {target.key}, "
             f"{platform.system()} {platform.machine()}; tvmconv {tvmconv.__version__}, "
             f"TVM {tvm.__version__}, onnxruntime {onnxruntime.__version__}{ov}, "
             f"numpy {np.__version__}")
 
 
-def bench_model(name: str, rounds: int) -> dict:
+def bench_model(name: str, target, rounds: int) -> dict:
     path = str(zoo.model_path(name))
     t0 = time.perf_counter()
-    untuned = compile_model(path, book=False).model()  # what a model nobody tuned gets
+    untuned = compile_model(path, target, book=False).model()  # what a model nobody tuned gets
     compile_s = time.perf_counter() - t0
-    log = ROOT.parent / "tuning_logs" / f"{name}-{resolve('x86').key}.jsonl"
+    log = ROOT.parent / "tuning_logs" / f"{name}-{target.key}.jsonl"
     runners = {"tvmconv": lambda f: untuned.run(f)}
     if log.is_file():
-        tuned = compile_model(path, log=str(log)).model()
+        tuned = compile_model(path, target, log=str(log)).model()
         runners["tvmconv tuned"] = lambda f: tuned.run(f)
     runners.update(peers(path, int(os.environ["TVM_NUM_THREADS"])))
     rng = np.random.default_rng(0)
@@ -79,18 +82,20 @@ def bench_model(name: str, rounds: int) -> dict:
 def main() -> int:
     p = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     p.add_argument("models", nargs="*", default=DEFAULT_MODELS)
+    p.add_argument("--target", default="x86", help="x86 (this CPU), x86-avx2 or x86-avx512")
     p.add_argument("--rounds", type=int, default=10)
     p.add_argument("--layers", default="resnet18", help="model for the per-layer table")
     p.add_argument("--out", default=str(ROOT.parent / "BENCHMARKS.md"))
     args = p.parse_args()
+    target = resolve(args.target)
     rate = sgemm_rate()
     rows = []
     for name in args.models:
-        r = bench_model(name, args.rounds)
+        r = bench_model(name, target, args.rounds)
         rows.append((name, r))
         print(name, {k: round(v, 3) for k, v in r["ms"].items()}, flush=True)
     lines = [f"# Benchmarks\n\nMeasured {datetime.date.today()} with `python scripts/bench.py` on "
-             f"{machine()}. Batch 1, fp32, median latency of interleaved runs; "
+             f"{machine(target)}. Batch 1, fp32, median latency of interleaved runs; "
              f"numpy sgemm {rate:.0f} GFLOP/s in the same run.\n",
              "| model | tvmconv untuned ms | tvmconv tuned ms | onnxruntime ms | openvino ms | "
              "untuned / best peer | tuned / best peer | compile s |",
@@ -111,8 +116,8 @@ def main() -> int:
                  "the same thread count and fp32 (OpenVINO's bf16 default is overridden).")
     if args.layers:
         path = str(zoo.model_path(args.layers))
-        log = ROOT.parent / "tuning_logs" / f"{args.layers}-{resolve('x86').key}.jsonl"
-        layer = sorted(layer_rows(path, resolve("x86"), str(log) if log.is_file() else None,
+        log = ROOT.parent / "tuning_logs" / f"{args.layers}-{target.key}.jsonl"
+        layer = sorted(layer_rows(path, target, str(log) if log.is_file() else None,
                                   book=False), key=lambda r: -r.seconds * r.count)
         total = sum(r.seconds * r.count for r in layer)
         lines += [f"\n## {args.layers}, per layer (tuned with its log when there is one; each "

@@ -26,9 +26,8 @@ from tvmconv.measure import workloads  # noqa: E402
 from tvmconv.target import resolve  # noqa: E402
 
 
-def kernel_estimate(path: str, log: str) -> float:
+def kernel_estimate(path: str, log: str, target) -> float:
     """Sum over the model's kernels of (best measured time x occurrences), in ms."""
-    target = resolve("x86")
     best = records.best([log], target.key)
     total = 0.0
     for wl, count in workloads(path, target):
@@ -43,21 +42,24 @@ def main() -> int:
     p.add_argument("model")
     p.add_argument("logs", nargs="+")
     p.add_argument("--rounds", type=int, default=10)
+    p.add_argument("--target", default="x86", help="x86 (this CPU), x86-avx2 or x86-avx512")
     args = p.parse_args()
     path = str(zoo.model_path(args.model))
-    models = {"untuned": compile_model(path, book=False).model()}
+    target = resolve(args.target)
+    models = {"untuned": compile_model(path, target, book=False).model()}
     for log in args.logs:
-        models[Path(log).stem] = compile_model(path, log=log, book=False).model()
+        models[Path(log).stem] = compile_model(path, target, log=log, book=False).model()
     rng = np.random.default_rng(0)
     feeds = {i.name: rng.standard_normal(i.shape).astype(np.float32)
              for i in models["untuned"].inputs}
     times = interleaved({k: (lambda f, m=m: m.run(f)) for k, m in models.items()}, feeds,
                         args.rounds, 10)
     base = float(np.median(times["untuned"]))
+    logs = dict(zip(list(models)[1:], args.logs))
     for name, t in times.items():
         med = float(np.median(t))
-        est = f", kernels {kernel_estimate(path, args.logs[list(models).index(name) - 1]):.3f} ms" \
-            if name != "untuned" else ""
+        est = (f", kernels {kernel_estimate(path, logs[name], target):.3f} ms"
+               if name in logs else "")
         print(f"{name:40s} {med * 1e3:8.3f} ms  speed-up over untuned {base / med:.2f}x{est}")
     return 0
 

@@ -156,6 +156,18 @@ def test_residual_add_fuses_whichever_operand_the_conv_is():
     assert kinds.count("elementwise") == 0, kinds
 
 
+@pytest.mark.parametrize("target", ["x86-avx2", "x86-avx512"])
+def test_rgb_input_is_read_in_place(target):
+    """An input with fewer channels than a vector (an RGB image) is read as NCHW1c, which has the
+    bytes of NCHW: the first conv needs no layout_transform kernel in front of it."""
+    model = make_model([_conv_node("x", "c", "w", pads=[1, 1, 1, 1]),
+                        helper.make_node("Relu", ["c"], ["y"])],
+                       {"x": (1, 3, 12, 11)}, ["y"], {"w": _he((16, 3, 3, 3))})
+    found = workloads(model, target)
+    assert found[0].kind == "conv2d" and found[0].params["data"] == (1, 3, 12, 11, 1), found[0]
+    check_vs_ort(model)
+
+
 # -- Pooling --------------------------------------------------------------------------------------
 
 POOLS = {

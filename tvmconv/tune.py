@@ -66,7 +66,7 @@ def summary(tuner) -> str:
         best = ranked[0][0] if ranked else math.inf
         d, b = (f"{x * 1e3:8.3f}m" if math.isfinite(x) else "-" for x in (default, best))
         lines.append(f"{name[:52]:52s} {t.count:2d} {t.trials:6d} {d:>9s} {b:>9s} "
-                     f"{t.gflops(best):8.1f}")
+                     f"{t.gflops(best):8.3g}")
     return "\n".join(lines)
 
 
@@ -120,7 +120,7 @@ def main(argv=None) -> int:
             return
         bar.n = tuner.trials if args.trials else min(int(time.time() - start), bar.total)
         best = task.gflops(task.best_seconds)
-        bar.set_postfix_str(f"{task.wl.kind} best {best:.0f} GFLOP/s, "
+        bar.set_postfix_str(f"{task.wl.kind} best {best:.3g} GFLOP/s, "
                             f"{sum(r['error'] is not None for r in recs)} failed")
         bar.refresh()
 

@@ -132,8 +132,13 @@ class _Planner:
             packed = pack_weights(w, groups, ib, ob)
         else:
             # the reduction runs over real input channels in sub-blocks of ``ib`` that tile the
-            # stored block ``db``, so a padded input is read as it is, its padding never touched
-            ib = (ic if ic <= db else math.gcd(ic, db)) if db else pick_block(ic, self.lanes)
+            # stored block ``db``, so a padded input is read as it is, its padding never touched.
+            # A plain input too narrow for a vector (an RGB image) is read as NCHW1c, which shares
+            # its bytes: a transform kernel fewer, and the broadcast-FMA loop does not care
+            if db:
+                ib = ic if ic <= db else math.gcd(ic, db)
+            else:
+                ib = 1 if ic < self.lanes else pick_block(ic, self.lanes)
             ob = out_block(oc, self.lanes)
             packed = pack_weights(w, groups, ib, ob)
         if groups > 1 or not db:
