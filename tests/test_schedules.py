@@ -154,3 +154,18 @@ def test_default_schedule_structure(case):
         text = kernels.prim_func(wl, SPEC, template).script()
         missing = [m for m in ("T.parallel", "T.vectorized") if m not in text]
         assert not missing, f"{template.NAME} on {wl.key}: the kernel has no {missing}"
+
+
+@pytest.mark.parametrize("target", ["x86-avx2", "x86-avx512"])
+@pytest.mark.parametrize("width", [13, 55, 28])
+def test_direct_conv_default_fills_the_registers(target, width):
+    """The default register tile keeps enough independent sums to hide the FMA latency even when
+    the width has no divisor near the ideal tile: a 13-wide image on AVX2 has only 1 or 13 pixels
+    per tile, and a 1-pixel tile ran SqueezeNet's 1000-class 1x1 conv 30x slower."""
+    from tvmconv.templates.x86 import conv2d
+
+    spec = resolve(target)
+    model = single("Conv", (1, 64, width, width), {"w": weights((1000, 64, 1, 1), 1, 0.1)}, ["w"])
+    wl = next(w for w in workloads(model, target) if w.kind == "conv2d")
+    cfg = conv2d.default(wl, spec)
+    assert conv2d.accumulators(cfg, spec.lanes) >= 8, (wl.key, cfg)

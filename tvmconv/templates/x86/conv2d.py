@@ -19,14 +19,16 @@ NAME = "conv2d_direct"
 KINDS = ("conv2d",)
 
 
-def _acc_regs(cfg: Config, lanes: int) -> int:
+def accumulators(cfg: Config, lanes: int) -> int:
     return cfg["tile_h"] * cfg["tile_w"] * -(-cfg["tile_oc"] // lanes)
 
 
 def space(wl, target) -> Space:
+    """Tiles whose accumulators, weight vectors and the broadcast input fit the vector registers
+    (on AVX2 a 13-pixel row of 8 channels: 13 + 1 + 1 = 15 of 16)."""
     p = wl.params
     _, _, oh, ow, ob = p["out"]
-    lanes, budget = target.lanes, registers(target) - 4
+    lanes, regs = target.lanes, registers(target)
     oc_tiles = [d for d in divisors(ob) if d % lanes == 0 or d == ob] or [ob]
     knobs = {
         "tile_w": divisors(ow, 16),
@@ -36,23 +38,31 @@ def space(wl, target) -> Space:
         "reduce_outer": [0, 1],
         "rows_outer": [0, 1] if p["out"][1] > 1 and oh > 1 else [0],
     }
-    return Space(knobs, lambda c: _acc_regs(c, lanes) <= budget)
+    return Space(knobs, lambda c: accumulators(c, lanes) + -(-c["tile_oc"] // lanes) + 1 <= regs)
 
 
 def default(wl, target) -> Config:
-    """The biggest register tile within half the register file: whole channel blocks, one row of
-    pixels as wide as fits; input-channel blocks outermost when there are many of them.
+    """The tile with the number of accumulators nearest half the register file (larger on a tie),
+    whole channel blocks, one row of pixels as wide as fits; input-channel blocks outermost when
+    there are many of them.
 
-    Measured on AVX-512 (Zen, tuning logs in tuning_logs/): 16 accumulators ran ResNet's 7x7/2 stem
-    at 490 GFLOP/s where 28 spilled (298); a 1 x 14 px row beat a 4 x 4 block 2.2x on MobileNetV2's
-    56x56 1x1 convs; with 4+ input blocks, blocks-outermost won by 1.2-2x (ResNet-50's strided 3x3,
-    SqueezeNet's 512-channel classifier conv)."""
+    Measured in the tuning logs (tuning_logs/, all direct-conv configs of 7 models): on AVX2 tiles
+    of 8-10 accumulators ran best and 4-5 at 0.6x; on AVX-512 13-26 best, 28 spilled on ResNet's
+    7x7/2 stem (298 GFLOP/s against 490 with 16). "Nearest", not "at most": a width with no
+    divisor near the ideal (13, 55) gets the next larger tile (SqueezeNet's 13x13 1x1 convs on
+    AVX2: 13 accumulators ran 1.8x faster than the 2 that fit under half); a 1 x 14 px row beat a
+    4 x 4 block 2.2x on MobileNetV2's 56x56 1x1 convs; with 4+ input blocks, blocks-outermost won
+    by 1.2-2x (ResNet-50's strided 3x3, SqueezeNet's 512-channel classifier conv)."""
     half = registers(target) // 2
     many_blocks = int(wl.params["kernel"][1] >= 4)
-    fits = [c for c in space(wl, target) if _acc_regs(c, target.lanes) <= half
-            and c["reduce_outer"] == many_blocks and not c["rows_outer"]]
-    return max(fits, key=lambda c: (_acc_regs(c, target.lanes), c["tile_oc"], -c["tile_h"],
-                                    c["tile_w"], -c["unroll_kw"]))
+    fits = [c for c in space(wl, target)
+            if c["reduce_outer"] == many_blocks and not c["rows_outer"]]
+
+    def rank(c):
+        acc = accumulators(c, target.lanes)
+        return (-abs(acc - half), acc, c["tile_oc"], -c["tile_h"], c["tile_w"], -c["unroll_kw"])
+
+    return max(fits, key=rank)
 
 
 def apply(sch, wl, cfg: Config, target) -> None:
