@@ -509,6 +509,33 @@ def test_variadic(op):
     check_vs_ort(make_model([node], {"a": (2, 3, 4), "b": (3, 1)}, ["y"], {"k": weights((4,))}))
 
 
+def test_channel_shuffle_between_convs():
+    """ShuffleNet's channel shuffle: a 5-D reshape and transpose between two blocked convs."""
+    nodes = [_conv_node("x", "a", "w1", pads=[1, 1, 1, 1]),
+             helper.make_node("Reshape", ["a", "s5"], ["r"]),
+             helper.make_node("Transpose", ["r"], ["t"], perm=[0, 2, 1, 3, 4]),
+             helper.make_node("Reshape", ["t", "s4"], ["b"]),
+             _conv_node("b", "y", "w2", group=2)]
+    check_vs_ort(make_model(nodes, {"x": (1, 8, 6, 7)}, ["y"], {
+        "w1": _he((24, 8, 3, 3)), "s5": np.array([1, 2, 12, 6, 7], np.int64),
+        "s4": np.array([1, 24, 6, 7], np.int64), "w2": _he((24, 12, 1, 1), 2)}))
+
+
+def test_squeeze_excite_gate():
+    """EfficientNet's squeeze-and-excite: global pool, two 1x1 convs, a sigmoid gate multiplied
+    back onto the blocked activation, broadcast over the image; SiLU as x * sigmoid(x)."""
+    c = 24
+    nodes = [_conv_node("x", "a", "w1", pads=[1, 1, 1, 1]),
+             helper.make_node("Sigmoid", ["a"], ["as"]),
+             helper.make_node("Mul", ["a", "as"], ["h"]),
+             helper.make_node("GlobalAveragePool", ["h"], ["g"]),
+             _conv_node("g", "r", "w2"), helper.make_node("Relu", ["r"], ["rr"]),
+             _conv_node("rr", "e", "w3"), helper.make_node("Sigmoid", ["e"], ["gate"]),
+             helper.make_node("Mul", ["h", "gate"], ["y"])]
+    check_vs_ort(make_model(nodes, {"x": (1, 5, 9, 11)}, ["y"], {
+        "w1": _he((c, 5, 3, 3)), "w2": _he((c // 4, c, 1, 1), 2), "w3": _he((c, c // 4, 1, 1), 3)}))
+
+
 # -- Exporter shape arithmetic --------------------------------------------------------------------
 
 def test_exporter_flatten_chain():
