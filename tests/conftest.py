@@ -94,10 +94,11 @@ def run_ort(model: onnx.ModelProto, feeds: dict[str, np.ndarray]) -> list[np.nda
     return ort_session(model).run(None, feeds)
 
 
-def run_tvmconv(model, feeds: dict[str, np.ndarray], **compile_kwargs) -> list[np.ndarray]:
+def run_tvmconv(model, feeds: dict[str, np.ndarray], target: str = "x86",
+                **compile_kwargs) -> list[np.ndarray]:
     import tvmconv
 
-    m = tvmconv.compile(model, target="x86", **compile_kwargs).model()
+    m = tvmconv.compile(model, target=target, **compile_kwargs).model()
     return m.run(feeds)
 
 

@@ -8,7 +8,16 @@ import random
 import warnings
 
 import pytest
-from conftest import assert_close, make_model, rng_inputs, run_ort, single, weights, workloads
+from conftest import (
+    assert_close,
+    make_model,
+    rng_inputs,
+    run_ort,
+    run_tvmconv,
+    single,
+    weights,
+    workloads,
+)
 from onnx import helper
 
 import tvmconv
@@ -169,3 +178,28 @@ def test_direct_conv_default_fills_the_registers(target, width):
     wl = next(w for w in workloads(model, target) if w.kind == "conv2d")
     cfg = conv2d.default(wl, spec)
     assert conv2d.accumulators(cfg, spec.lanes) >= 8, (wl.key, cfg)
+
+
+@pytest.mark.parametrize("target", ["x86-avx2", "x86-avx512"])
+def test_ragged_row_tiles_on_prime_widths(target):
+    """19 and 23 columns have no divisor from 4 to 8: the direct and depthwise templates then
+    compute whole tiles of a non-divisor width into zero padding and store the real columns."""
+    nodes = [helper.make_node("Conv", ["x", "w1"], ["a"], pads=[1, 1, 1, 1]),
+             helper.make_node("Relu", ["a"], ["r"]),
+             helper.make_node("Conv", ["r", "wd"], ["d"], group=32, pads=[1, 1, 1, 1]),
+             helper.make_node("Conv", ["d", "w2"], ["y"], pads=[0, 2, 0, 2])]  # 23 columns
+    model = make_model(nodes, {"x": (1, 16, 11, 19)}, ["y"], {
+        "w1": weights((32, 16, 3, 3), 1, 0.1), "wd": weights((32, 1, 3, 3), 2, 0.3),
+        "w2": weights((24, 32, 1, 1), 3, 0.2)})
+    spec = resolve(target)
+    ragged = []
+    for wl in workloads(model, target):
+        if wl.kind in ("conv2d", "depthwise2d"):
+            template = templates.templates_for(wl.kind, spec.family, wl, spec)[-1]
+            cfg = template.default(wl, spec)
+            if wl.params["out"][3] % cfg["tile_w"]:
+                ragged.append(wl.kind)
+    assert sorted(ragged) == ["conv2d", "conv2d", "depthwise2d"], ragged
+    feeds = rng_inputs(model)
+    ref = run_ort(model, feeds)
+    assert_close(run_tvmconv(model, feeds, target=target)[0], ref[0])

@@ -93,8 +93,10 @@ def depthwise_nchwc(data, kernel, strides, dilations, out_shape, multiplier=1) -
     return te.compute(out_shape, body, name="depthwise_NCHWc")
 
 
-def compute(wl) -> list[te.Tensor]:
-    """Kernel arguments for a conv workload: data, packed weights, epilogue operands, output."""
+def compute(wl, out_w: int | None = None) -> list[te.Tensor]:
+    """Kernel arguments for a conv workload: data, packed weights, epilogue operands, output.
+    ``out_w`` wider than the output computes the conv over that many columns (reading zero
+    padding) and stores the real ones: register tiles of any width, not only divisors."""
     p = wl.params
     data = te.placeholder(p["data"], name="data")
     kernel = te.placeholder(p["kernel"], name="kernel")
@@ -104,14 +106,16 @@ def compute(wl) -> list[te.Tensor]:
     oh, ow = out_shape[2], out_shape[3]
     kh, kw = p["kernel_hw"]
     (sh, sw), (dh, dw), pads = p["strides"], p["dilations"], p["pads"]
-    ext = (padded_extent(h, kh, sh, dh, oh, pads[0]), padded_extent(w, kw, sw, dw, ow, pads[1]))
+    cw = max(ow, out_w or ow)
+    ext = (padded_extent(h, kh, sh, dh, oh, pads[0]), padded_extent(w, kw, sw, dw, cw, pads[1]))
     padded = pad_spatial(data, pads, ext)
+    conv_shape = (*out_shape[:3], cw, out_shape[4])
     if wl.kind == "depthwise2d":
-        conv = depthwise_nchwc(padded, kernel, p["strides"], p["dilations"], out_shape,
+        conv = depthwise_nchwc(padded, kernel, p["strides"], p["dilations"], conv_shape,
                                p["multiplier"])
     else:
-        conv = conv2d_nchwc(padded, kernel, p["strides"], p["dilations"], out_shape, p["groups"])
-    out = epilogue(conv, p["steps"], operands)
+        conv = conv2d_nchwc(padded, kernel, p["strides"], p["dilations"], conv_shape, p["groups"])
+    out = epilogue(conv, p["steps"], operands, shape=out_shape)
     return [data, kernel, *(operands[i] for i in sorted(operands)), out]
 
 

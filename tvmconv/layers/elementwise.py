@@ -143,13 +143,13 @@ def elementwise(inputs: list[te.Tensor], steps, shape) -> te.Tensor:
     return te.compute(shape, body, name="elementwise")
 
 
-def epilogue(core: te.Tensor, steps, operands: dict[int, te.Tensor]) -> te.Tensor:
+def epilogue(core: te.Tensor, steps, operands: dict[int, te.Tensor], shape=None) -> te.Tensor:
     """The chain applied to each element of a conv/dense result as it is stored
-    (one fused kernel)."""
+    (one fused kernel); ``shape`` when the result is computed over a larger domain than stored."""
     def body(*idx):
         def operand(i):
             t = operands[i]
             return t(*broadcast_index(t.shape, idx))
         return apply_steps(core(*idx), steps, operand)
 
-    return te.compute(core.shape, body, name="epilogue")
+    return te.compute(core.shape if shape is None else shape, body, name="epilogue")

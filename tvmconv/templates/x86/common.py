@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from ...config import divisors
+from ...layers import conv2d
 
 # Below this many output elements, or this much arithmetic, a parallel region costs more than it
 # saves (waking TVM's workers takes a few microseconds; LeNet-5's kernels run for 1-12 us each).
@@ -18,6 +19,42 @@ def parallel_if_worth(sch, loop, wl) -> None:
     if ((wl.flops() >= PARALLEL_MIN_FLOPS or outputs >= PARALLEL_MIN_OUTPUTS)
             and extent(sch, loop) > 1):
         sch.parallel(loop)
+
+
+# A row tile need not divide the width: the conv is then computed over whole tiles, into zero
+# padding, and only the real columns are stored. Offered when the width has no divisor from 4 to
+# 8 (a prime width such as 53 would otherwise get 1-pixel tiles: 2.6x slower on AVX2), at most
+# this much extra work.
+MAX_RAGGED_WASTE = 1.15
+
+
+def tile_widths(width: int, limit: int = 16) -> list[int]:
+    """Pixels per register row tile: the divisors of ``width``, and, when none from 4 to 8
+    exists, every width whose last tile wastes little."""
+    exact = divisors(width, limit)
+    if any(4 <= d <= 8 for d in exact):
+        return exact
+    ragged = [w for w in range(2, min(width, limit) + 1)
+              if round_up(width, w) / width <= MAX_RAGGED_WASTE]
+    return sorted(set(exact) | set(ragged))
+
+
+def prefer_exact(configs: list, best, width: int, enough: int):
+    """``best`` of the configs whose row tile divides ``width`` when that tile has at least
+    ``enough`` of something (accumulators, pixels), else ``best`` of all: a ragged last tile
+    costs padding work, so it is the fallback for widths without a useful divisor."""
+    exact = [c for c in configs if width % c["tile_w"] == 0]
+    pick = best(exact) if exact else None
+    return pick if pick is not None and enough(pick) else best(configs)
+
+
+def round_up(n: int, multiple: int) -> int:
+    return -(-n // multiple) * multiple
+
+
+def row_tiled_compute(wl, cfg):
+    """A conv's compute over whole row tiles of ``cfg["tile_w"]`` pixels (see ``tile_widths``)."""
+    return conv2d.compute(wl, out_w=round_up(wl.params["out"][3], cfg["tile_w"]))
 
 
 def registers(target) -> int:

@@ -13,7 +13,16 @@ registers (76).
 from __future__ import annotations
 
 from ...config import Config, Space, divisors
-from .common import parallel_if_worth, registers, schedule_pad, vector_reduction
+from .common import (
+    parallel_if_worth,
+    prefer_exact,
+    registers,
+    round_up,
+    row_tiled_compute,
+    schedule_pad,
+    tile_widths,
+    vector_reduction,
+)
 
 NAME = "conv2d_direct"
 KINDS = ("conv2d",)
@@ -21,6 +30,9 @@ KINDS = ("conv2d",)
 
 def accumulators(cfg: Config, lanes: int) -> int:
     return cfg["tile_h"] * cfg["tile_w"] * -(-cfg["tile_oc"] // lanes)
+
+
+compute = row_tiled_compute
 
 
 def space(wl, target) -> Space:
@@ -31,7 +43,7 @@ def space(wl, target) -> Space:
     lanes, regs = target.lanes, registers(target)
     oc_tiles = [d for d in divisors(ob) if d % lanes == 0 or d == ob] or [ob]
     knobs = {
-        "tile_w": divisors(ow, 16),
+        "tile_w": tile_widths(ow),
         "tile_h": divisors(oh, 4),
         "tile_oc": oc_tiles,
         "unroll_kw": [0, 1] if p["kernel_hw"][1] > 1 else [0],
@@ -60,9 +72,13 @@ def default(wl, target) -> Config:
 
     def rank(c):
         acc = accumulators(c, target.lanes)
-        return (-abs(acc - half), acc, c["tile_oc"], -c["tile_h"], c["tile_w"], -c["unroll_kw"])
+        waste = round_up(ow, c["tile_w"]) / ow
+        return (-abs(acc - half), -waste, acc, c["tile_oc"], -c["tile_h"], c["tile_w"],
+                -c["unroll_kw"])
 
-    return max(fits, key=rank)
+    ow = wl.params["out"][3]
+    return prefer_exact(fits, lambda cs: max(cs, key=rank), ow,
+                        lambda c: accumulators(c, target.lanes) >= half // 2)
 
 
 def apply(sch, wl, cfg: Config, target) -> None:

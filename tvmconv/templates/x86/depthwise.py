@@ -8,18 +8,30 @@ a padded copy of the whole input.
 
 from __future__ import annotations
 
-from ...config import Config, Space, divisors
-from .common import has_block, parallel_if_worth, registers, schedule_pad, vector_reduction
+from ...config import Config, Space
+from .common import (
+    has_block,
+    parallel_if_worth,
+    prefer_exact,
+    registers,
+    row_tiled_compute,
+    schedule_pad,
+    tile_widths,
+    vector_reduction,
+)
 
 NAME = "depthwise_direct"
 KINDS = ("depthwise2d",)
+
+
+compute = row_tiled_compute
 
 
 def space(wl, target) -> Space:
     _, _, _, ow, ob = wl.params["out"]
     budget = registers(target) - 4
     vecs = -(-ob // target.lanes)
-    return Space({"tile_w": divisors(ow, 16), "unroll_taps": [0, 1], "pad_rows": [0, 1]},
+    return Space({"tile_w": tile_widths(ow), "unroll_taps": [0, 1], "pad_rows": [0, 1]},
                  lambda c: c["tile_w"] * vecs <= budget)
 
 
@@ -31,7 +43,8 @@ def default(wl, target) -> Config:
     strided = int(wl.params["strides"][0] > 1)
     fits = [c for c in space(wl, target) if c["unroll_taps"] and c["pad_rows"] == strided]
     narrow = [c for c in fits if c["tile_w"] <= 8] or fits
-    return max(narrow, key=lambda c: c["tile_w"])
+    return prefer_exact(narrow, lambda cs: max(cs, key=lambda c: c["tile_w"]),
+                        wl.params["out"][3], lambda c: c["tile_w"] >= 4)
 
 
 def apply(sch, wl, cfg: Config, target) -> None:
