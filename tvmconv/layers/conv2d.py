@@ -48,7 +48,16 @@ def padded_extent(size, k, stride, dilation, out, pad_begin):
     return max(size + pad_begin, (out - 1) * stride + (k - 1) * dilation + 1)
 
 
-def conv2d_nchwc(data, kernel, strides, dilations, out_shape, groups=1) -> te.Tensor:
+def _column(x, stride, tap, dilation, last):
+    """The input column an output column's tap reads; with ``last``, columns computed past the
+    output's edge (a ragged register tile's, never stored) re-read the last real one instead
+    of needing a wider padded copy of the input."""
+    col = x * stride + tap * dilation
+    return col if last is None else tirx.min(col, last)
+
+
+def conv2d_nchwc(data, kernel, strides, dilations, out_shape, groups=1,
+                 last_col=None) -> te.Tensor:
     """Direct convolution; with groups, each output block reads its group's input blocks."""
     _, ocb, oh, ow, ob = out_shape
     icgb, kh, kw, ib = (int(d) for d in kernel.shape[1:5])
@@ -66,13 +75,14 @@ def conv2d_nchwc(data, kernel, strides, dilations, out_shape, groups=1) -> te.Te
         c = group_base + ico
         # a reduction block never straddles two stored ones: ib divides db, or there is one
         cb, ci = (c, ici) if db == ib else ((c * ib) // db, (c * ib) % db + ici)
-        return te.sum(data[n, cb, y * sh + rkh * dh, x * sw + rkw * dw, ci]
+        return te.sum(data[n, cb, y * sh + rkh * dh, _column(x, sw, rkw, dw, last_col), ci]
                       * kernel[oc, ico, rkh, rkw, ici, oi], axis=[ico, rkh, rkw, ici])
 
     return te.compute(out_shape, body, name="conv2d_NCHWc")
 
 
-def depthwise_nchwc(data, kernel, strides, dilations, out_shape, multiplier=1) -> te.Tensor:
+def depthwise_nchwc(data, kernel, strides, dilations, out_shape, multiplier=1,
+                    last_col=None) -> te.Tensor:
     """Depthwise convolution; output channel c reads input channel c // multiplier."""
     kh, kw = int(kernel.shape[1]), int(kernel.shape[2])
     ib, ob = int(data.shape[4]), out_shape[4]
@@ -87,7 +97,7 @@ def depthwise_nchwc(data, kernel, strides, dilations, out_shape, multiplier=1) -
         else:
             c = (oc * ob + oi) // multiplier
             cb, ci = c // ib, c % ib
-        return te.sum(data[n, cb, y * sh + rkh * dh, x * sw + rkw * dw, ci]
+        return te.sum(data[n, cb, y * sh + rkh * dh, _column(x, sw, rkw, dw, last_col), ci]
                       * kernel[oc, rkh, rkw, oi], axis=[rkh, rkw])
 
     return te.compute(out_shape, body, name="depthwise_NCHWc")
@@ -95,8 +105,8 @@ def depthwise_nchwc(data, kernel, strides, dilations, out_shape, multiplier=1) -
 
 def compute(wl, out_w: int | None = None) -> list[te.Tensor]:
     """Kernel arguments for a conv workload: data, packed weights, epilogue operands, output.
-    ``out_w`` wider than the output computes the conv over that many columns (reading zero
-    padding) and stores the real ones: register tiles of any width, not only divisors."""
+    ``out_w`` wider than the output computes the conv over that many columns and stores the
+    real ones: register tiles of any width, not only divisors."""
     p = wl.params
     data = te.placeholder(p["data"], name="data")
     kernel = te.placeholder(p["kernel"], name="kernel")
@@ -106,15 +116,17 @@ def compute(wl, out_w: int | None = None) -> list[te.Tensor]:
     oh, ow = out_shape[2], out_shape[3]
     kh, kw = p["kernel_hw"]
     (sh, sw), (dh, dw), pads = p["strides"], p["dilations"], p["pads"]
-    cw = max(ow, out_w or ow)
-    ext = (padded_extent(h, kh, sh, dh, oh, pads[0]), padded_extent(w, kw, sw, dw, cw, pads[1]))
+    ext = (padded_extent(h, kh, sh, dh, oh, pads[0]), padded_extent(w, kw, sw, dw, ow, pads[1]))
     padded = pad_spatial(data, pads, ext)
+    cw = max(ow, out_w or ow)
     conv_shape = (*out_shape[:3], cw, out_shape[4])
+    last = ext[1] - 1 if cw > ow else None
     if wl.kind == "depthwise2d":
         conv = depthwise_nchwc(padded, kernel, p["strides"], p["dilations"], conv_shape,
-                               p["multiplier"])
+                               p["multiplier"], last)
     else:
-        conv = conv2d_nchwc(padded, kernel, p["strides"], p["dilations"], conv_shape, p["groups"])
+        conv = conv2d_nchwc(padded, kernel, p["strides"], p["dilations"], conv_shape, p["groups"],
+                            last)
     out = epilogue(conv, p["steps"], operands, shape=out_shape)
     return [data, kernel, *(operands[i] for i in sorted(operands)), out]
 
