@@ -60,8 +60,8 @@ def machine(target) -> str:
             f"numpy {np.__version__}")
 
 
-def bench_model(name: str, target, rounds: int) -> dict:
-    path = str(zoo.model_path(name))
+def bench_model(name: str, target, rounds: int, size=None) -> dict:
+    path = str(zoo.model_path(name, size=size))
     t0 = time.perf_counter()
     untuned = compile_model(path, target, book=False).model()  # what a model nobody tuned gets
     compile_s = time.perf_counter() - t0
@@ -79,10 +79,20 @@ def bench_model(name: str, target, rounds: int) -> dict:
             "ms": {k: float(np.median(v)) * 1e3 for k, v in times.items()}}
 
 
+def _size(text: str) -> tuple[int, int]:
+    try:
+        h, w = (int(v) for v in text.lower().split("x"))
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"expected HxW such as 197x233, got {text!r}") from None
+    return h, w
+
+
 def main() -> int:
     p = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     p.add_argument("models", nargs="*", default=DEFAULT_MODELS)
     p.add_argument("--target", default="x86", help="x86 (this CPU), x86-avx2 or x86-avx512")
+    p.add_argument("--size", type=_size, help="image size HxW instead of each model's own "
+                   "(odd sizes: 197x233); tuning logs are for the usual sizes")
     p.add_argument("--rounds", type=int, default=10)
     p.add_argument("--layers", default="resnet18", help="model for the per-layer table")
     p.add_argument("--out", default=str(ROOT.parent / "BENCHMARKS.md"))
@@ -91,11 +101,12 @@ def main() -> int:
     rate = sgemm_rate()
     rows = []
     for name in args.models:
-        r = bench_model(name, target, args.rounds)
+        r = bench_model(name, target, args.rounds, args.size)
         rows.append((name, r))
         print(name, {k: round(v, 3) for k, v in r["ms"].items()}, flush=True)
+    size_note = f", images {args.size[0]}x{args.size[1]}" if args.size else ""
     lines = [f"# Benchmarks\n\nMeasured {datetime.date.today()} with `python scripts/bench.py` on "
-             f"{machine(target)}. Batch 1, fp32, median latency of interleaved runs; "
+             f"{machine(target)}{size_note}. Batch 1, fp32, median latency of interleaved runs; "
              f"numpy sgemm {rate:.0f} GFLOP/s in the same run.\n",
              "| model | tvmconv untuned ms | tvmconv tuned ms | onnxruntime ms | openvino ms | "
              "untuned / best peer | tuned / best peer | compile s |",
@@ -115,7 +126,7 @@ def main() -> int:
                  "gets); tuned = compiled with the model's log in tuning_logs/. Every runtime uses "
                  "the same thread count and fp32 (OpenVINO's bf16 default is overridden).")
     if args.layers:
-        path = str(zoo.model_path(args.layers))
+        path = str(zoo.model_path(args.layers, size=args.size))
         log = ROOT.parent / "tuning_logs" / f"{args.layers}-{target.key}.jsonl"
         layer = sorted(layer_rows(path, target, str(log) if log.is_file() else None,
                                   book=False), key=lambda r: -r.seconds * r.count)

@@ -181,10 +181,13 @@ MODELS = {f.__name__: f for f in
 _SHAPES = {"lenet5": (1, 1, 32, 32), "inception": (1, 3, 112, 112)}
 
 
-def input_shape(name: str) -> tuple[int, ...]:
+def input_shape(name: str, size: tuple[int, int] | None = None) -> tuple[int, ...]:
+    """The model's input shape; ``size`` (H, W) replaces its image size (the nets pool globally,
+    so any size from about 32 up works)."""
     if name not in MODELS:
         raise KeyError(f"unknown model {name!r}; choose from {', '.join(MODELS)}")
-    return _SHAPES.get(name, (1, 3, 224, 224))
+    shape = _SHAPES.get(name, (1, 3, 224, 224))
+    return shape if size is None else (*shape[:2], *size)
 
 
 @torch.no_grad()
@@ -206,17 +209,17 @@ def build(name: str) -> nn.Module:
     return model.eval()
 
 
-def sample_input(name: str) -> np.ndarray:
+def sample_input(name: str, size: tuple[int, int] | None = None) -> np.ndarray:
     """A fixed random input of the model's shape."""
     gen = torch.Generator().manual_seed(SEED + 1)
-    return torch.randn(input_shape(name), generator=gen).numpy()
+    return torch.randn(input_shape(name, size), generator=gen).numpy()
 
 
-def _export(name: str, path: Path) -> None:
+def _export(name: str, path: Path, size: tuple[int, int] | None = None) -> None:
     """Export to a temp file, check it against torch in onnxruntime, then move it into place."""
     import onnxruntime as ort
 
-    model, x = build(name), torch.from_numpy(sample_input(name))
+    model, x = build(name), torch.from_numpy(sample_input(name, size))
     fd, tmp = tempfile.mkstemp(suffix=".onnx.tmp", dir=path.parent)
     os.close(fd)
     try:
@@ -240,16 +243,18 @@ def _export(name: str, path: Path) -> None:
             os.remove(tmp)
 
 
-def model_path(name: str, cache_dir: Path | None = None) -> Path:
-    """The cached ONNX file for `name`, built on first use."""
-    input_shape(name)  # validates the name
+def model_path(name: str, cache_dir: Path | None = None,
+               size: tuple[int, int] | None = None) -> Path:
+    """The cached ONNX file for `name` (at image ``size`` if given), built on first use."""
+    input_shape(name, size)  # validates the name
     if cache_dir is None:
         env = os.environ.get("TVMCONV_CACHE")
         cache_dir = Path(env) if env else Path.home() / ".cache" / "tvmconv" / "models"
-    path = Path(cache_dir) / f"{name}-v{ZOO_VERSION}.onnx"
+    tag = "" if size is None else f"-{size[0]}x{size[1]}"
+    path = Path(cache_dir) / f"{name}{tag}-v{ZOO_VERSION}.onnx"
     if not path.exists():
         path.parent.mkdir(parents=True, exist_ok=True)
-        _export(name, path)
+        _export(name, path, size)
     return path
 
 
