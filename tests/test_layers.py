@@ -282,9 +282,15 @@ def test_instance_norm(x_shape):
                         {"s": weights(c, 1), "b": weights(c, 2)}, ["s", "b"], epsilon=1e-4))
 
 
-@pytest.mark.parametrize("size, x_shape", [(3, (1, 7, 5, 5)), (5, (2, 16, 3, 4))])
-def test_lrn(size, x_shape):
-    check_vs_ort(single("LRN", x_shape, size=size, alpha=0.5, beta=0.75, bias=2.0))
+@pytest.mark.parametrize("size, x_shape, alpha, beta, bias, spread", [
+    (3, (1, 7, 5, 5), 0.5, 0.75, 2.0, 1.0), (5, (2, 16, 3, 4), 1e-4, 1.7, 1.0, 1.0),
+    (7, (1, 9, 6, 7), 3.0, 0.3, 0.5, 100.0)], ids=["googlenet", "onnx_defaults", "wide_range"])
+def test_lrn(size, x_shape, alpha, beta, bias, spread):
+    """LRN's power runs as exp(beta * log(base)) with vectorised exp and log: bases from 0.5 to
+    ~1e5 (wide_range) check both over many octaves."""
+    model = single("LRN", x_shape, size=size, alpha=alpha, beta=beta, bias=bias)
+    feeds = {"x": (rng_inputs(model)["x"] * spread).astype(np.float32)}
+    check_vs_ort(model, feeds)
 
 
 def test_lrn_after_conv():

@@ -35,6 +35,37 @@ def exp(x):
     return tirx.Select(x > _f(88.7228), _f(math.inf), y * scale * _f(2.0))
 
 
+def log(x):
+    """log that vectorises: x = m * 2^e with m in [sqrt(1/2), sqrt(2)), log(1 + (m - 1)) by
+    Cephes' logf polynomial (~1 ulp). 0 gives -inf, negatives NaN, +inf inf; subnormals are
+    read as 0. TVM lowers tirx.log to a scalar logf call per element."""
+    bits = tirx.reinterpret("int32", x)
+    e = tirx.Cast("float32", ((bits >> 23) & 0xFF) - 126)
+    m = tirx.reinterpret("float32", (bits & 0x007FFFFF) | 0x3F000000)  # in [0.5, 1)
+    small = m < _f(0.707106781186547524)
+    e = tirx.Select(small, e - _f(1.0), e)
+    m = tirx.Select(small, m + m - _f(1.0), m - _f(1.0))
+    z = m * m
+    p = _f(7.0376836292e-2)
+    for coeff in (-1.1514610310e-1, 1.1676998740e-1, -1.2420140846e-1, 1.4249322787e-1,
+                  -1.6668057665e-1, 2.0000714765e-1, -2.4999993993e-1, 3.3333331174e-1):
+        p = p * m + _f(coeff)
+    y = m * z * p + e * _f(-2.12194440e-4) - _f(0.5) * z
+    y = m + y + e * _f(0.693359375)
+    y = tirx.Select(x < _f(1.17549435e-38), _f(-math.inf), y)
+    y = tirx.Select(x < _f(0.0), _f(math.nan), y)
+    return tirx.Select(x == _f(math.inf), x, y)
+
+
+def positive_pow(x, y: float):
+    """x ** y for x known positive, vectorised as exp(y * log(x)) (a few ulp)."""
+    if y == 1.0:
+        return x
+    if y == 0.5:
+        return tirx.sqrt(x)
+    return exp(_f(y) * log(x))
+
+
 def tanh(x):
     """tanh as Eigen's rational approximation on [-9, 9] (vectorises; abs. error < 1e-7)."""
     c = tirx.max(tirx.min(x, _f(9.0)), _f(-9.0))

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from tvm import te, tirx
 
-from .elementwise import exp
+from .elementwise import exp, positive_pow
 
 
 def softmax(wl) -> list[te.Tensor]:
@@ -46,9 +46,10 @@ def lrn(wl) -> list[te.Tensor]:
 
     sqsum = te.compute(p["data"], sq, name="lrn_sqsum")
     scale = tirx.const(p["alpha"] / size, "float32")
-    out = te.compute(p["data"], lambda *i: x(*i) / tirx.power(
-        tirx.const(p["bias"], "float32") + scale * sqsum(*i), tirx.const(p["beta"], "float32")),
-        name="lrn")
+    # the base is positive (ONNX's bias defaults to 1; a bias <= 0 with a zero window divides
+    # by 0 in onnxruntime too), so the power vectorises as exp(beta * log(base))
+    out = te.compute(p["data"], lambda *i: x(*i) / positive_pow(
+        tirx.const(p["bias"], "float32") + scale * sqsum(*i), p["beta"]), name="lrn")
     return [x, out]
 
 
