@@ -293,11 +293,16 @@ def test_lrn(size, x_shape, alpha, beta, bias, spread):
     check_vs_ort(model, feeds)
 
 
-def test_lrn_after_conv():
-    """LRN reads a blocked conv output (GoogLeNet's order)."""
+@pytest.mark.parametrize("channels", [48, 44], ids=["blocked", "padded_block"])
+def test_lrn_after_conv(channels):
+    """LRN reads a conv output (GoogLeNet's order) in its channel blocks, its window crossing
+    from block to block; a padded last block sends it to plain layout instead."""
     nodes = [_conv_node("x", "c", "w", pads=[1, 1, 1, 1]),
              helper.make_node("LRN", ["c"], ["y"], size=5, alpha=0.5, beta=0.75, bias=2.0)]
-    check_vs_ort(make_model(nodes, {"x": (1, 3, 6, 6)}, ["y"], {"w": _he((16, 3, 3, 3))}))
+    model = make_model(nodes, {"x": (1, 3, 6, 7)}, ["y"], {"w": _he((channels, 3, 3, 3))})
+    lrn = next(wl for wl in workloads(model) if wl.kind == "lrn")
+    assert (lrn.params.get("block", 0) > 0) == (channels == 48), lrn.key
+    check_vs_ort(model)
 
 
 # -- Softmax --------------------------------------------------------------------------------------
@@ -351,18 +356,25 @@ def test_concat_with_constant():
                             {"k": weights((2, 3, 5))}))
 
 
-@pytest.mark.parametrize("channels", [(8, 5, 8), (16, 16, 16)], ids=["mixed", "whole_blocks"])
+@pytest.mark.parametrize("channels", [(8, 5, 8), (16, 16, 16), (64, 16, 32, 48)],
+                         ids=["mixed", "whole_blocks", "one_common_block"])
 def test_concat_of_convs(channels):
     """Channel concat of conv outputs (Inception/SqueezeNet): in plain layout when a channel count
-    splits a block, kept blocked when every part is whole blocks."""
-    consts, nodes = {}, []
+    splits a block, kept blocked when every part is whole blocks, the convs writing one common
+    block when their own blocks differ (then no transform runs before the consumer conv)."""
+    consts, nodes = {"wn": _he((8, sum(channels), 1, 1), 9)}, []
     for k, c in enumerate(channels):
         k_size = 3 if k == 1 else 1
         consts[f"w{k}"] = _he((c, 4, k_size, k_size), k + 1)
         nodes.append(_conv_node("x", f"c{k}", f"w{k}", pads=[k_size // 2] * 4))
     nodes.append(helper.make_node("Concat", [f"c{k}" for k in range(len(channels))], ["y"],
                                   axis=1))
-    check_vs_ort(make_model(nodes, {"x": (1, 4, 5, 5)}, ["y"], consts))
+    nodes.append(_conv_node("y", "z", "wn"))
+    model = make_model(nodes, {"x": (1, 4, 5, 5)}, ["y", "z"], consts)
+    if all(c % 16 == 0 for c in channels):
+        kinds = [wl.kind for wl in workloads(model, "x86-avx512")]
+        assert kinds.count("concat") == 1 and kinds.count("layout_transform") == 2, kinds
+    check_vs_ort(model)
 
 
 def test_padded_channel_blocks():

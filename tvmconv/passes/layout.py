@@ -73,6 +73,29 @@ class _Planner:
         self.cache: dict[tuple[str, int], str] = {}
         self.users = graph.consumers()
         self.flat_blocked: dict[str, tuple[int, int, int, int]] = {}  # value -> (C, H, W, block)
+        self.concat_blocks = self._concat_blocks()
+
+    def _concat_blocks(self) -> dict[str, int]:
+        """Output blocks for convs whose results are concatenated along channels: one block
+        that fills whole vectors and divides every part, where the parts' own blocks differ
+        (GoogLeNet's 64 + 128 + 32 + 32 parts: otherwise a plain concat and five transforms)."""
+        g, found = self.g, {}
+        producers = g.producers()
+        for node in g.nodes:
+            parts = node.inputs
+            if node.op != "concat" or node.attrs.get("axis") != 1 or any(
+                    g.is_const(v) or len(g.shapes[v]) != 4 for v in parts):
+                continue
+            convs = [producers.get(v) for v in parts]
+            if any(c is None or c.op != "conv2d" or c.attrs["groups"] != 1 for c in convs):
+                continue
+            channels = [g.shapes[v][1] for v in parts]
+            if len({out_block(c, self.lanes) for c in channels}) == 1:
+                continue
+            common = [b for b in (2 * self.lanes, self.lanes) if all(c % b == 0 for c in channels)]
+            if common:
+                found.update((v, common[0]) for v in parts)
+        return found
 
     def layout(self, value: str) -> int:
         return self.g.layouts.get(value, 0)
@@ -139,7 +162,7 @@ class _Planner:
                 ib = ic if ic <= db else math.gcd(ic, db)
             else:
                 ib = 1 if ic < self.lanes else pick_block(ic, self.lanes)
-            ob = out_block(oc, self.lanes)
+            ob = self.concat_blocks.get(node.outputs[0], out_block(oc, self.lanes))
             packed = pack_weights(w, groups, ib, ob)
         if groups > 1 or not db:
             db = ib
@@ -218,6 +241,17 @@ class _Planner:
             div = avg_divisor(shape[node.inputs[0]][2:], shape[node.outputs[0]][2:], a["kernel"],
                               a["strides"], a["dilations"], a["pads"], a["count_include_pad"])
             node.inputs.append(self.g.add_const(div, "pool_divisor"))
+
+    def lrn(self, node: Node) -> None:
+        """A blocked input stays blocked (the channel window crosses blocks) when no block is
+        padded; GoogLeNet's LRN otherwise costs two layout transforms."""
+        src = node.inputs[0]
+        block, shape = self.layout(src), self.g.shapes[src]
+        if block and len(shape) == 4 and shape[1] % block == 0:
+            node.attrs["block"] = block
+            self.g.layouts[node.outputs[0]] = block
+        else:
+            self.plain(node)
 
     def concat(self, node: Node) -> None:
         g = self.g
