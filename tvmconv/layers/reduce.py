@@ -31,23 +31,17 @@ def softmax(wl) -> list[te.Tensor]:
 
 
 def lrn(wl) -> list[te.Tensor]:
-    """ONNX LRN: x / (bias + alpha / size * sum of squares over nearby channels) ** beta.
-    With ``block``, the data is NCHW[block]c (whole blocks, no padding) and the window crosses
-    blocks; otherwise it is plain N-D."""
+    """ONNX LRN: x / (bias + alpha / size * sum of squares over nearby channels) ** beta."""
     p = wl.params
     x = te.placeholder(p["data"], name="data")
-    block = p.get("block", 0)
-    size, channels = p["size"], p["data"][1] * (block or 1)
+    size, channels = p["size"], p["data"][1]
     lo = (size - 1) // 2
     r = te.reduce_axis((0, size), "r")
 
     def sq(n, c, *rest):
-        spatial = rest[:-1] if block else rest
-        if block:
-            c = c * block + rest[-1]
-        src = tirx.max(tirx.min(c - lo + r, channels - 1), 0)
-        inside = tirx.all(c - lo + r >= 0, c - lo + r < channels)
-        v = x[(n, src // block, *spatial, src % block) if block else (n, src, *spatial)]
+        src = c - lo + r
+        inside = tirx.all(src >= 0, src < channels)
+        v = x[(n, tirx.max(tirx.min(src, channels - 1), 0), *rest)]
         return te.sum(tirx.if_then_else(inside, v * v, tirx.const(0.0, "float32")), axis=r)
 
     sqsum = te.compute(p["data"], sq, name="lrn_sqsum")

@@ -242,17 +242,6 @@ class _Planner:
                               a["strides"], a["dilations"], a["pads"], a["count_include_pad"])
             node.inputs.append(self.g.add_const(div, "pool_divisor"))
 
-    def lrn(self, node: Node) -> None:
-        """A blocked input stays blocked (the channel window crosses blocks) when no block is
-        padded; GoogLeNet's LRN otherwise costs two layout transforms."""
-        src = node.inputs[0]
-        block, shape = self.layout(src), self.g.shapes[src]
-        if block and len(shape) == 4 and shape[1] % block == 0:
-            node.attrs["block"] = block
-            self.g.layouts[node.outputs[0]] = block
-        else:
-            self.plain(node)
-
     def concat(self, node: Node) -> None:
         g = self.g
         blocks = {self.layout(i) for i in node.inputs}
