@@ -32,7 +32,7 @@ COMPUTES = {
 
 def tensors(wl: Workload, template=None, cfg: Config | None = None) -> list[te.Tensor]:
     """The kernel's TE arguments.
-    A template with its own algorithm (Winograd) brings its compute."""
+    A template whose config changes what is computed (Winograd, ragged row tiles) brings its own."""
     own = getattr(template, "compute", None)
     return own(wl, cfg) if own else COMPUTES[wl.kind](wl)
 

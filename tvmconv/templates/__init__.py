@@ -2,8 +2,9 @@
 
 A template module declares ``NAME``, ``KINDS`` (workload kinds it serves), ``space(wl, target)``,
 ``default(wl, target)`` and ``apply(sch, wl, cfg, target)`` on an ``s_tir.Schedule``; optionally
-``applicable(wl, target)``, and, for another algorithm than the layer's own compute,
-``compute(wl, cfg)`` with ``transform_weights(packed, wl, cfg)`` run at compile time. Split factors
+``applicable(wl, target)``, ``compute(wl, cfg)`` when the config changes what is computed (another
+algorithm, Winograd's, or the conv's ragged row tiles), and ``transform_weights(packed, wl, cfg)``
+run at compile time when it needs another weight form. Split factors
 come from the config as fixed numbers, so any tuning record replays without a search. Adding a
 template is a new file plus one line in ``_MODULES``.
 """

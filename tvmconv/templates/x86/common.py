@@ -21,10 +21,10 @@ def parallel_if_worth(sch, loop, wl) -> None:
         sch.parallel(loop)
 
 
-# A row tile need not divide the width: the conv is then computed over whole tiles, into zero
-# padding, and only the real columns are stored. Offered when the width has no divisor from 4 to
-# 8 (a prime width such as 53 would otherwise get 1-pixel tiles: 2.6x slower on AVX2), at most
-# this much extra work.
+# A row tile need not divide the width: the conv is then computed over whole tiles (columns past
+# the edge re-read the last real input column) and only the real columns are stored. Offered
+# when the width has no divisor from 4 to 8 (a prime width such as 53 would otherwise get
+# 1-pixel tiles: 2.6x slower on AVX2), at most this much extra work.
 MAX_RAGGED_WASTE = 1.15
 
 
@@ -39,10 +39,10 @@ def tile_widths(width: int, limit: int = 16) -> list[int]:
     return sorted(set(exact) | set(ragged))
 
 
-def prefer_exact(configs: list, best, width: int, enough: int):
+def prefer_exact(configs: list, best, width: int, enough):
     """``best`` of the configs whose row tile divides ``width`` when that tile has at least
-    ``enough`` of something (accumulators, pixels), else ``best`` of all: a ragged last tile
-    costs padding work, so it is the fallback for widths without a useful divisor."""
+    ``enough(config)`` (accumulators, pixels), else ``best`` of all: a ragged last tile costs
+    wasted work, so it is the fallback for widths without a useful divisor."""
     exact = [c for c in configs if width % c["tile_w"] == 0]
     pick = best(exact) if exact else None
     return pick if pick is not None and enough(pick) else best(configs)

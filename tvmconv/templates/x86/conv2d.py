@@ -5,6 +5,7 @@ the reduction runs over input-channel blocks, kernel rows and columns, and the i
 each step broadcasts one input value and FMAs it into ``tile_oc / lanes`` accumulators per pixel.
 Threads split the output-channel blocks (each streams its share of the weights) or, with
 ``rows_outer``, the rows (each reads its share of a large input).
+On a width with no useful divisor the last tile of a row is ragged (``common.tile_widths``).
 The epilogue (bias, activation, residual) is applied to the tile on its way out. Measured on Zen 3
 (AVX2): 4 px x 16 ch reached 133 GFLOP/s on ResNet-18's 64->64 3x3 layer; 7 x 16 spilled
 registers (76).
@@ -67,6 +68,7 @@ def default(wl, target) -> Config:
     by 1.2-2x (ResNet-50's strided 3x3, SqueezeNet's 512-channel classifier conv)."""
     half = registers(target) // 2
     many_blocks = int(wl.params["kernel"][1] >= 4)
+    ow = wl.params["out"][3]
     fits = [c for c in space(wl, target)
             if c["reduce_outer"] == many_blocks and not c["rows_outer"]]
 
@@ -76,7 +78,6 @@ def default(wl, target) -> Config:
         return (-abs(acc - half), -waste, acc, c["tile_oc"], -c["tile_h"], c["tile_w"],
                 -c["unroll_kw"])
 
-    ow = wl.params["out"][3]
     return prefer_exact(fits, lambda cs: max(cs, key=rank), ow,
                         lambda c: accumulators(c, target.lanes) >= half // 2)
 
