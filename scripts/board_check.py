@@ -25,6 +25,7 @@ sys.path.insert(0, str(ROOT.parent))
 import zoo  # noqa: E402
 
 from tvmconv.build import compile_model  # noqa: E402
+from tvmconv.runner import rpc_session  # noqa: E402
 from tvmconv.tune import parse_rpc  # noqa: E402
 
 TOL = 1e-4
@@ -60,10 +61,7 @@ def main() -> int:
     p.add_argument("--rpc-key", help="device key when --rpc names an RPC tracker")
     p.add_argument("--repeat", type=int, default=3, help="timed runs on the board (default 3)")
     args = p.parse_args()
-    from tvm import rpc
-
-    host, port, key = parse_rpc(args.rpc, args.rpc_key)
-    session = rpc.connect_tracker(host, port).request(key) if key else rpc.connect(host, port)
+    session = rpc_session(parse_rpc(args.rpc, args.rpc_key))
     failed = 0
     with tempfile.TemporaryDirectory() as tmp:
         for name in args.models:

@@ -25,11 +25,11 @@ def main() -> int:
     p.add_argument("--out", default=str(ROOT / "schedules"), help="book folder")
     args = p.parse_args()
     logs = args.logs or sorted(str(x) for x in (ROOT / "tuning_logs").glob("*.jsonl"))
-    targets = sorted({rec["target"] for log in logs for rec in records.read(log)})
+    by_target = records.best_by_target(logs)
     out = Path(args.out)
     out.mkdir(parents=True, exist_ok=True)
-    for target in targets:
-        best = records.best(logs, target)
+    for target in sorted(by_target):
+        best = by_target[target]
         rows = [best[k] for k in sorted(best)]
         path = out / f"{target}.jsonl"
         path.write_text("".join(json.dumps(r, sort_keys=True) + "\n" for r in rows))

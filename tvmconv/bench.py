@@ -90,12 +90,10 @@ def layer_rows(model_path, target, log=None, book=True) -> list[Row]:
     """Each distinct kernel built alone and timed, as the compiled model would run it."""
     import tvm
 
-    from . import records
-    from .build import book_paths, choose
+    from .build import choose, tuned_records
     from .measure import build_kernel, random_args, time_kernel, workloads
 
-    tuned = records.best(book_paths(target.key) if book else [], target.key)
-    tuned.update(records.best([log] if log else [], target.key))
+    tuned = tuned_records(target.key, [log] if log else [], book)
     dev = tvm.cpu()
     rows = []
     for wl, count in workloads(model_path, target):

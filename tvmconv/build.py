@@ -35,6 +35,13 @@ def book_paths(target_key: str) -> list[Path]:
     return []
 
 
+def tuned_records(target_key: str, logs, book: bool = True) -> dict[str, dict]:
+    """The best record per workload key: the user's logs over the shipped schedule book."""
+    tuned = records.best(book_paths(target_key) if book else [], target_key)
+    tuned.update(records.best(logs, target_key))
+    return tuned
+
+
 def choose(wl: Workload, target: TargetSpec, tuned: dict[str, dict]):
     """(template, config) for a workload: the best tuning record if valid, else the default."""
     rec = tuned.get(wl.key)
@@ -171,8 +178,6 @@ def compile_model(model, target="x86", log=None, input_shapes=None, progress=Fal
     for path in logs:
         if not Path(path).is_file():
             raise TvmconvError(f"tuning log not found: {path}")
-    tuned = records.best(book_paths(spec.key) if book else [], spec.key)
-    tuned.update(records.best(logs, spec.key))
-    mod = lower(graph, spec, tuned, progress)
+    mod = lower(graph, spec, tuned_records(spec.key, logs, book), progress)
     executable = tvm.compile(mod, target=spec.tvm_target())
     return CompiledModel(executable, meta, spec)

@@ -59,21 +59,28 @@ def read(path: str | os.PathLike, warn: bool = True) -> Iterator[dict]:
 
 
 def best(paths: Iterable[str | os.PathLike], target_key: str) -> dict[str, dict]:
-    """The fastest config per workload key for a target key, over several logs. A config measured
-    more than once (the tuner re-times its finalists) is ranked by its median: on a noisy machine
-    one lucky timing must not decide. The record returned is that config's median one."""
-    runs: dict[str, dict[tuple, list[dict]]] = {}
+    """The fastest config per workload key for a target key, over several logs (see
+    ``best_by_target``)."""
+    return best_by_target(paths).get(target_key, {})
+
+
+def best_by_target(paths: Iterable[str | os.PathLike]) -> dict[str, dict[str, dict]]:
+    """target key -> workload key -> the fastest config's record, reading the logs once. A config
+    measured more than once (the tuner re-times its finalists) is ranked by its median: on a noisy
+    machine one lucky timing must not decide. The record returned is that config's median one.
+    A target key whose records all failed maps to no workloads."""
+    runs: dict[str, dict[str, dict[tuple, list[dict]]]] = {}
     for path in paths:
         for rec in read(path):
-            if rec["target"] != target_key or not math.isfinite(cost(rec)):
+            by_workload = runs.setdefault(rec["target"], {})
+            if not math.isfinite(cost(rec)):
                 continue
             config = (rec["template"], json.dumps(rec["config"], sort_keys=True))
-            runs.setdefault(rec["workload"], {}).setdefault(config, []).append(rec)
-    found = {}
-    for workload, by_config in runs.items():
-        medians = [lower_median(recs, key=cost) for recs in by_config.values()]
-        found[workload] = min(medians, key=cost)
-    return found
+            by_workload.setdefault(rec["workload"], {}).setdefault(config, []).append(rec)
+    return {target: {workload: min((lower_median(recs, key=cost) for recs in by_config.values()),
+                                   key=cost)
+                     for workload, by_config in by_workload.items()}
+            for target, by_workload in runs.items()}
 
 
 def make(target_key: str, wl_key: str, template: str, config: dict, latencies=None,

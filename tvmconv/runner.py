@@ -108,6 +108,15 @@ class Builder:
         self.pool.shutdown(wait=False, cancel_futures=True)
 
 
+def rpc_session(rpc_addr):
+    """A session on the board: (host, port, None) is its RPC server, (host, port, key) a tracker
+    that hands out a device of that key."""
+    from tvm import rpc
+
+    host, port, key = rpc_addr
+    return rpc.connect_tracker(host, port).request(key) if key else rpc.connect(host, port)
+
+
 def _serve(conn, rpc_addr) -> None:
     """The measuring process: load a .so, run it, check it, time it; one request at a time.
 
@@ -118,12 +127,7 @@ def _serve(conn, rpc_addr) -> None:
 
     from .measure import time_kernel
 
-    session = None
-    if rpc_addr:
-        from tvm import rpc
-
-        host, port, key = rpc_addr
-        session = rpc.connect_tracker(host, port).request(key) if key else rpc.connect(host, port)
+    session = rpc_session(rpc_addr) if rpc_addr else None
     dev = session.cpu() if session else tvm.cpu()
     while True:
         msg = conn.recv()
