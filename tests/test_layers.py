@@ -300,6 +300,44 @@ def test_lrn_after_conv():
     check_vs_ort(make_model(nodes, {"x": (1, 3, 6, 7)}, ["y"], {"w": _he((48, 3, 3, 3))}))
 
 
+# -- Reductions -----------------------------------------------------------------------------------
+
+@pytest.mark.parametrize("op, x_shape, axes, keepdims, opset", [
+    ("ReduceMean", (2, 5, 7, 3), (2, 3), 0, 13),  # a global pool
+    ("ReduceMax", (1, 6, 5, 9), (-1, -2), 1, 18),  # a global pool, axes as an input
+    ("ReduceMean", (1, 6, 5, 9), (1,), 1, 18),  # CBAM's channel mean
+    ("ReduceMin", (3, 4, 5), (0, 2), 0, 13),
+    ("ReduceSum", (2, 7, 3, 5), (1, 3), 1, 11),
+    ("ReduceSumSquare", (4, 9), (1,), 0, 18),
+    ("ReduceL1", (2, 3, 4, 5), (0,), 1, 18),
+    ("ReduceL2", (2, 3, 11), None, 1, 13),  # every axis
+])
+def test_reduce(op, x_shape, axes, keepdims, opset):
+    consts, inputs, attrs = {}, (), {"keepdims": keepdims}
+    if axes is not None and opset >= 18:
+        consts, inputs = {"axes": np.array(axes, np.int64)}, ("axes",)
+    elif axes is not None:
+        attrs["axes"] = list(axes)
+    check_vs_ort(single(op, x_shape, consts, inputs, opset=opset, **attrs))
+
+
+def test_reduce_heads_after_convs():
+    """Reductions of blocked conv outputs: ShuffleNet's ``x.mean([2, 3])`` head into a Gemm, and
+    CBAM's spatial attention (channel mean and max, concatenated, a 7x7 conv, a sigmoid gate)."""
+    c = 20
+    nodes = [_conv_node("x", "a", "w1", pads=[1, 1, 1, 1]), helper.make_node("Relu", ["a"], ["h"]),
+             helper.make_node("ReduceMean", ["h"], ["cm"], axes=[1], keepdims=1),
+             helper.make_node("ReduceMax", ["h"], ["cx"], axes=[1], keepdims=1),
+             helper.make_node("Concat", ["cm", "cx"], ["att"], axis=1),
+             _conv_node("att", "s", "w2", pads=[3, 3, 3, 3]),
+             helper.make_node("Sigmoid", ["s"], ["gate"]),
+             helper.make_node("Mul", ["h", "gate"], ["g"]),
+             helper.make_node("ReduceMean", ["g"], ["pooled"], axes=[2, 3], keepdims=0),
+             helper.make_node("Gemm", ["pooled", "fc"], ["y"])]
+    check_vs_ort(make_model(nodes, {"x": (1, 3, 15, 13)}, ["y"], {
+        "w1": _he((c, 3, 3, 3)), "w2": _he((1, 2, 7, 7), 2), "fc": _he((c, 10), 3)}, opset=13))
+
+
 # -- Softmax --------------------------------------------------------------------------------------
 
 @pytest.mark.parametrize("op, x_shape, axis, opset", [

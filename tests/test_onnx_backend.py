@@ -36,7 +36,10 @@ OPERATORS = {
     "MatMul": "matmul", "Max": "max", "MaxPool": "maxpool", "Mean": "mean", "Min": "min",
     "Mish": "mish", "Mul": "mul", "Neg": "neg", "Pad": "(constant|edge|reflect|wrap)_pad",
     "Pow": "pow", "PRelu": "prelu", "Reciprocal": "reciprocal", "Relu": "relu",
-    "Reshape": "reshape", "Selu": "selu", "Sigmoid": "sigmoid", "Slice": "slice",
+    "ReduceL1": "reduce_l1", "ReduceL2": "reduce_l2", "ReduceMax": "reduce_max",
+    "ReduceMean": "reduce_mean", "ReduceMin": "reduce_min", "ReduceSum": "reduce_sum",
+    "ReduceSumSquare": "reduce_sum_square", "Reshape": "reshape", "Selu": "selu",
+    "Sigmoid": "sigmoid", "Slice": "slice",
     "Softmax": "softmax", "Softplus": "softplus", "Softsign": "softsign",
     "SpaceToDepth": "spacetodepth", "Split": "split", "Sqrt": "sqrt", "Squeeze": "squeeze",
     "Sub": "sub", "Sum": "sum", "Tanh": "tanh", "ThresholdedRelu": "thresholdedrelu",
@@ -59,10 +62,10 @@ OUT_OF_SCOPE = {
     r"^test_split_to_sequence_": "SplitToSequence (another operator): sequence outputs",
     # An expanded case runs the function body an operator is defined by, so it tests the operators
     # of that body; these bodies use operators outside tvmconv's list.
-    r"^test_(celu|elu|hardsigmoid|leakyrelu|prelu|relu|selu|softplus|softsign|thresholdedrelu)_"
-    r".*expanded": "the expanded form uses CastLike, which tvmconv does not support",
-    r"^test_(log)?softmax_.*expanded":
-        "the expanded form uses ReduceMax, which tvmconv does not support",
+    r"^test_(celu|elu|hardsigmoid|leakyrelu|prelu|relu|selu|softplus|softsign|thresholdedrelu"
+    r"|reduce_l2)_.*expanded": "the expanded form uses CastLike, which tvmconv does not support",
+    r"^test_reduce_(max|min)_(bool_inputs|empty_set_bool)_": "bool tensors: tvmconv computes "
+                                                             "in float32",
     r"^test_clip_(?!default_inbounds).*expanded":
         "the expanded form uses Less and Where on activations; tvmconv folds them on constants",
 }

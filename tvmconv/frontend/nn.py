@@ -1,5 +1,5 @@
 """Converters of the layers with weights or windows: Conv, pooling, Gemm/MatMul, normalisations,
-Softmax."""
+Softmax, reductions."""
 
 from __future__ import annotations
 
@@ -242,4 +242,40 @@ def softmax(log):
             reshape_to(ctx, y, shape, node.output[0])
             return
         ctx.emit("softmax", [x], shape, {"axis": axis, "log": log}, node.output[0], node.name)
+    return convert
+
+
+def reduce(kind):
+    """ReduceMean/Max/Min/Sum/SumSquare/L1/L2 over constant axes. A mean or max over H and W of
+    an NCHW tensor (``x.mean([2, 3])``, ShuffleNet's head) is a global pool, which reads the conv
+    layout in place; any other axes reduce in a plain-layout kernel."""
+    def convert(ctx: Context, node, ins):
+        x = ins[0]
+        shape = ctx.shape(x)
+        axes = ctx.attr(node, "axes")
+        if axes is None and len(ins) > 1 and ins[1]:
+            axes = [int(a) for a in np.ravel(ctx.const(ins[1], f"{node.op_type} axes"))]
+        if not axes:
+            if int(ctx.attr(node, "noop_with_empty_axes", 0)):
+                ctx.alias[node.output[0]] = x
+                return
+            axes = range(len(shape))
+        rank = max(len(shape), 1)
+        if any(not -rank <= int(a) < rank for a in axes):
+            raise ModelError(f"{node.op_type} node {node.name!r}: axes {list(axes)} out of range "
+                             f"for rank {len(shape)}")
+        axes = tuple(sorted({int(a) % rank for a in axes}))
+        kept = tuple(1 if i in axes else d for i, d in enumerate(shape))
+        out = kept if int(ctx.attr(node, "keepdims", 1)) else tuple(
+            d for i, d in enumerate(shape) if i not in axes)
+        name = node.output[0] if out == kept else None
+        if len(shape) == 4 and axes == (2, 3) and kind in ("mean", "max"):
+            attrs = {"kind": "avg" if kind == "mean" else "max", "kernel": tuple(shape[2:]),
+                     "strides": (1, 1), "dilations": (1, 1), "pads": (0, 0, 0, 0),
+                     "count_include_pad": 0, "p": 2.0}
+            y = ctx.emit("pool2d", [x], kept, attrs, name, node.name)
+        else:
+            y = ctx.emit("reduce", [x], kept, {"kind": kind, "axes": axes}, name, node.name)
+        if name is None:
+            reshape_to(ctx, y, out, node.output[0])
     return convert

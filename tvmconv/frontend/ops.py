@@ -8,7 +8,18 @@ from __future__ import annotations
 
 from .context import ConstantRequired, Context  # noqa: F401  (re-exported for the frontend)
 from .elementwise import binary, clip, prelu, unary, variadic
-from .nn import batch_norm, conv, gemm, global_pool, instance_norm, lrn, matmul, pool, softmax
+from .nn import (
+    batch_norm,
+    conv,
+    gemm,
+    global_pool,
+    instance_norm,
+    lrn,
+    matmul,
+    pool,
+    reduce,
+    softmax,
+)
 from .tensor import (
     cast,
     concat,
@@ -41,6 +52,13 @@ CONVERTERS = {
     "LRN": lrn,
     "Softmax": softmax(False),
     "LogSoftmax": softmax(True),
+    "ReduceMean": reduce("mean"),
+    "ReduceMax": reduce("max"),
+    "ReduceMin": reduce("min"),
+    "ReduceSum": reduce("sum"),
+    "ReduceSumSquare": reduce("sum_square"),
+    "ReduceL1": reduce("l1"),
+    "ReduceL2": reduce("l2"),
     "Reshape": reshape,
     "Flatten": flatten,
     "Squeeze": squeeze,

@@ -1,4 +1,5 @@
-"""Layers that reduce along one axis: softmax / log-softmax, LRN, instance normalisation."""
+"""Layers that reduce: softmax / log-softmax, LRN, instance normalisation, ONNX Reduce* over any
+axes."""
 
 from __future__ import annotations
 
@@ -79,3 +80,34 @@ def instance_norm(wl) -> list[te.Tensor]:
     out = te.compute(shape, lambda n, c, *s: (x(n, c, *s) - mean[n, c])
                      / tirx.sqrt(var[n, c] + eps) * scale[c] + bias[c], name="instance_norm")
     return [x, scale, bias, out]
+
+
+_ACCUMULATE = {"max": te.max, "min": te.min}
+
+
+def reduce_(wl) -> list[te.Tensor]:
+    """ONNX's Reduce* kinds over ``axes``, output with the reduced axes kept as 1: the sum (of
+    values, squares or magnitudes) or extremum, then a mean's scale or an L2 norm's square root
+    as a separate elementwise stage, as onnxruntime rounds them."""
+    p = wl.params
+    shape, axes, kind = p["data"], p["axes"], p["kind"]
+    x = te.placeholder(shape, name="data")
+    raxes = {a: te.reduce_axis((0, shape[a]), f"r{a}") for a in axes}
+
+    def value(i):
+        v = x(*(raxes[k] if k in raxes else i[k] for k in range(len(shape))))
+        return {"sum_square": lambda: v * v, "l2": lambda: v * v,
+                "l1": lambda: tirx.abs(v)}.get(kind, lambda: v)()
+
+    total = _ACCUMULATE.get(kind, te.sum)
+    red = te.compute(p["out"], lambda *i: total(value(i), axis=list(raxes.values())),
+                     name="reduce")
+    if kind == "mean":
+        count = 1
+        for a in axes:
+            count *= shape[a]
+        red = te.compute(p["out"], lambda *i: red(*i) / tirx.const(count, "float32"),
+                         name="reduce_post")
+    elif kind == "l2":
+        red = te.compute(p["out"], lambda *i: tirx.sqrt(red(*i)), name="reduce_post")
+    return [x, red]

@@ -1,5 +1,5 @@
-"""Softmax, LRN and instance norm: every stage parallel over its outer axes and vectorised along
-its flattened data-parallel axes, reductions kept serial outside the vector lanes.
+"""Softmax, LRN, instance norm and ONNX Reduce*: every stage parallel over its outer axes and
+vectorised along its flattened data-parallel axes, reductions kept serial outside the vector lanes.
 
 These layers are a sliver of a CNN's time, unless left scalar: GoogLeNet's LRN was 15% of the
 network before its power was vectorised.
@@ -8,15 +8,16 @@ network before its power was vectorised.
 from __future__ import annotations
 
 from ...config import Config, Space
-from .common import PARALLEL_MIN, extent, prod, vector_reduction, vector_tile
+from .common import PARALLEL_MIN, extent, has_block, prod, vector_reduction, vector_tile
 
 NAME = "reduce_rows"
-KINDS = ("softmax", "lrn", "instance_norm")
+KINDS = ("softmax", "lrn", "instance_norm", "reduce")
 
 _STAGES = {
     "softmax": ("softmax_max", "softmax_sum", "softmax"),
     "lrn": ("lrn_sqsum", "lrn"),
     "instance_norm": ("norm_mean", "norm_var", "instance_norm"),
+    "reduce": ("reduce", "reduce_post"),  # a mean's or L2 norm's last step, when there is one
 }
 
 
@@ -30,6 +31,8 @@ def default(wl, target) -> Config:
 
 def apply(sch, wl, cfg: Config, target) -> None:
     for name in _STAGES[wl.kind]:
+        if not has_block(sch, name):
+            continue
         block = sch.get_sblock(name)
         loops = sch.get_loops(block)
         # create_prim_func lays out a block's data-parallel loops first, its reductions after
