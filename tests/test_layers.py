@@ -338,6 +338,51 @@ def test_reduce_heads_after_convs():
         "w1": _he((c, 3, 3, 3)), "w2": _he((1, 2, 7, 7), 2), "fc": _he((c, 10), 3)}, opset=13))
 
 
+@pytest.mark.parametrize("x_shape, axis, bias", [((2, 6, 5, 16), -1, True), ((3, 4, 7), 1, False),
+                                                 ((5, 9), 0, True)])
+def test_layer_norm(x_shape, axis, bias):
+    inner = x_shape[axis:]
+    consts = {"s": weights(inner, 1), "b": weights(inner, 2)}
+    inputs = ("s", "b") if bias else ("s",)
+    check_vs_ort(single("LayerNormalization", x_shape, consts, inputs, opset=17, axis=axis,
+                        epsilon=1e-3))
+
+
+def test_convnext_block():
+    """ConvNeXt: a 7x7 depthwise conv, a permute to channels-last, LayerNorm, a 4x MLP with GELU
+    (Erf), a layer scale, a permute back and the residual."""
+    c = 16
+    nodes = [_conv_node("x", "s", "ws", strides=[4, 4]),
+             _conv_node("s", "d", "wd", pads=[3, 3, 3, 3], group=c),
+             helper.make_node("Transpose", ["d"], ["t"], perm=[0, 2, 3, 1]),
+             helper.make_node("LayerNormalization", ["t", "g", "be"], ["n"], epsilon=1e-6),
+             helper.make_node("MatMul", ["n", "w1"], ["h"]),
+             helper.make_node("Mul", ["h", "r2"], ["hs"]), helper.make_node("Erf", ["hs"], ["e"]),
+             helper.make_node("Add", ["e", "one"], ["e1"]),
+             helper.make_node("Mul", ["h", "e1"], ["hg"]),
+             helper.make_node("Mul", ["hg", "half"], ["gelu"]),
+             helper.make_node("MatMul", ["gelu", "w2"], ["m"]),
+             helper.make_node("Mul", ["m", "ls"], ["ml"]),
+             helper.make_node("Transpose", ["ml"], ["mt"], perm=[0, 3, 1, 2]),
+             helper.make_node("Add", ["s", "mt"], ["y"])]
+    f32 = np.float32
+    check_vs_ort(make_model(nodes, {"x": (1, 3, 36, 28)}, ["y"], {
+        "ws": _he((c, 3, 4, 4)), "wd": _he((c, 1, 7, 7), 2), "g": weights(c, 3),
+        "be": weights(c, 4), "w1": _he((c, 4 * c), 5), "w2": _he((4 * c, c), 6),
+        "ls": weights(c, 7, 0.5), "r2": f32(2 ** -0.5), "one": f32(1.0), "half": f32(0.5)},
+        opset=17))
+
+
+def test_expand_activation():
+    """F.normalize's divisor: an L2 norm with keepdims, clamped, expanded back to the input."""
+    nodes = [helper.make_node("ReduceL2", ["x"], ["n"], axes=[1], keepdims=1),
+             helper.make_node("Clip", ["n", "eps", ""], ["nc"]),
+             helper.make_node("Expand", ["nc", "shape"], ["ne"]),
+             helper.make_node("Div", ["x", "ne"], ["y"])]
+    check_vs_ort(make_model(nodes, {"x": (3, 10)}, ["y"], {
+        "eps": np.float32(1e-12), "shape": np.array([3, 10], np.int64)}, opset=13))
+
+
 # -- Softmax --------------------------------------------------------------------------------------
 
 @pytest.mark.parametrize("op, x_shape, axis, opset", [

@@ -28,6 +28,7 @@ OPERATORS = {
     "Constant": "constant", "ConstantOfShape": "constantofshape",
     "Conv": "(basic_)?conv", "DepthToSpace": "depthtospace", "Div": "div",
     "Dropout": "(dropout|training_dropout)", "Elu": "elu", "Erf": "erf", "Exp": "exp",
+    "Expand": "expand", "LayerNormalization": "layer_normalization",
     "Flatten": "flatten", "Floor": "floor", "Gemm": "gemm",
     "GlobalAveragePool": "globalaveragepool", "GlobalMaxPool": "globalmaxpool",
     "GlobalLpPool": "globallppool", "HardSigmoid": "hardsigmoid", "HardSwish": "hardswish",

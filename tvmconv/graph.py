@@ -23,6 +23,8 @@ OPS = {
     "softmax": "x -> y; axis, log",
     "lrn": "x -> y; size, alpha, beta, bias",
     "instance_norm": "x, scale, bias -> y; epsilon",
+    "layer_norm": "x[M,K], scale[K], bias[K] -> y[M,K]; epsilon (normalises each row)",
+    "reduce": "x -> y (reduced axes kept as 1); kind (mean|max|min|sum|sum_square|l1|l2), axes",
     "reshape": "x -> y (shape from the output)",
     "transpose": "x -> y; perm",
     "concat": "*xs -> y; axis",

@@ -19,6 +19,7 @@ COMPUTES = {
     "softmax": reduce.softmax,
     "lrn": reduce.lrn,
     "instance_norm": reduce.instance_norm,
+    "layer_norm": reduce.layer_norm,
     "reduce": reduce.reduce_,
     "elementwise": transform.elementwise,
     "transpose": transform.transpose,

@@ -92,7 +92,7 @@ def from_node(node: Node, graph: Graph) -> Workload | None:
     if node.op == "pool2d":
         return _make("pool2d", data=shape(node.inputs[0]), out=out, **{
             k: a[k] for k in ("kind", "kernel", "strides", "pads", "dilations", "p")})
-    if node.op in ("softmax", "lrn", "instance_norm", "reduce"):
+    if node.op in ("softmax", "lrn", "instance_norm", "layer_norm", "reduce"):
         attrs = {k: v for k, v in a.items()}
         return _make(node.op, data=shape(node.inputs[0]), out=out, **attrs)
     if node.op == "reshape":

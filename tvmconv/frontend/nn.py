@@ -224,6 +224,56 @@ def instance_norm(ctx: Context, node, ins):
              {"epsilon": float(ctx.attr(node, "epsilon", 1e-5))}, node.output[0], node.name)
 
 
+def layer_norm(ctx: Context, node, ins):
+    """LayerNormalization (ConvNeXt's, after a permute to channels-last) as a [rows, columns]
+    kernel: the axes from ``axis`` on are one flattened row, the constant scale and bias are
+    broadcast to it; reshapes before and after are free."""
+    x = ins[0]
+    shape = ctx.shape(x)
+    rank = max(len(shape), 1)
+    axis = int(ctx.attr(node, "axis", -1))
+    if not -rank <= axis < rank:
+        raise ModelError(f"LayerNormalization node {node.name!r}: axis {axis} out of range for "
+                         f"rank {len(shape)}")
+    inner = tuple(shape[axis % rank:])
+    rows, cols = int(np.prod(shape[:axis % rank])), int(np.prod(inner))
+
+    def row_const(name, what, fill):
+        value = ctx.const(name, f"LayerNormalization {what}") if name else np.float32(fill)
+        try:
+            row = np.broadcast_to(np.asarray(value, np.float32), inner).reshape(cols)
+        except ValueError:
+            raise ModelError(f"LayerNormalization node {node.name!r}: {what} of shape "
+                             f"{np.shape(value)} does not broadcast to {inner}") from None
+        return ctx.graph.add_const(np.ascontiguousarray(row), what)
+
+    scale = row_const(ins[1] if len(ins) > 1 else "", "scale", 1.0)
+    bias = row_const(ins[2] if len(ins) > 2 else "", "bias", 0.0)
+    eps = float(ctx.attr(node, "epsilon", 1e-5))
+    rows_x = reshape_to(ctx, x, (rows, cols))
+    y = ctx.emit("layer_norm", [rows_x, scale, bias], (rows, cols), {"epsilon": eps})
+    reshape_to(ctx, y, shape, node.output[0], node.name)
+    if any(node.output[1:]):  # Mean and InvStdDev, kept for training: separate kernels
+        _layer_norm_stats(ctx, node, rows_x, (rows, cols), eps,
+                          tuple(shape[:axis % rank]) + (1,) * len(inner))
+
+
+def _layer_norm_stats(ctx, node, x, shape, eps, stats_shape):
+    rows, cols = shape
+    mean = ctx.emit("reduce", [x], (rows, 1), {"kind": "mean", "axes": (1,)})
+    if len(node.output) > 1 and node.output[1]:
+        reshape_to(ctx, mean, stats_shape, node.output[1])
+    if len(node.output) > 2 and node.output[2]:
+        dev = ctx.elementwise([("sub", (None, 1), ())], [x, mean])
+        sq = ctx.emit("reduce", [dev], (rows, 1), {"kind": "sum_square", "axes": (1,)})
+        inv_std = ctx.elementwise(
+            [("mul", (None, 1), ()), ("add", (None, 2), ()), ("sqrt", (None,), ()),
+             ("reciprocal", (None,), ())],
+            [sq, ctx.graph.add_const(np.float32(1.0 / cols), "inv_count"),
+             ctx.graph.add_const(np.float32(eps), "epsilon")])
+        reshape_to(ctx, inv_std, stats_shape, node.output[2])
+
+
 def lrn(ctx: Context, node, ins):
     attrs = {"size": int(ctx.attr(node, "size")), "alpha": float(ctx.attr(node, "alpha", 1e-4)),
              "beta": float(ctx.attr(node, "beta", 0.75)),

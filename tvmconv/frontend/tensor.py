@@ -167,6 +167,23 @@ def space_to_depth(ctx: Context, node, ins):
     ctx.emit("space_to_depth", [ins[0]], (n, c * b * b, h // b, w // b), attrs, node.output[0])
 
 
+def expand(ctx: Context, node, ins):
+    """Expand of an activation (F.normalize divides by an expanded norm): a copy broadcast
+    numpy-style to the shape."""
+    x = ins[0]
+    shape = tuple(int(d) for d in np.ravel(ctx.const(ins[1], "Expand shape")))
+    try:
+        out = tuple(np.broadcast_shapes(ctx.shape(x), shape))
+    except ValueError:
+        raise ModelError(f"Expand node {node.name!r}: shape {list(shape)} does not broadcast "
+                         f"with the input's {list(ctx.shape(x))}") from None
+    if out == ctx.shape(x):
+        identity(ctx, node, ins)
+        return
+    ctx.emit("elementwise", [x], out, {"steps": (("copy", (None,), ()),)}, node.output[0],
+             node.name)
+
+
 def identity(ctx: Context, node, ins):
     ctx.alias[node.output[0]] = ins[0]
 

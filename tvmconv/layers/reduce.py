@@ -1,5 +1,5 @@
-"""Layers that reduce: softmax / log-softmax, LRN, instance normalisation, ONNX Reduce* over any
-axes."""
+"""Layers that reduce: softmax / log-softmax, LRN, instance and layer normalisation, ONNX Reduce*
+over any axes."""
 
 from __future__ import annotations
 
@@ -54,31 +54,49 @@ def lrn(wl) -> list[te.Tensor]:
     return [x, out]
 
 
+def _moments(x: te.Tensor, outer: tuple, inner: tuple):
+    """Mean and (biased) variance of ``x`` over its trailing ``inner`` axes, per ``outer`` index."""
+    count = 1
+    for d in inner:
+        count *= d
+    # TE allows a reduction only as the whole body of a compute: scale inside the sum
+    inv = tirx.const(1.0 / count, "float32")
+    axes = [te.reduce_axis((0, d), f"r{k}") for k, d in enumerate(inner)]
+    mean = te.compute(outer, lambda *o: te.sum(x(*o, *axes) * inv, axis=axes), name="norm_mean")
+    axes2 = [te.reduce_axis((0, d), f"s{k}") for k, d in enumerate(inner)]
+
+    def sqdev(*o):
+        d = x(*o, *axes2) - mean(*o)
+        return te.sum(d * d * inv, axis=axes2)
+
+    return mean, te.compute(outer, sqdev, name="norm_var")
+
+
 def instance_norm(wl) -> list[te.Tensor]:
     p = wl.params
     shape = p["data"]
     x = te.placeholder(shape, name="data")
     scale = te.placeholder((shape[1],), name="scale")
     bias = te.placeholder((shape[1],), name="bias")
-    spatial = shape[2:]
-    count = 1
-    for d in spatial:
-        count *= d
-    axes = [te.reduce_axis((0, d), f"r{k}") for k, d in enumerate(spatial)]
-    # TE allows a reduction only as the whole body of a compute: scale inside the sum
-    inv = tirx.const(1.0 / count, "float32")
-    mean = te.compute(shape[:2], lambda n, c: te.sum(x(n, c, *axes) * inv, axis=axes),
-                      name="norm_mean")
-    axes2 = [te.reduce_axis((0, d), f"s{k}") for k, d in enumerate(spatial)]
-
-    def sqdev(n, c):
-        d = x(n, c, *axes2) - mean[n, c]
-        return te.sum(d * d * inv, axis=axes2)
-
-    var = te.compute(shape[:2], sqdev, name="norm_var")
+    mean, var = _moments(x, shape[:2], shape[2:])
     eps = tirx.const(p["epsilon"], "float32")
     out = te.compute(shape, lambda n, c, *s: (x(n, c, *s) - mean[n, c])
                      / tirx.sqrt(var[n, c] + eps) * scale[c] + bias[c], name="instance_norm")
+    return [x, scale, bias, out]
+
+
+def layer_norm(wl) -> list[te.Tensor]:
+    """Each row of a 2-D [M, K] tensor normalised, then scaled and shifted per column (the
+    frontend flattens ONNX's LayerNormalization to this)."""
+    p = wl.params
+    rows, cols = p["data"]
+    x = te.placeholder((rows, cols), name="data")
+    scale = te.placeholder((cols,), name="scale")
+    bias = te.placeholder((cols,), name="bias")
+    mean, var = _moments(x, (rows,), (cols,))
+    eps = tirx.const(p["epsilon"], "float32")
+    out = te.compute((rows, cols), lambda i, j: (x[i, j] - mean[i]) / tirx.sqrt(var[i] + eps)
+                     * scale[j] + bias[j], name="layer_norm")
     return [x, scale, bias, out]
 
 

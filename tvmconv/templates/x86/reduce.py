@@ -1,4 +1,4 @@
-"""Softmax, LRN, instance norm and ONNX Reduce*: every stage parallel over its outer axes and
+"""Softmax, LRN, instance and layer norm, ONNX Reduce*: every stage parallel over its outer axes and
 vectorised along its flattened data-parallel axes, reductions kept serial outside the vector lanes.
 
 These layers are a sliver of a CNN's time, unless left scalar: GoogLeNet's LRN was 15% of the
@@ -11,12 +11,13 @@ from ...config import Config, Space
 from .common import PARALLEL_MIN, extent, has_block, prod, vector_reduction, vector_tile
 
 NAME = "reduce_rows"
-KINDS = ("softmax", "lrn", "instance_norm", "reduce")
+KINDS = ("softmax", "lrn", "instance_norm", "layer_norm", "reduce")
 
 _STAGES = {
     "softmax": ("softmax_max", "softmax_sum", "softmax"),
     "lrn": ("lrn_sqsum", "lrn"),
     "instance_norm": ("norm_mean", "norm_var", "instance_norm"),
+    "layer_norm": ("norm_mean", "norm_var", "layer_norm"),
     "reduce": ("reduce", "reduce_post"),  # a mean's or L2 norm's last step, when there is one
 }
 
