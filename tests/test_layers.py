@@ -6,7 +6,17 @@ from __future__ import annotations
 
 import numpy as np
 import pytest
-from conftest import check_vs_ort, make_model, rng_inputs, single, weights, workloads
+from conftest import (
+    assert_close,
+    check_vs_ort,
+    make_model,
+    rng_inputs,
+    run_ort,
+    run_tvmconv,
+    single,
+    weights,
+    workloads,
+)
 from onnx import helper
 
 import tvmconv
@@ -346,6 +356,23 @@ def test_layer_norm(x_shape, axis, bias):
     inputs = ("s", "b") if bias else ("s",)
     check_vs_ort(single("LayerNormalization", x_shape, consts, inputs, opset=17, axis=axis,
                         epsilon=1e-3))
+
+
+@pytest.mark.parametrize("target", ["x86-avx2", "x86-avx512"])
+@pytest.mark.parametrize("op, x_shape, attrs", [
+    ("LayerNormalization", (1, 7, 5, 48), {"axis": -1}),
+    ("Softmax", (3, 5, 32), {"axis": -1}),
+    ("ReduceMax", (2, 6, 64), {"axes": [2], "keepdims": 0}),
+    ("ReduceMean", (2, 3, 5, 16), {"axes": [-1], "keepdims": 1}),
+], ids=["layer_norm", "softmax", "reduce_max", "reduce_mean"])
+def test_row_reductions_in_vector_lanes(target, op, x_shape, attrs):
+    """Rows whose length fills whole vectors reduce in the lanes (rfactor), at 8 and 16 lanes."""
+    consts, inputs = {}, ()
+    if op == "LayerNormalization":
+        consts, inputs = {"s": weights(x_shape[-1], 1), "b": weights(x_shape[-1], 2)}, ("s", "b")
+    model = single(op, x_shape, consts, inputs, opset=17, **attrs)
+    feeds = rng_inputs(model)
+    assert_close(run_tvmconv(model, feeds, target=target)[0], run_ort(model, feeds)[0])
 
 
 def test_convnext_block():

@@ -30,20 +30,58 @@ def default(wl, target) -> Config:
     return Config.of({"parallel": int(prod(wl.params["out"]) >= PARALLEL_MIN), "vector": 1})
 
 
+def _along_rows(wl) -> tuple[str, ...]:
+    """The stages that reduce along the innermost, contiguous axis: a layer norm's row moments,
+    a softmax or Reduce* over the last axis."""
+    p = wl.params
+    last = len(p["data"]) - 1
+    if wl.kind == "layer_norm":
+        return ("norm_mean", "norm_var")
+    if wl.kind == "softmax" and p["axis"] == last:
+        return ("softmax_max", "softmax_sum")
+    if wl.kind == "reduce" and p["axes"] == (last,):
+        return ("reduce",)
+    return ()
+
+
+def _lane_partials(sch, block, lanes: int, parallel: bool) -> None:
+    """Reduce a row in vector lanes (rfactor: ``lanes`` partial results, each summing every
+    lanes-th element), then one short sum across the lanes. Vectors across rows instead read one
+    element per row per lane: LayerNorm over 3136 x 96 took 0.22 ms so, 0.045 ms like this."""
+    *spatial, red = sch.get_loops(block)
+    rows = sch.fuse(*spatial) if len(spatial) > 1 else spatial[0]
+    _, part = sch.split(red, [None, lanes])
+    partial = sch.rfactor(part, 0)
+    row, step, lane = sch.get_loops(partial)
+    if parallel:
+        sch.parallel(row)
+    sch.vectorize(lane)
+    init = sch.decompose_reduction(partial, step)
+    sch.vectorize(sch.get_loops(init)[-1])
+    if parallel:
+        sch.parallel(rows)
+
+
 def apply(sch, wl, cfg: Config, target) -> None:
+    rowwise = _along_rows(wl) if cfg["vector"] and wl.params["data"][-1] % target.lanes == 0 \
+        else ()
     for name in _STAGES[wl.kind]:
         if not has_block(sch, name):
             continue
         block = sch.get_sblock(name)
+        if name in rowwise:
+            _lane_partials(sch, block, target.lanes, bool(cfg["parallel"]))
+            continue
         loops = sch.get_loops(block)
         # create_prim_func lays out a block's data-parallel loops first, its reductions after
         n_spatial = sum(iv.iter_type == 0 for iv in sch.get(block).iter_vars)
         spatial, reduction = loops[:n_spatial], loops[n_spatial:]
         if not spatial:
             continue
+        # after row-wise moments, a vector stays within a row: one mean and scale for all lanes
+        span = extent(sch, spatial[-1]) if rowwise else prod(extent(sch, lp) for lp in spatial)
         flat = sch.fuse(*spatial) if len(spatial) > 1 else spatial[0]
-        vec = vector_tile(extent(sch, flat), target.lanes, 4 * target.lanes) if cfg["vector"] \
-            else 1
+        vec = vector_tile(span, target.lanes, 4 * target.lanes) if cfg["vector"] else 1
         outer, lane = sch.split(flat, [None, vec]) if vec > 1 else (flat, None)
         if cfg["parallel"] and extent(sch, outer) > 1:
             sch.parallel(outer)
