@@ -103,12 +103,12 @@ def run_tvmconv(model, feeds: dict[str, np.ndarray], target: str = "x86",
 
 
 def check_vs_ort(model: onnx.ModelProto, feeds: dict[str, np.ndarray] | None = None,
-                 seed: int = 0, tol: float = TOL) -> list[np.ndarray]:
-    """Compile ``model`` for x86, run it and onnxruntime on the same inputs,
+                 seed: int = 0, tol: float = TOL, target: str = "x86") -> list[np.ndarray]:
+    """Compile ``model`` for an x86 target, run it and onnxruntime on the same inputs,
     compare every output."""
     feeds = rng_inputs(model, seed) if feeds is None else feeds
     ref = run_ort(model, feeds)
-    got = run_tvmconv(model, feeds)
+    got = run_tvmconv(model, feeds, target=target)
     assert len(got) == len(ref), f"{len(got)} outputs, onnxruntime gives {len(ref)}"
     for k, (g, r) in enumerate(zip(got, ref)):
         assert_close(g, r, tol, what=f"output {k} ({model.graph.output[k].name})")
