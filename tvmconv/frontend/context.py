@@ -6,7 +6,7 @@ from __future__ import annotations
 import numpy as np
 from onnx import helper
 
-from ..errors import UnsupportedError
+from ..errors import ModelError, UnsupportedError
 from ..graph import Graph, Node
 
 
@@ -76,6 +76,24 @@ def _need_2d(node, shape):
     if len(shape) != 4:
         raise UnsupportedError(f"{node.op_type} node {node.name!r}: only 2-D (NCHW) inputs are "
                                f"supported, got rank {len(shape)}")
+
+
+def axes_of(ctx, node, ins):
+    """Axes given as the second input (newer opsets) or as the attribute; None when neither."""
+    if len(ins) > 1 and ins[1]:
+        return [int(a) for a in ctx.const(ins[1], "axes")]
+    axes = ctx.attr(node, "axes")
+    return None if axes is None else [int(a) for a in axes]
+
+
+def normal_axes(node, axes, rank: int) -> tuple[int, ...]:
+    """Axes made non-negative, sorted and unique; a ModelError naming the node for one outside
+    [-rank, rank)."""
+    rank = max(rank, 1)
+    if any(not -rank <= int(a) < rank for a in axes):
+        raise ModelError(f"{node.op_type} node {node.name!r}: axes {list(axes)} out of range "
+                         f"for rank {rank}")
+    return tuple(sorted({int(a) % rank for a in axes}))
 
 
 def reshape_to(ctx, x, shape, out=None, name=""):

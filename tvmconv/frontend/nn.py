@@ -6,7 +6,7 @@ from __future__ import annotations
 import numpy as np
 
 from ..errors import ModelError, UnsupportedError
-from .context import Context, _need_2d, reshape_to
+from .context import Context, _need_2d, axes_of, normal_axes, reshape_to
 
 
 def _pads_2d(ctx, node, in_hw, kernel, strides, dilations):
@@ -88,14 +88,18 @@ def pool(kind):
     return convert
 
 
+def _global_pool(ctx: Context, x, kind, p, out, name) -> str:
+    """A pool whose window is the whole image: NCHW -> NC11."""
+    shape = ctx.shape(x)
+    attrs = {"kind": kind, "kernel": tuple(shape[2:]), "strides": (1, 1), "dilations": (1, 1),
+             "pads": (0, 0, 0, 0), "count_include_pad": 0, "p": p}
+    return ctx.emit("pool2d", [x], (shape[0], shape[1], 1, 1), attrs, out, name)
+
+
 def global_pool(kind):
     def convert(ctx: Context, node, ins):
-        shape = ctx.shape(ins[0])
-        _need_2d(node, shape)
-        attrs = {"kind": kind, "kernel": tuple(shape[2:]), "strides": (1, 1), "dilations": (1, 1),
-                 "pads": (0, 0, 0, 0), "count_include_pad": 0,
-                 "p": float(ctx.attr(node, "p", 2))}
-        ctx.emit("pool2d", [ins[0]], (shape[0], shape[1], 1, 1), attrs, node.output[0], node.name)
+        _need_2d(node, ctx.shape(ins[0]))
+        _global_pool(ctx, ins[0], kind, float(ctx.attr(node, "p", 2)), node.output[0], node.name)
     return convert
 
 
@@ -230,13 +234,9 @@ def layer_norm(ctx: Context, node, ins):
     broadcast to it; reshapes before and after are free."""
     x = ins[0]
     shape = ctx.shape(x)
-    rank = max(len(shape), 1)
-    axis = int(ctx.attr(node, "axis", -1))
-    if not -rank <= axis < rank:
-        raise ModelError(f"LayerNormalization node {node.name!r}: axis {axis} out of range for "
-                         f"rank {len(shape)}")
-    inner = tuple(shape[axis % rank:])
-    rows, cols = int(np.prod(shape[:axis % rank])), int(np.prod(inner))
+    axis, = normal_axes(node, [ctx.attr(node, "axis", -1)], len(shape))
+    inner = tuple(shape[axis:])
+    rows, cols = int(np.prod(shape[:axis])), int(np.prod(inner))
 
     def row_const(name, what, fill):
         value = ctx.const(name, f"LayerNormalization {what}") if name else np.float32(fill)
@@ -255,7 +255,7 @@ def layer_norm(ctx: Context, node, ins):
     reshape_to(ctx, y, shape, node.output[0], node.name)
     if any(node.output[1:]):  # Mean and InvStdDev, kept for training: separate kernels
         _layer_norm_stats(ctx, node, rows_x, (rows, cols), eps,
-                          tuple(shape[:axis % rank]) + (1,) * len(inner))
+                          tuple(shape[:axis]) + (1,) * len(inner))
 
 
 def _layer_norm_stats(ctx, node, x, shape, eps, stats_shape):
@@ -302,28 +302,19 @@ def reduce(kind):
     def convert(ctx: Context, node, ins):
         x = ins[0]
         shape = ctx.shape(x)
-        axes = ctx.attr(node, "axes")
-        if axes is None and len(ins) > 1 and ins[1]:
-            axes = [int(a) for a in np.ravel(ctx.const(ins[1], f"{node.op_type} axes"))]
+        axes = axes_of(ctx, node, ins)
         if not axes:
             if int(ctx.attr(node, "noop_with_empty_axes", 0)):
                 ctx.alias[node.output[0]] = x
                 return
             axes = range(len(shape))
-        rank = max(len(shape), 1)
-        if any(not -rank <= int(a) < rank for a in axes):
-            raise ModelError(f"{node.op_type} node {node.name!r}: axes {list(axes)} out of range "
-                             f"for rank {len(shape)}")
-        axes = tuple(sorted({int(a) % rank for a in axes}))
+        axes = normal_axes(node, axes, len(shape))
         kept = tuple(1 if i in axes else d for i, d in enumerate(shape))
         out = kept if int(ctx.attr(node, "keepdims", 1)) else tuple(
             d for i, d in enumerate(shape) if i not in axes)
         name = node.output[0] if out == kept else None
         if len(shape) == 4 and axes == (2, 3) and kind in ("mean", "max"):
-            attrs = {"kind": "avg" if kind == "mean" else "max", "kernel": tuple(shape[2:]),
-                     "strides": (1, 1), "dilations": (1, 1), "pads": (0, 0, 0, 0),
-                     "count_include_pad": 0, "p": 2.0}
-            y = ctx.emit("pool2d", [x], kept, attrs, name, node.name)
+            y = _global_pool(ctx, x, "avg" if kind == "mean" else "max", 2.0, name, node.name)
         else:
             y = ctx.emit("reduce", [x], kept, {"kind": kind, "axes": axes}, name, node.name)
         if name is None:

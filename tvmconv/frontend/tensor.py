@@ -6,7 +6,7 @@ from __future__ import annotations
 import numpy as np
 
 from ..errors import ModelError, UnsupportedError
-from .context import Context, reshape_to
+from .context import Context, axes_of, reshape_to
 
 
 def _reshape_shape(in_shape, target, allowzero):
@@ -35,16 +35,9 @@ def flatten(ctx: Context, node, ins):
     reshape_to(ctx, ins[0], new, node.output[0], node.name)
 
 
-def _axes_of(ctx, node, ins):
-    if len(ins) > 1 and ins[1]:
-        return [int(a) for a in ctx.const(ins[1], "axes")]
-    axes = ctx.attr(node, "axes")
-    return None if axes is None else [int(a) for a in axes]
-
-
 def squeeze(ctx: Context, node, ins):
     shape = ctx.shape(ins[0])
-    axes = _axes_of(ctx, node, ins)
+    axes = axes_of(ctx, node, ins)
     axes = [i for i, d in enumerate(shape) if d == 1] if axes is None else \
         [a % len(shape) for a in axes]
     reshape_to(ctx, ins[0], [d for i, d in enumerate(shape) if i not in axes], node.output[0])
@@ -52,7 +45,7 @@ def squeeze(ctx: Context, node, ins):
 
 def unsqueeze(ctx: Context, node, ins):
     shape = list(ctx.shape(ins[0]))
-    axes = _axes_of(ctx, node, ins)
+    axes = axes_of(ctx, node, ins)
     rank = len(shape) + len(axes)
     for a in sorted(a % rank for a in axes):
         shape.insert(a, 1)

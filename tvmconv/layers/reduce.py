@@ -3,6 +3,8 @@ over any axes."""
 
 from __future__ import annotations
 
+import math
+
 from tvm import te, tirx
 
 from .elementwise import exp, positive_pow
@@ -56,9 +58,7 @@ def lrn(wl) -> list[te.Tensor]:
 
 def _moments(x: te.Tensor, outer: tuple, inner: tuple):
     """Mean and (biased) variance of ``x`` over its trailing ``inner`` axes, per ``outer`` index."""
-    count = 1
-    for d in inner:
-        count *= d
+    count = math.prod(inner)
     # TE allows a reduction only as the whole body of a compute: scale inside the sum
     inv = tirx.const(1.0 / count, "float32")
     axes = [te.reduce_axis((0, d), f"r{k}") for k, d in enumerate(inner)]
@@ -114,16 +114,15 @@ def reduce_(wl) -> list[te.Tensor]:
 
     def value(i):
         v = x(*(raxes[k] if k in raxes else i[k] for k in range(len(shape))))
-        return {"sum_square": lambda: v * v, "l2": lambda: v * v,
-                "l1": lambda: tirx.abs(v)}.get(kind, lambda: v)()
+        if kind in ("sum_square", "l2"):
+            return v * v
+        return tirx.abs(v) if kind == "l1" else v
 
     total = _ACCUMULATE.get(kind, te.sum)
     red = te.compute(p["out"], lambda *i: total(value(i), axis=list(raxes.values())),
                      name="reduce")
     if kind == "mean":
-        count = 1
-        for a in axes:
-            count *= shape[a]
+        count = math.prod(shape[a] for a in axes)
         red = te.compute(p["out"], lambda *i: red(*i) / tirx.const(count, "float32"),
                          name="reduce_post")
     elif kind == "l2":
