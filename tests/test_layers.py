@@ -454,7 +454,8 @@ def test_concat_with_constant():
 def test_concat_of_convs(channels):
     """Channel concat of conv outputs (Inception/SqueezeNet): in plain layout when a channel count
     splits a block, kept blocked when every part is whole blocks, the convs writing one common
-    block when their own blocks differ (then no transform runs before the consumer conv)."""
+    block when their own blocks differ (then no transform runs before the consumer conv). Blocked,
+    the convs store their parts in the concat's buffer and no concat kernel runs."""
     consts, nodes = {"wn": _he((8, sum(channels), 1, 1), 9)}, []
     for k, c in enumerate(channels):
         k_size = 3 if k == 1 else 1
@@ -466,7 +467,68 @@ def test_concat_of_convs(channels):
     model = make_model(nodes, {"x": (1, 4, 5, 5)}, ["y", "z"], consts)
     if all(c % 16 == 0 for c in channels):
         kinds = [wl.kind for wl in workloads(model, "x86-avx512")]
-        assert kinds.count("concat") == 1 and kinds.count("layout_transform") == 2, kinds
+        assert kinds.count("concat") == 0 and kinds.count("layout_transform") == 2, kinds
+    check_vs_ort(model)
+
+
+def _placed_concats(model, target="x86-avx512"):
+    """(concat nodes after the passes, the values the passes store in another value's buffer)."""
+    from tvmconv.frontend import from_onnx
+    from tvmconv.passes import optimize
+    from tvmconv.target import resolve
+
+    graph = optimize(from_onnx(model), resolve(target))
+    return [n for n in graph.nodes if n.op == "concat"], graph.places
+
+
+@pytest.mark.parametrize("target", ["x86-avx2", "x86-avx512"])
+def test_concat_in_place(target):
+    """Concat parts written straight into the concat's buffer by their producers: a fire module
+    (1x1 and 3x3 expands), an inception module with a pool branch whose concat is itself a part
+    of an outer concat (all its parts land in the outer buffer), and a concat one of whose parts
+    is also read by an Add (that one keeps its concat kernel)."""
+    relu = lambda a, b: helper.make_node("Relu", [a], [b])  # noqa: E731
+    nodes = [_conv_node("x", "s0", "ws"), relu("s0", "s"),
+             _conv_node("s", "e1_", "we1"), relu("e1_", "e1"),
+             _conv_node("s", "e3_", "we3", pads=[1, 1, 1, 1]), relu("e3_", "e3"),
+             helper.make_node("Concat", ["e1", "e3"], ["fire"], axis=1),
+             helper.make_node("MaxPool", ["fire"], ["p"], kernel_shape=[3, 3], pads=[1] * 4),
+             _conv_node("p", "pb", "wp"), _conv_node("fire", "b1", "wb1"),
+             helper.make_node("Concat", ["pb", "b1"], ["inner"], axis=1),
+             _conv_node("fire", "b2", "wb2", pads=[2] * 4, kernel_shape=[5, 5]),
+             helper.make_node("Concat", ["inner", "b2"], ["outer"], axis=1),
+             _conv_node("outer", "r", "wr"), _conv_node("outer", "q", "wq"),
+             helper.make_node("Concat", ["r", "q"], ["cat"], axis=1),
+             helper.make_node("Add", ["r", "q"], ["rq"]),
+             _conv_node("cat", "y", "wy")]
+    consts = {"ws": _he((16, 8, 1, 1)), "we1": _he((16, 16, 1, 1), 2),
+              "we3": _he((32, 16, 3, 3), 3), "wp": _he((16, 48, 1, 1), 4),
+              "wb1": _he((32, 48, 1, 1), 5), "wb2": _he((16, 48, 5, 5), 6),
+              "wr": _he((16, 64, 1, 1), 7), "wq": _he((16, 64, 1, 1), 8),
+              "wy": _he((8, 32, 1, 1), 9)}
+    model = make_model(nodes, {"x": (1, 8, 9, 11)}, ["y", "rq"], consts)
+    concats, places = _placed_concats(model, target)
+    kept = [n for n in concats if n.inputs[0] not in places]
+    assert len(concats) == 4 and len(kept) == 1, concats
+    inner = next(n for n in concats if n.outputs[0] in places)
+    root, offset = places[inner.outputs[0]]
+    assert [places[i] for i in inner.inputs] == [(root, offset), (root, offset + 16 * 9 * 11)]
+    assert [wl.kind for wl in workloads(model, target)].count("concat") == 1
+    check_vs_ort(model, target=target)
+
+
+@pytest.mark.parametrize("batch", [1, 3])
+def test_concat_of_dense_outputs(batch):
+    """Plain 2-D parts: with one row each part is a contiguous slab the dense writes in place;
+    with three rows the parts interleave, so a concat kernel copies them."""
+    nodes = [helper.make_node("Gemm", ["x", "wa"], ["a"]),
+             helper.make_node("Gemm", ["x", "wb"], ["b"]),
+             helper.make_node("Concat", ["a", "b"], ["c"], axis=1),
+             helper.make_node("Gemm", ["c", "wc"], ["y"])]
+    model = make_model(nodes, {"x": (batch, 20)}, ["y"], {
+        "wa": _he((20, 32)), "wb": _he((20, 48), 2), "wc": _he((80, 10), 3)})
+    concats, places = _placed_concats(model)
+    assert (concats[0].inputs[0] in places) == (batch == 1), places
     check_vs_ort(model)
 
 

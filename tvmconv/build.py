@@ -132,23 +132,36 @@ def lower(graph: Graph, target: TargetSpec, tuned: dict[str, dict], progress=Fal
             for node in nodes:
                 out = node.outputs[0]
                 shape = graph.physical_shape(out)
-                args = [value(i) for i in node.inputs]
                 wl = from_node(node, graph)
                 if wl is None:
-                    env[out] = bb.emit(relax.op.reshape(args[0], shape))
-                    continue
-                if wl.key not in funcs:
+                    if node.op == "reshape":
+                        env[out] = bb.emit(relax.op.reshape(value(node.inputs[0]), shape))
+                    continue  # a concat whose parts are already in its buffer
+                args = [value(i) for i in node.inputs]
+                root, offset = graph.places.get(out, (None, 0))
+                key = (wl.key, root and graph.physical_shape(root), offset)
+                if key not in funcs:
                     template, cfg = choose(wl, target, tuned)
                     func = kernels.prim_func(wl, target, template, cfg)
+                    if root is not None:
+                        func = kernels.placed(func, graph.physical_shape(root), offset)
                     name = f"{wl.kind}_{len(funcs)}"
-                    funcs[wl.key] = (bb.add_func(func.with_attr("global_symbol", name), name),
-                                     template, cfg)
-                gvar, template, cfg = funcs[wl.key]
+                    funcs[key] = (bb.add_func(func.with_attr("global_symbol", name), name),
+                                  template, cfg)
+                gvar, template, cfg = funcs[key]
                 if hasattr(template, "transform_weights"):  # e.g. Winograd's G g G^T, done now
                     w = graph.consts[node.inputs[1]]
                     args[1] = relax.const(template.transform_weights(w, wl, cfg))
-                env[out] = bb.emit(relax.call_tir(gvar, args,
-                                                  relax.TensorType(shape, "float32")))
+                if root is None:
+                    env[out] = bb.emit(relax.call_tir(gvar, args,
+                                                      relax.TensorType(shape, "float32")))
+                    continue
+                full = relax.TensorType(graph.physical_shape(root), "float32")
+                if root in env:  # a later part: written into the buffer the first one made
+                    env[root] = bb.emit(relax.call_tir_inplace(gvar, [*args, env[root]],
+                                                               [len(args)], full))
+                else:
+                    env[root] = bb.emit(relax.call_tir(gvar, args, full))
             result = bb.emit_output(relax.Tuple([value(o) for o in graph.outputs]))
         bb.emit_func_output(result)
     return bb.get()

@@ -59,6 +59,9 @@ class Graph:
     consts: dict[str, np.ndarray] = field(default_factory=dict)
     # Channel block per 4-D activation (0 = plain NCHW); filled by passes.layout.
     layouts: dict[str, int] = field(default_factory=dict)
+    # Values stored inside another value's buffer: value -> (that value, offset in elements);
+    # filled by passes.place (a concat's parts, written in place by their producers).
+    places: dict[str, tuple[str, int]] = field(default_factory=dict)
     # The model's own names for ``outputs`` (a value may be renamed or shared by the passes).
     output_names: list[str] = field(default_factory=list)
     _fresh: itertools.count = field(default_factory=itertools.count, repr=False)

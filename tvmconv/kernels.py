@@ -2,8 +2,9 @@
 
 from __future__ import annotations
 
-from tvm import te
+from tvm import te, tirx
 from tvm.s_tir import Schedule
+from tvm.s_tir import stmt as s_stmt
 
 from . import templates
 from .config import Config
@@ -47,3 +48,19 @@ def prim_func(wl: Workload, target, template=None, cfg: Config | None = None):
     sch = Schedule(func)
     template.apply(sch, wl, cfg, target)
     return sch.mod["main"]
+
+
+def placed(func, shape: tuple[int, ...], offset: int):
+    """``func`` storing its output ``offset`` elements into a larger buffer of ``shape`` (a slab of
+    a concat's output, see ``passes.place``): the output becomes a view declared in the root
+    block, so the schedule's code is unchanged."""
+    out = func.params[-1]
+    full = tirx.decl_buffer(shape, out.dtype, "placed")
+    view = tirx.DeclBuffer(out, data=tirx.handle_add_byte_offset(
+        full.data, offset * out.dtype.bits // 8))
+    root = func.body.block
+    block = s_stmt.SBlock(root.iter_vars, root.reads, root.writes, root.name_hint,
+                          tirx.SeqStmt([view, root.body]), root.init, root.alloc_buffers,
+                          root.match_buffers, root.annotations)
+    body = s_stmt.SBlockRealize(func.body.iter_values, func.body.predicate, block)
+    return tirx.PrimFunc([*func.params[:-1], full], body, func.ret_type, func.attrs)

@@ -66,7 +66,8 @@ def _operands(node: Node, graph: Graph, first: int) -> tuple:
 
 
 def from_node(node: Node, graph: Graph) -> Workload | None:
-    """The workload of a node after the passes; None for ops that need no kernel (reshape)."""
+    """The workload of a node after the passes; None for ops that need no kernel: a reshape, a
+    concat whose parts were written in place (``passes.place``)."""
     a = node.attrs
     shape = graph.physical_shape
     out = shape(node.outputs[0])
@@ -95,7 +96,7 @@ def from_node(node: Node, graph: Graph) -> Workload | None:
     if node.op in ("softmax", "lrn", "instance_norm", "layer_norm", "reduce"):
         attrs = {k: v for k, v in a.items()}
         return _make(node.op, data=shape(node.inputs[0]), out=out, **attrs)
-    if node.op == "reshape":
+    if node.op == "reshape" or (node.op == "concat" and node.inputs[0] in graph.places):
         return None
     inputs = tuple(shape(i) for i in node.inputs)
     return _make(node.op, inputs=inputs, out=out, **a)

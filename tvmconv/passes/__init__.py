@@ -1,10 +1,11 @@
 """Graph passes, run in this order by ``optimize``: fold affine ops into convs, fuse epilogues,
-remove dead nodes, then plan the blocked layout and pre-transform weights for the target."""
+remove dead nodes, plan the blocked layout for the target, then let the producers of a concat's
+parts write into its buffer."""
 
 from __future__ import annotations
 
 from ..graph import Graph
-from . import fold, fuse, layout, prune
+from . import fold, fuse, layout, place, prune
 
 
 def optimize(graph: Graph, target) -> Graph:
@@ -12,4 +13,5 @@ def optimize(graph: Graph, target) -> Graph:
     fuse.fuse_elementwise(graph)
     prune.remove_dead(graph)
     layout.plan(graph, target)
+    place.concat_in_place(graph)
     return graph
