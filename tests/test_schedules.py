@@ -203,3 +203,21 @@ def test_ragged_row_tiles_on_prime_widths(target):
     feeds = rng_inputs(model)
     ref = run_ort(model, feeds)
     assert_close(run_tvmconv(model, feeds, target=target)[0], ref[0])
+
+
+@pytest.mark.parametrize("channels, size, target, f43", [
+    (64, 14, "x86-avx512", True),    # F(4,3) weights 0.6 MB: they stay cached
+    (256, 14, "x86-avx512", False),  # 9.4 MB read by only 16 tiles: bound by memory
+    (256, 14, "x86-avx2", True),     # half the flops per second: 16 tiles keep up with memory
+    (256, 28, "x86-avx512", True),   # 49 tiles per weight
+])
+def test_winograd_f43_when_its_weights_pay(channels, size, target, f43):
+    """F(4,3) stores 4x the weights; it is offered when they stay cached or serve enough tiles."""
+    from tvmconv.templates.x86 import winograd
+
+    spec = resolve(target)
+    model = single("Conv", (1, channels, size, size), {
+        "w": weights((channels, channels, 3, 3), 1, 0.05)}, ["w"], pads=[1, 1, 1, 1])
+    wl = next(w for w in workloads(model, target) if w.kind == "conv2d")
+    tiles = winograd.space(wl, spec).knobs["tile_m"]
+    assert (4 in tiles) == f43 and 2 in tiles, (wl.key, tiles)

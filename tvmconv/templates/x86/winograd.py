@@ -17,17 +17,35 @@ from .common import parallel_if_worth, registers, schedule_pad, vector_reduction
 NAME = "conv2d_winograd"
 KINDS = ("conv2d",)
 TILES = (4, 2)
+# F(4,3) stores 4x the conv's weights (36 taps for 9), F(2,3) 16/9. A network reads each layer's
+# weights once per run, from memory once they outgrow the caches, and its (m + 2)^2 GEMMs do two
+# flops per weight per output tile: with few tiles the weight traffic bounds the layer, which
+# timing a kernel alone (weights cached) does not show. ResNet-50's and ResNet-18's 256-channel
+# 14x14 layers (16 F(4,3) tiles, 9.4 MB) ran 2.4-2.5% faster end to end with F(2,3) (49 tiles;
+# interleaved runs) on AVX-512, though F(4,3) won alone; without F(4,3) VGG's 56x56 and 28x28
+# layers (196 and 49 tiles, up to 38 MB) ran 0.6x end to end, and as AVX2 code its 14x14 ones
+# (16 tiles) 0.98x. So F(4,3) is offered when its weights fit two cores' L2 or each weight serves
+# at least 2 tiles per vector lane: about the compute rate over the memory bandwidth, in flops
+# per byte (twice as high with AVX-512's 16 lanes as with AVX2's 8).
+MAX_CACHED_WEIGHT_BYTES = 4 << 20
 
 
-def _tiles(wl) -> list[int]:
+def _tiles(wl, target) -> list[int]:
     _, _, oh, ow, _ = wl.params["out"]
-    return [m for m in TILES if min(oh, ow) >= 2 * m]
+    ocb, icb, _, _, ib, ob = wl.params["kernel"]
+
+    def weights_pay(m: int) -> bool:
+        tiles = -(-oh // m) * -(-ow // m)
+        weight_bytes = (m + 2) ** 2 * ocb * ob * icb * ib * 4
+        return weight_bytes <= MAX_CACHED_WEIGHT_BYTES or tiles >= 2 * target.lanes
+
+    return [m for m in TILES if min(oh, ow) >= 2 * m and (m == 2 or weights_pay(m))]
 
 
 def applicable(wl, target) -> bool:
     p = wl.params
     return (p["kernel_hw"] == (3, 3) and p["strides"] == (1, 1) and p["dilations"] == (1, 1)
-            and p["groups"] == 1 and p["data"][1] * p["data"][4] >= 16 and bool(_tiles(wl))
+            and p["groups"] == 1 and p["data"][1] * p["data"][4] >= 16 and bool(_tiles(wl, target))
             and p["data"][4] == p["kernel"][4])  # its input transform reads whole stored blocks
 
 
@@ -36,8 +54,8 @@ def space(wl, target) -> Space:
     ow = wl.params["out"][3]
     budget = registers(target) - 4
     oc_tiles = [d for d in divisors(ob) if d % target.lanes == 0 or d == ob] or [ob]
-    tile_p = sorted({d for m in _tiles(wl) for d in divisors(-(-ow // m), 16)})
-    return Space({"tile_m": _tiles(wl), "tile_p": tile_p, "tile_oc": oc_tiles},
+    tile_p = sorted({d for m in _tiles(wl, target) for d in divisors(-(-ow // m), 16)})
+    return Space({"tile_m": _tiles(wl, target), "tile_p": tile_p, "tile_oc": oc_tiles},
                  lambda c: -(-ow // c["tile_m"]) % c["tile_p"] == 0
                  and c["tile_p"] * -(-c["tile_oc"] // target.lanes) <= budget)
 
@@ -54,7 +72,7 @@ def default(wl, target) -> Config:
     broadcast and the weight vectors besides its accumulators (28 of 32 measured best at 56x56)."""
     budget = registers(target) - 4
     acc = lambda c: c["tile_p"] * -(-c["tile_oc"] // target.lanes)  # noqa: E731
-    m = max(_tiles(wl), key=lambda t: (_waste(wl, t) <= 1.1, t))
+    m = max(_tiles(wl, target), key=lambda t: (_waste(wl, t) <= 1.1, t))
     return max((c for c in space(wl, target) if acc(c) <= budget and c["tile_m"] == m),
                key=lambda c: (acc(c), c["tile_oc"]))
 
