@@ -81,6 +81,19 @@ def test_unsupported_input_dtype():
         tvmconv.compile(model)
 
 
+@pytest.mark.parametrize("attrs, scales, match", [
+    ({"mode": "cubic"}, [1, 1, 2, 2], "mode 'cubic'"),
+    ({}, [1, 2, 2, 2], "resizes batch or channels"),
+    ({"coordinate_transformation_mode": "tf_crop_and_resize"}, [1, 1, 2, 2], "tf_crop_and_resize"),
+])
+def test_resize_outside_scope(attrs, scales, match):
+    """Resize modes tvmconv does not compute are refused by name, before any kernel is built."""
+    model = single("Resize", (1, 3, 4, 4), {"s": np.array(scales, np.float32)}, ["", "s"],
+                   opset=13, **attrs)
+    with pytest.raises(tvmconv.UnsupportedError, match=match):
+        tvmconv.compile(model)
+
+
 def test_symbolic_dimension_needs_a_shape():
     """A symbolic non-batch dimension is an error until ``input_shapes`` fixes it."""
     model = single("Relu", (1, 3, 4, 4))

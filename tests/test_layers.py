@@ -443,6 +443,64 @@ def test_prelu(slope_shape):
 
 # -- Data movement --------------------------------------------------------------------------------
 
+RESIZES = {
+    # id: (opset, attributes, scales or None, sizes or None)
+    "nearest_x2_asymmetric_floor": (13, {"coordinate_transformation_mode": "asymmetric",
+                                         "nearest_mode": "floor"}, [1, 1, 2, 2], None),
+    "nearest_half_pixel_odd": (13, {}, [1, 1, 1.7, 0.6], None),
+    "nearest_align_corners_ceil": (13, {"coordinate_transformation_mode": "align_corners",
+                                        "nearest_mode": "round_prefer_ceil"}, None, [1, 5, 11, 4]),
+    "linear_half_pixel_down": (13, {"mode": "linear"}, [1, 1, 0.5, 0.75], None),
+    "linear_align_corners_sizes": (13, {"mode": "linear",
+                                        "coordinate_transformation_mode": "align_corners"},
+                                   None, [1, 5, 13, 17]),
+    "linear_pytorch_half_pixel": (13, {"mode": "linear",
+                                       "coordinate_transformation_mode": "pytorch_half_pixel"},
+                                  [1, 1, 2.5, 1.5], None),
+    "linear_symmetric_opset19": (19, {"mode": "linear",
+                                      "coordinate_transformation_mode": "half_pixel_symmetric"},
+                                 [1, 1, 1.3, 2.1], None),
+    "axes_not_larger_opset18": (18, {"axes": [3, 2], "keep_aspect_ratio_policy": "not_larger"},
+                                None, [20, 10]),
+    "resize_opset10": (10, {"mode": "linear"}, [1, 1, 2, 3], None),
+    "upsample_opset9": (9, {"mode": "nearest"}, [1, 1, 3, 2], None),
+}
+
+
+@pytest.mark.parametrize("case", list(RESIZES))
+def test_resize(case):
+    """Resize and Upsample over H and W: nearest and linear, each coordinate mode, scales or
+    sizes, up and down, odd factors; the source tables are computed as onnxruntime does."""
+    opset, attrs, scales, sizes = RESIZES[case]
+    op = "Upsample" if opset < 10 else "Resize"
+    consts, inputs = {}, []
+    if opset < 11:
+        consts["s"], inputs = np.array(scales, np.float32), ["s"]
+    elif scales is not None:
+        consts["s"], inputs = np.array(scales, np.float32), ["", "s"]
+    else:
+        consts["z"], inputs = np.array(sizes, np.int64), ["", "", "z"]
+    check_vs_ort(single(op, (1, 5, 7, 9), consts, inputs, opset=min(opset, 19), **attrs))
+
+
+@pytest.mark.parametrize("target", ["x86-avx2", "x86-avx512"])
+def test_resize_between_convs(target):
+    """An FPN step: a coarse map upsampled 2x and added to a lateral 1x1 conv, then a 3x3 conv.
+    The resizes read and write the convs' channel blocks."""
+    nodes = [_conv_node("x", "c", "w1", strides=[2, 2], pads=[1, 1, 1, 1]),
+             helper.make_node("Resize", ["c", "", "s"], ["up"], mode="nearest"),
+             _conv_node("x", "lat", "w2"), helper.make_node("Add", ["up", "lat"], ["sum"]),
+             helper.make_node("Resize", ["sum", "", "", "z"], ["lin"], mode="linear"),
+             _conv_node("lin", "y", "w3", pads=[1, 1, 1, 1])]
+    model = make_model(nodes, {"x": (1, 8, 14, 18)}, ["y"], {
+        "w1": _he((32, 8, 3, 3)), "w2": _he((32, 8, 1, 1), 2), "w3": _he((16, 32, 3, 3), 3),
+        "s": np.array([1, 1, 2, 2], np.float32), "z": np.array([1, 32, 19, 23], np.int64)})
+    resizes = [wl for wl in workloads(model, target) if wl.kind == "resize"]
+    assert len(resizes) == 2 and all(len(wl.params["inputs"][0]) == len(wl.params["out"]) == 5
+                                     for wl in resizes), resizes
+    check_vs_ort(model, target=target)
+
+
 def test_concat_with_constant():
     node = helper.make_node("Concat", ["x", "k", "z"], ["y"], axis=-1)
     check_vs_ort(make_model([node], {"x": (2, 3, 4), "z": (2, 3, 1)}, ["y"],

@@ -39,12 +39,13 @@ OPERATORS = {
     "Pow": "pow", "PRelu": "prelu", "Reciprocal": "reciprocal", "Relu": "relu",
     "ReduceL1": "reduce_l1", "ReduceL2": "reduce_l2", "ReduceMax": "reduce_max",
     "ReduceMean": "reduce_mean", "ReduceMin": "reduce_min", "ReduceSum": "reduce_sum",
-    "ReduceSumSquare": "reduce_sum_square", "Reshape": "reshape", "Selu": "selu",
+    "ReduceSumSquare": "reduce_sum_square", "Reshape": "reshape", "Resize": "resize",
+    "Selu": "selu",
     "Sigmoid": "sigmoid", "Slice": "slice",
     "Softmax": "softmax", "Softplus": "softplus", "Softsign": "softsign",
     "SpaceToDepth": "spacetodepth", "Split": "split", "Sqrt": "sqrt", "Squeeze": "squeeze",
     "Sub": "sub", "Sum": "sum", "Tanh": "tanh", "ThresholdedRelu": "thresholdedrelu",
-    "Transpose": "transpose", "Unsqueeze": "unsqueeze",
+    "Transpose": "transpose", "Unsqueeze": "unsqueeze", "Upsample": "upsample",
 }
 # A prefix is a whole word: test_max_* but not test_maxpool_*, test_log_* but not test_logsoftmax_*.
 INCLUDE = [rf"^test_{prefix}(_.*)?_cpu$" for prefix in OPERATORS.values()]
@@ -67,6 +68,10 @@ OUT_OF_SCOPE = {
     r"|reduce_l2)_.*expanded": "the expanded form uses CastLike, which tvmconv does not support",
     r"^test_reduce_(max|min)_(bool_inputs|empty_set_bool)_": "bool tensors: tvmconv computes "
                                                              "in float32",
+    r"^test_resize_.*cubic": "cubic resizing: tvmconv resizes nearest and linear",
+    r"^test_resize_.*linear_antialias": "antialiased downsampling: tvmconv resizes without",
+    r"^test_resize_tf_crop_and_resize": "tf_crop_and_resize (a region of interest): tvmconv "
+                                        "resizes whole images",
     r"^test_clip_(?!default_inbounds).*expanded":
         "the expanded form uses Less and Where on activations; tvmconv folds them on constants",
 }

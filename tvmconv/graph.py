@@ -30,6 +30,7 @@ OPS = {
     "concat": "*xs -> y; axis",
     "slice": "x -> y; starts, stops, steps (one per axis, normalised)",
     "pad": "x -> y; pads (begin..., end...), mode, value",
+    "resize": "x, rows, cols -> y; mode (nearest|linear); rows/cols: const source tables",
     "depth_to_space": "x -> y; block, mode (DCR|CRD)",
     "space_to_depth": "x -> y; block, mode (DCR|CRD)",
     "layout_transform": "x -> y; src, dst (channel block sizes, 0 = plain NCHW)",

@@ -27,6 +27,7 @@ COMPUTES = {
     "concat": transform.concat,
     "slice": transform.slice_,
     "pad": transform.pad,
+    "resize": transform.resize,
     "depth_to_space": transform.depth_to_space,
     "space_to_depth": transform.space_to_depth,
     "layout_transform": transform.layout_transform,

@@ -21,6 +21,7 @@ from .nn import (
     reduce,
     softmax,
 )
+from .resize import resize
 from .tensor import (
     cast,
     concat,
@@ -71,6 +72,8 @@ CONVERTERS = {
     "Slice": slice_,
     "Split": split,
     "Pad": pad,
+    "Resize": resize,
+    "Upsample": resize,
     "DepthToSpace": depth_to_space,
     "SpaceToDepth": space_to_depth,
     "Identity": identity,

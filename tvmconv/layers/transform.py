@@ -1,4 +1,5 @@
-"""Data movement: transpose, concat, slice, pad, depth/space rearrangements and layout transforms.
+"""Data movement: transpose, concat, slice, pad, resize, depth/space rearrangements and layout
+transforms.
 
 Each is one injective stage; reshape is not here because the runtime reshapes without a kernel.
 """
@@ -45,6 +46,30 @@ def concat(wl):
         return value
 
     return [*xs, te.compute(p["out"], body, name="concat")]
+
+
+def resize(wl):
+    """Gather through the row and column tables of ``frontend.resize``: a source index each
+    (nearest), or two and the second's weight (linear, blended along rows, then columns). Any axes
+    after W (a channel block) ride along."""
+    p = wl.params
+    x, rows, cols = _inputs(p, 3)
+
+    def at(table, k, i):
+        return table[k, i].astype("int32")
+
+    if p["mode"] == "nearest":
+        def body(n, c, y, w, *r):
+            return x(n, c, at(rows, 0, y), at(cols, 0, w), *r)
+    else:
+        def body(n, c, y, w, *r):
+            def row(yy):
+                left, right = x(n, c, yy, at(cols, 0, w), *r), x(n, c, yy, at(cols, 1, w), *r)
+                return left + (right - left) * cols[2, w]
+            top, bottom = row(at(rows, 0, y)), row(at(rows, 1, y))
+            return top + (bottom - top) * rows[2, y]
+
+    return [x, rows, cols, te.compute(p["out"], body, name="resize")]
 
 
 def slice_(wl):

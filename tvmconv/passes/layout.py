@@ -231,6 +231,11 @@ class _Planner:
         if block:
             g.layouts[node.outputs[0]] = block
 
+    def resize(self, node: Node) -> None:
+        block = self.layout(node.inputs[0])  # each pixel's channel block moves as a whole
+        if block:
+            self.g.layouts[node.outputs[0]] = block
+
     def pool2d(self, node: Node) -> None:
         block = self.layout(node.inputs[0])
         if block:

@@ -6,14 +6,22 @@ from ...config import Config, Space
 from .common import flat_parallel_vectorize, prod, vector_tile
 
 NAME = "injective_flat"
-KINDS = ("elementwise", "transpose", "concat", "slice", "pad", "depth_to_space",
+KINDS = ("elementwise", "transpose", "concat", "slice", "pad", "resize", "depth_to_space",
          "space_to_depth", "layout_transform")
 
 
+def _span(wl) -> int:
+    """How many output elements one vector step may cover: all of them, flattened, except for a
+    blocked resize, whose source pixel changes from one output pixel to the next (a vector across
+    pixels would gather), so its vectors stay within a pixel's channel block."""
+    out = wl.params["out"]
+    return out[-1] if wl.kind == "resize" and len(out) == 5 else prod(out)
+
+
 def space(wl, target) -> Space:
-    total = prod(wl.params["out"])
-    opts = sorted({vector_tile(total, target.lanes, v) for v in (target.lanes, 2 * target.lanes,
-                                                                 4 * target.lanes)})
+    span = _span(wl)
+    opts = sorted({vector_tile(span, target.lanes, v) for v in (target.lanes, 2 * target.lanes,
+                                                                4 * target.lanes)})
     return Space({"vector": opts})
 
 
@@ -22,7 +30,7 @@ def default(wl, target) -> Config:
     image into NCHW3c gathers from three planes: 224x224 took 0.025 ms so, 0.056 ms with two)."""
     out = wl.params["out"]
     narrow = wl.kind == "layout_transform" and len(out) == 5 and out[-1] < target.lanes
-    return Config.of({"vector": vector_tile(prod(out), target.lanes,
+    return Config.of({"vector": vector_tile(_span(wl), target.lanes,
                                             (4 if narrow else 2) * target.lanes)})
 
 
