@@ -126,11 +126,17 @@ def test_altered_metadata(two_io_artefact, tmp_path):
         tvmconv.load(bad)
 
 
+def _bare_library(artefact, path) -> dict:
+    """Write the artefact's shared library without tvmconv's trailer to ``path``; its metadata."""
+    meta, lib_size = read_metadata(artefact)
+    path.write_bytes(artefact.read_bytes()[:lib_size])
+    return meta
+
+
 def test_plain_shared_library_is_not_an_artefact(two_io_artefact, tmp_path):
     """A loadable .so without tvmconv's trailer (e.g. TVM's own export) is refused by name."""
-    _, lib_size = read_metadata(two_io_artefact)
     plain = tmp_path / "plain.so"
-    plain.write_bytes(two_io_artefact.read_bytes()[:lib_size])
+    _bare_library(two_io_artefact, plain)
     with pytest.raises(tvmconv.ArtefactError, match="not a tvmconv artefact"):
         tvmconv.load(plain)
 
@@ -145,9 +151,8 @@ def test_foreign_file(tmp_path, content):
 
 def test_artefact_for_another_target(two_io_artefact, tmp_path):
     """The same library re-labelled (with a valid checksum) as aarch64 code: load refuses it."""
-    meta, lib_size = read_metadata(two_io_artefact)
     other = tmp_path / "arm.so"
-    other.write_bytes(two_io_artefact.read_bytes()[:lib_size])
+    meta = _bare_library(two_io_artefact, other)
     meta = {k: v for k, v in meta.items() if k not in ("format", "sha256")}
     append_metadata(other, {**meta, "target_key": "aarch64-neon"})
     assert read_metadata(other)[0]["target_key"] == "aarch64-neon"  # sound, only foreign
