@@ -168,6 +168,72 @@ def test_rgb_input_is_read_in_place(target):
     check_vs_ort(model)
 
 
+CONV_TRANSPOSES = {
+    # id: (input shape, weight shape (IC, OC/groups, KH, KW), attributes)
+    "k4_s2_p1": ((1, 16, 6, 7), (16, 8, 4, 4), {"strides": [2, 2], "pads": [1, 1, 1, 1]}),
+    "k3_s2_output_padding": ((1, 8, 5, 7), (8, 4, 3, 3), {"strides": [2, 2], "pads": [1, 1, 1, 1],
+                                                          "output_padding": [1, 1]}),
+    "k2_s2": ((2, 16, 6, 5), (16, 8, 2, 2), {"strides": [2, 2]}),
+    "s3x2_groups_asymmetric_pads": ((1, 8, 5, 7), (8, 2, 3, 5), {"strides": [3, 2], "group": 2,
+                                                                  "pads": [0, 2, 1, 0]}),
+    "depthwise_k4_s2": ((1, 8, 5, 7), (8, 1, 4, 4), {"strides": [2, 2], "group": 8,
+                                                      "pads": [1, 1, 1, 1]}),
+    "s1_dilation2": ((1, 6, 5, 4), (6, 3, 3, 3), {"dilations": [2, 2], "pads": [1, 0, 2, 1]}),
+    "output_shape_odd_crop": ((1, 4, 5, 5), (4, 5, 3, 3), {"strides": [2, 2],
+                                                            "output_shape": [9, 10]}),
+    "output_shape_past_the_taps": ((1, 4, 3, 3), (4, 5, 3, 3), {"strides": [3, 2],
+                                                                 "output_shape": [10, 8]}),
+    "same_lower": ((1, 4, 3, 3), (4, 5, 3, 3), {"strides": [2, 2], "auto_pad": "SAME_LOWER"}),
+    "pads_beyond_stride": ((1, 4, 5, 5), (4, 5, 5, 5), {"strides": [2, 2], "pads": [4, 4, 4, 4]}),
+}
+
+
+@pytest.mark.parametrize("bias", [False, True])
+@pytest.mark.parametrize("case", list(CONV_TRANSPOSES))
+def test_conv_transpose(case, bias):
+    """ConvTranspose (U-Net, FCN and GAN decoders) against onnxruntime: strides, groups,
+    dilation, pads, output_padding, output_shape and auto_pad."""
+    x_shape, w_shape, attrs = CONV_TRANSPOSES[case]
+    consts, inputs = {"w": _he(w_shape)}, ["x", "w"]
+    if bias:
+        consts["b"], inputs = weights(w_shape[1] * attrs.get("group", 1), 2, 0.1), inputs + ["b"]
+    node = helper.make_node("ConvTranspose", inputs, ["y"], **attrs)
+    check_vs_ort(make_model([node], {"x": x_shape}, ["y"], consts))
+
+
+@pytest.mark.parametrize("target", ["x86-avx2", "x86-avx512"])
+@pytest.mark.parametrize("kernel", [2, 4])
+def test_unet_decoder_step(target, kernel):
+    """A U-Net decoder step: a 2x transposed conv of the coarse map, concatenated with the skip
+    connection, then a 3x3 conv. The transposed conv runs as one stride-1 conv over the small
+    input (its four phases as output channels), with no zeros inserted; the pixel shuffle and the
+    crop of its pads move whole channel blocks, so no layout transform runs between the convs."""
+    nodes = [_conv_node("x", "skip", "w0", pads=[1, 1, 1, 1]),
+             helper.make_node("Relu", ["skip"], ["s"]),
+             helper.make_node("MaxPool", ["s"], ["p"], kernel_shape=[2, 2], strides=[2, 2]),
+             _conv_node("p", "c", "w1", pads=[1, 1, 1, 1]),
+             helper.make_node("ConvTranspose", ["c", "wt", "bt"], ["up"], strides=[2, 2],
+                              pads=[kernel // 2 - 1] * 4),
+             helper.make_node("Concat", ["up", "s"], ["cat"], axis=1),
+             _conv_node("cat", "y", "w2", pads=[1, 1, 1, 1])]
+    model = make_model(nodes, {"x": (1, 3, 12, 10)}, ["y"], {
+        "w0": _he((16, 3, 3, 3)), "w1": _he((32, 16, 3, 3), 2),
+        "wt": _he((32, 16, kernel, kernel), 3), "bt": weights(16, 4, 0.1),
+        "w2": _he((8, 32, 3, 3), 5)})
+    found = workloads(model, target)
+    deconv = [wl for wl in found if wl.kind == "conv2d" and wl.params["strides"] == (1, 1)
+              and wl.params["kernel_hw"] == (kernel // 2, kernel // 2)]
+    assert len(deconv) == 1, [wl.key for wl in found]
+    if kernel == 2:  # each of the 16 x 12 x 10 outputs: one tap from each of 32 input channels
+        assert deconv[0].flops() == 2 * (16 * 12 * 10) * 32
+    moves = [wl for wl in found if wl.kind in ("depth_to_space", "slice")]
+    assert len(moves) == (1 if kernel == 2 else 2), [wl.kind for wl in found]
+    assert all(len(wl.params["out"]) == 5 for wl in moves), moves
+    to_plain = [wl for wl in found if wl.kind == "layout_transform" and len(wl.params["out"]) == 4]
+    assert len(to_plain) == 1, to_plain  # the network output's
+    check_vs_ort(model, target=target)
+
+
 # -- Pooling --------------------------------------------------------------------------------------
 
 POOLS = {

@@ -54,6 +54,105 @@ def conv(ctx: Context, node, ins):
     ctx.emit("conv2d", inputs, (shape[0], oc, oh, ow), attrs, node.output[0], node.name)
 
 
+def conv_transpose(ctx: Context, node, ins):
+    """ConvTranspose as an ordinary conv, exactly and without multiplying inserted zeros.
+
+    Along an axis with stride s, output pixel s*q + r of the uncropped result sums
+    x[q - j] * w[r + s*j] over j: a stride-1 conv of x with the phase-r taps of the kernel,
+    flipped. One conv computes every phase as extra output channels, a pixel shuffle
+    (DepthToSpace, on channel blocks) interleaves them, and a slice crops the pads. Dilation is
+    supported at stride 1."""
+    what = f"ConvTranspose {node.name!r}"
+    x = ins[0]
+    w = ctx.const(ins[1], f"{what} weights").astype(np.float32)
+    shape = ctx.shape(x)
+    _need_2d(node, shape)
+    if w.ndim != 4:
+        raise UnsupportedError(f"{what}: only 2-D transposed convolutions are supported")
+    ic, ocg, kh, kw = w.shape
+    groups = int(ctx.attr(node, "group", 1))
+    if shape[1] != ic or ic % groups:
+        raise ModelError(f"{what}: weights {w.shape} with group={groups} do not fit input "
+                         f"channels {shape[1]}")
+    strides = tuple(int(v) for v in ctx.attr(node, "strides", [1, 1]))
+    dil = tuple(int(v) for v in ctx.attr(node, "dilations", [1, 1]))
+    if any(d > 1 and st > 1 for st, d in zip(strides, dil)):
+        raise UnsupportedError(f"{what}: dilation and stride both above 1 on one axis")
+    begin, out_hw = _transpose_geometry(ctx, node, shape[2:], (kh, kw), strides, dil)
+    taps = [-(-k // st) for k, st in zip((kh, kw), strides)]
+    sh, sw = strides
+    # weights[g, o, rh, rw, c, th, tw] = w[g, c, o, rh + sh*(J_h-1-th), rw + sw*(J_w-1-tw)]
+    wg = w.reshape(groups, ic // groups, ocg, kh, kw)
+    phases = np.zeros((groups, ocg, sh, sw, ic // groups, *taps), np.float32)
+    for rh, rw, th, tw in np.ndindex(sh, sw, *taps):
+        k_h, k_w = rh + sh * (taps[0] - 1 - th), rw + sw * (taps[1] - 1 - tw)
+        if k_h < kh and k_w < kw:
+            phases[:, :, rh, rw, :, th, tw] = wg[:, :, :, k_h, k_w].transpose(0, 2, 1)
+    oc, n_phases = ocg * groups, sh * sw
+    # output channels phase-major (DepthToSpace's DCR order: the shuffle then moves whole channel
+    # blocks), unless the groups need each output channel's phases together
+    shuffle = groups == 1 and sh == sw
+    if shuffle:
+        phases = phases.transpose(0, 2, 3, 1, 4, 5, 6)
+    # the conv's own pads: the kernel's full reach, less the phases the crop would drop anyway
+    lead = [min(b // st, d * (j - 1)) for b, st, d, j in zip(begin, strides, dil, taps)]
+    start = [b - ld * st for b, ld, st in zip(begin, lead, strides)]
+    pad_b = [d * (j - 1) - ld for d, j, ld in zip(dil, taps, lead)]
+    span = [-(-(s0 + o) // st) for s0, o, st in zip(start, out_hw, strides)]  # conv rows needed
+    pad_e = [max(0, q - n - pb + d * (j - 1))
+             for q, n, pb, d, j in zip(span, shape[2:], pad_b, dil, taps)]
+    conv_hw = [n + pb + pe - d * (j - 1) for n, pb, pe, d, j in zip(shape[2:], pad_b, pad_e, dil,
+                                                                      taps)]
+    inputs = [x, ctx.graph.add_const(phases.reshape(oc * n_phases, ic // groups, *taps),
+                                     "deconv_w")]
+    if len(ins) > 2 and ins[2]:
+        bias = ctx.const(ins[2], f"{what} bias").astype(np.float32)
+        inputs.append(ctx.graph.add_const(np.tile(bias, n_phases) if shuffle
+                                          else np.repeat(bias, n_phases), "deconv_b"))
+    attrs = {"strides": (1, 1), "pads": (pad_b[0], pad_b[1], pad_e[0], pad_e[1]),
+             "dilations": dil, "groups": groups, "epilogue": ()}
+    n = shape[0]
+    shuffled = (n, oc, conv_hw[0] * sh, conv_hw[1] * sw)
+    cropped = start != [0, 0] or [s0 + o for s0, o in zip(start, out_hw)] != list(shuffled[2:])
+    last = None if cropped else node.output[0]  # the op that writes the node's output
+    y = ctx.emit("conv2d", inputs, (n, oc * n_phases, *conv_hw), attrs,
+                 None if n_phases > 1 else last, node.name)
+    if shuffle and n_phases > 1:  # pixel shuffle: (rh, rw, oc, q_h, q_w) -> (oc, q_h, rh, q_w, rw)
+        y = ctx.emit("depth_to_space", [y], shuffled, {"block": sh, "mode": "DCR"}, last)
+    elif n_phases > 1:  # the same from (oc, rh, rw, q_h, q_w)
+        y = reshape_to(ctx, y, (n, oc, sh, sw, *conv_hw))
+        y = ctx.emit("transpose", [y], (n, oc, conv_hw[0], sh, conv_hw[1], sw),
+                     {"perm": (0, 1, 4, 2, 5, 3)})
+        y = reshape_to(ctx, y, shuffled, last)
+    if cropped:
+        ctx.emit("slice", [y], (n, oc, *out_hw), {"starts": (0, 0, *start), "steps": (1, 1, 1, 1)},
+                 node.output[0], node.name)
+
+
+def _transpose_geometry(ctx, node, in_hw, kernel, strides, dil):
+    """(leading pads, output size) per axis of a ConvTranspose: from pads, auto_pad or
+    output_shape. The output may reach past the uncropped result (output_padding, a larger
+    output_shape): those pixels get no taps, only the bias."""
+    adj = [int(a) for a in ctx.attr(node, "output_padding", [0, 0])]
+    full = [st * (n - 1) + a + (k - 1) * d + 1
+            for n, k, st, d, a in zip(in_hw, kernel, strides, dil, adj)]
+    auto = ctx.attr(node, "auto_pad", "NOTSET")
+    out_shape = ctx.attr(node, "output_shape")
+    if out_shape is not None or auto in ("SAME_UPPER", "SAME_LOWER"):
+        out = ([int(v) for v in out_shape][-2:] if out_shape is not None
+               else [n * st for n, st in zip(in_hw, strides)])
+        total = [max(0, f - o) for f, o in zip(full, out)]
+        if auto == "SAME_UPPER":
+            return [t // 2 for t in total], out
+        return [t - t // 2 for t in total], out  # SAME_LOWER and output_shape: more at the start
+    pads = [0, 0, 0, 0] if auto == "VALID" else [int(p) for p in ctx.attr(node, "pads",
+                                                                         [0, 0, 0, 0])]
+    out = [f - pads[a] - pads[a + 2] for a, f in enumerate(full)]
+    if min(out) < 1:
+        raise ModelError(f"ConvTranspose {node.name!r}: pads {pads} leave no output")
+    return pads[:2], out
+
+
 def _pool_out(size, k, s, d, pb, pe, ceil):
     span = size + pb + pe - d * (k - 1) - 1
     out = (-(-span // s) if ceil else span // s) + 1

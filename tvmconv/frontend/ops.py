@@ -11,6 +11,7 @@ from .elementwise import binary, clip, prelu, unary, variadic
 from .nn import (
     batch_norm,
     conv,
+    conv_transpose,
     gemm,
     global_pool,
     instance_norm,
@@ -42,6 +43,7 @@ from .tensor import (
 
 CONVERTERS = {
     "Conv": conv,
+    "ConvTranspose": conv_transpose,
     "MaxPool": pool("max"),
     "AveragePool": pool("avg"),
     "LpPool": pool("lp"),

@@ -73,9 +73,11 @@ def resize(wl):
 
 
 def slice_(wl):
+    """Any axes past the sliced ones (a channel block's lanes) are taken whole."""
     p = wl.params
     (x,) = _inputs(p)
-    starts, steps = p["starts"], p["steps"]
+    extra = len(p["out"]) - len(p["starts"])
+    starts, steps = (*p["starts"], *[0] * extra), (*p["steps"], *[1] * extra)
     return [x, te.compute(p["out"],
                           lambda *i: x(*[s + k * st for k, s, st in zip(i, starts, steps)]),
                           name="slice")]
@@ -112,15 +114,16 @@ def pad(wl):
 
 
 def depth_to_space(wl):
+    """Also on channel blocks (DCR only): each block of output channels is a whole input block."""
     p = wl.params
     (x,) = _inputs(p)
     b, mode = p["block"], p["mode"]
-    c_out = p["out"][1]
+    c_out = p["out"][1]  # channels, or channel blocks
 
-    def body(n, c, y, xx):
+    def body(n, c, y, xx, *lane):
         by, bx = y % b, xx % b
         src_c = (by * b + bx) * c_out + c if mode == "DCR" else c * b * b + by * b + bx
-        return x[n, src_c, y // b, xx // b]
+        return x[(n, src_c, y // b, xx // b, *lane)]
 
     return [x, te.compute(p["out"], body, name="depth_to_space")]
 

@@ -73,7 +73,7 @@ class _Planner:
         self.cache: dict[tuple[str, int], str] = {}
         self.users = graph.consumers()
         self.flat_blocked: dict[str, tuple[int, int, int, int]] = {}  # value -> (C, H, W, block)
-        self.concat_blocks = self._concat_blocks()
+        self.conv_blocks = {**self._concat_blocks(), **self._shuffle_blocks()}
 
     def _concat_blocks(self) -> dict[str, int]:
         """Output blocks for convs whose results are concatenated along channels: one block
@@ -95,6 +95,22 @@ class _Planner:
             common = [b for b in (2 * self.lanes, self.lanes) if all(c % b == 0 for c in channels)]
             if common:
                 found.update((v, common[0]) for v in parts)
+        return found
+
+    def _shuffle_blocks(self) -> dict[str, int]:
+        """Output blocks for convs feeding a DCR pixel shuffle (a transposed conv's phases): a
+        block that divides the shuffle's output channels, so it moves whole blocks (a 16-channel
+        decoder's 64 phase channels: blocks of 16, not 32)."""
+        g, found = self.g, {}
+        producers = g.producers()
+        for node in g.nodes:
+            conv = producers.get(node.inputs[0]) if node.op == "depth_to_space" else None
+            if conv is None or conv.op != "conv2d" or node.attrs["mode"] != "DCR":
+                continue
+            channels = g.shapes[node.outputs[0]][1]
+            fits = [b for b in (2 * self.lanes, self.lanes) if channels % b == 0]
+            if fits and len(self.users.get(node.inputs[0], [])) == 1:
+                found[node.inputs[0]] = fits[0]
         return found
 
     def layout(self, value: str) -> int:
@@ -162,7 +178,7 @@ class _Planner:
                 ib = ic if ic <= db else math.gcd(ic, db)
             else:
                 ib = 1 if ic < self.lanes else pick_block(ic, self.lanes)
-            ob = self.concat_blocks.get(node.outputs[0], out_block(oc, self.lanes))
+            ob = self.conv_blocks.get(node.outputs[0], out_block(oc, self.lanes))
             packed = pack_weights(w, groups, ib, ob)
         if groups > 1 or not db:
             db = ib
@@ -230,6 +246,25 @@ class _Planner:
         node.inputs = [self.operand(i, block, out_shape) for i in node.inputs]
         if block:
             g.layouts[node.outputs[0]] = block
+
+    def depth_to_space(self, node: Node) -> None:
+        """DCR on channel blocks when the output channels fill whole blocks (a transposed conv's
+        pixel shuffle): each output block is one input block. Else plain."""
+        block = self.layout(node.inputs[0])
+        if block and node.attrs["mode"] == "DCR" and self.g.shapes[node.outputs[0]][1] % block == 0:
+            self.g.layouts[node.outputs[0]] = block
+        else:
+            self.plain(node)
+
+    def slice(self, node: Node) -> None:
+        """A crop of H and W keeps the channel blocks (a transposed conv's pads). Else plain."""
+        block, a = self.layout(node.inputs[0]), node.attrs
+        src, out = self.g.shapes[node.inputs[0]], self.g.shapes[node.outputs[0]]
+        if (block and len(src) == 4 and a["starts"][:2] == (0, 0) and a["steps"][:2] == (1, 1)
+                and out[:2] == src[:2]):
+            self.g.layouts[node.outputs[0]] = block
+        else:
+            self.plain(node)
 
     def resize(self, node: Node) -> None:
         block = self.layout(node.inputs[0])  # each pixel's channel block moves as a whole

@@ -11,11 +11,12 @@ KINDS = ("elementwise", "transpose", "concat", "slice", "pad", "resize", "depth_
 
 
 def _span(wl) -> int:
-    """How many output elements one vector step may cover: all of them, flattened, except for a
-    blocked resize, whose source pixel changes from one output pixel to the next (a vector across
-    pixels would gather), so its vectors stay within a pixel's channel block."""
+    """How many output elements one vector step may cover: all of them, flattened, except where
+    the source pixel of a blocked output changes from one output pixel to the next (a resize, a
+    pixel shuffle: a vector across pixels would gather), so vectors stay in a channel block."""
     out = wl.params["out"]
-    return out[-1] if wl.kind == "resize" and len(out) == 5 else prod(out)
+    moves = wl.kind in ("resize", "depth_to_space")
+    return out[-1] if moves and len(out) == 5 else prod(out)
 
 
 def space(wl, target) -> Space:
