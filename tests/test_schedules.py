@@ -151,6 +151,8 @@ BIG = {
         [helper.make_node("Conv", ["x", "w"], ["c"]),
          helper.make_node("MaxPool", ["c"], ["y"], kernel_shape=[3, 3], pads=[1, 1, 1, 1])],
         {"x": (1, 3, 64, 64)}, ["y"], {"w": weights((64, 3, 1, 1))}), "pool2d"),
+    "unblock": (lambda: single("Conv", (1, 3, 64, 64), {"w": weights((48, 3, 3, 3))}, ["w"]),
+                "layout_transform"),  # the output, from channel blocks to NCHW
 }
 
 

@@ -3,20 +3,27 @@
 from __future__ import annotations
 
 from ...config import Config, Space
-from .common import flat_parallel_vectorize, prod, vector_tile
+from .common import flat_parallel_vectorize, parallel_if_worth, prod, vector_tile
 
 NAME = "injective_flat"
 KINDS = ("elementwise", "transpose", "concat", "slice", "pad", "resize", "depth_to_space",
          "space_to_depth", "layout_transform")
 
 
+def _unblocks(wl) -> bool:
+    """A layout transform from channel blocks to plain NCHW (a network's output, a plain op)."""
+    p = wl.params
+    return wl.kind == "layout_transform" and p["dst"] == 0 and p["src"] > 1
+
+
 def _span(wl) -> int:
     """How many output elements one vector step may cover: all of them, flattened, except where
     the source pixel of a blocked output changes from one output pixel to the next (a resize, a
-    pixel shuffle: a vector across pixels would gather), so vectors stay in a channel block."""
+    pixel shuffle: a vector across pixels would gather), so vectors stay in a channel block; and
+    a row of pixels when unblocking (see ``_unblock``)."""
     out = wl.params["out"]
     moves = wl.kind in ("resize", "depth_to_space")
-    return out[-1] if moves and len(out) == 5 else prod(out)
+    return out[-1] if (moves and len(out) == 5) or _unblocks(wl) else prod(out)
 
 
 def space(wl, target) -> Space:
@@ -37,5 +44,22 @@ def default(wl, target) -> Config:
 
 def apply(sch, wl, cfg: Config, target) -> None:
     block = sch.get_sblock(wl.kind)  # each data-movement compute is named after its kind
-    flat_parallel_vectorize(sch, block, target.lanes, cfg["vector"])
+    if _unblocks(wl):
+        _unblock(sch, block, wl, cfg["vector"])
+    else:
+        flat_parallel_vectorize(sch, block, target.lanes, cfg["vector"])
+
+
+def _unblock(sch, block, wl, vec: int) -> None:
+    """NCHW[b]c -> NCHW one channel block at a time: for a run of ``vec`` pixels, each channel's
+    row is one vector store, its loads strided within the block's few cache lines. Flattened
+    vectors instead gathered across blocks and rows: a 32-channel 112x112 output took 0.198 ms,
+    0.034 like this."""
+    n, c, h, w = sch.get_loops(block)
+    cb, cl = sch.split(c, [None, wl.params["src"]])
+    wo, wi = sch.split(w, [None, vec])
+    sch.reorder(n, cb, h, wo, cl, wi)
+    parallel_if_worth(sch, sch.fuse(n, cb, h), wl)
+    if vec > 1:
+        sch.vectorize(wi)
 
