@@ -184,6 +184,8 @@ CONV_TRANSPOSES = {
     "output_shape_past_the_taps": ((1, 4, 3, 3), (4, 5, 3, 3), {"strides": [3, 2],
                                                                  "output_shape": [10, 8]}),
     "same_lower": ((1, 4, 3, 3), (4, 5, 3, 3), {"strides": [2, 2], "auto_pad": "SAME_LOWER"}),
+    "same_upper_kernel_below_stride": ((1, 8, 12, 11), (8, 2, 2, 2), {
+        "strides": [3, 3], "group": 8, "auto_pad": "SAME_UPPER"}),  # no pads: 35 x 32, not 36 x 33
     "pads_beyond_stride": ((1, 4, 5, 5), (4, 5, 5, 5), {"strides": [2, 2], "pads": [4, 4, 4, 4]}),
 }
 

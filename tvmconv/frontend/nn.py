@@ -139,9 +139,11 @@ def _transpose_geometry(ctx, node, in_hw, kernel, strides, dil):
     auto = ctx.attr(node, "auto_pad", "NOTSET")
     out_shape = ctx.attr(node, "output_shape")
     if out_shape is not None or auto in ("SAME_UPPER", "SAME_LOWER"):
-        out = ([int(v) for v in out_shape][-2:] if out_shape is not None
-               else [n * st for n, st in zip(in_hw, strides)])
-        total = [max(0, f - o) for f, o in zip(full, out)]
+        target = ([int(v) for v in out_shape][-2:] if out_shape is not None
+                  else [n * st for n, st in zip(in_hw, strides)])
+        total = [max(0, f - o) for f, o in zip(full, target)]
+        # an output_shape is the output's; SAME's target is only what the pads aim at
+        out = target if out_shape is not None else [f - t for f, t in zip(full, total)]
         if auto == "SAME_UPPER":
             return [t // 2 for t in total], out
         return [t - t // 2 for t in total], out  # SAME_LOWER and output_shape: more at the start
