@@ -27,15 +27,20 @@ def _pads_2d(ctx, node, in_hw, kernel, strides, dilations):
     return tuple(int(p) for p in pads)
 
 
-def conv(ctx: Context, node, ins):
-    x, w_name = ins[0], ins[1]
-    w = ctx.const(w_name, f"Conv {node.name!r} weights")
-    shape = ctx.shape(x)
+def _conv_operands(ctx: Context, node, ins):
+    """(input shape, weights, groups) of a Conv or ConvTranspose, checked to be 2-D."""
+    w = ctx.const(ins[1], f"{node.op_type} {node.name!r} weights")
+    shape = ctx.shape(ins[0])
     _need_2d(node, shape)
     if w.ndim != 4:
-        raise UnsupportedError(f"Conv {node.name!r}: only 2-D convolutions are supported")
+        raise UnsupportedError(f"{node.op_type} {node.name!r}: only 2-D ones are supported")
+    return shape, w, int(ctx.attr(node, "group", 1))
+
+
+def conv(ctx: Context, node, ins):
+    x, w_name = ins[0], ins[1]
+    shape, w, groups = _conv_operands(ctx, node, ins)
     oc, icg, kh, kw = w.shape
-    groups = int(ctx.attr(node, "group", 1))
     if shape[1] != icg * groups or oc % groups:
         raise ModelError(f"Conv {node.name!r}: weights {w.shape} with group={groups} do not fit "
                          f"input channels {shape[1]}")
@@ -64,13 +69,9 @@ def conv_transpose(ctx: Context, node, ins):
     supported at stride 1."""
     what = f"ConvTranspose {node.name!r}"
     x = ins[0]
-    w = ctx.const(ins[1], f"{what} weights").astype(np.float32)
-    shape = ctx.shape(x)
-    _need_2d(node, shape)
-    if w.ndim != 4:
-        raise UnsupportedError(f"{what}: only 2-D transposed convolutions are supported")
+    shape, w, groups = _conv_operands(ctx, node, ins)
+    w = w.astype(np.float32)
     ic, ocg, kh, kw = w.shape
-    groups = int(ctx.attr(node, "group", 1))
     if shape[1] != ic or ic % groups:
         raise ModelError(f"{what}: weights {w.shape} with group={groups} do not fit input "
                          f"channels {shape[1]}")
