@@ -497,6 +497,17 @@ def test_activation(op):
     check_vs_ort(model, {"x": x})
 
 
+@pytest.mark.parametrize("approximate", ["none", "tanh"])
+def test_gelu_after_conv(approximate):
+    """Gelu (opset 20, ConvNeXt's activation), fused behind a conv and standalone on a plain
+    tensor."""
+    nodes = [_conv_node("x", "c", "w", pads=[1, 1, 1, 1]),
+             helper.make_node("Gelu", ["c"], ["y"], approximate=approximate),
+             helper.make_node("Gelu", ["x"], ["z"], approximate=approximate)]
+    model = make_model(nodes, {"x": (1, 5, 7, 6)}, ["y", "z"], {"w": _he((16, 5, 3, 3))}, opset=20)
+    check_vs_ort(model, {"x": rng_inputs(model)["x"] * 3})
+
+
 @pytest.mark.parametrize("lo, hi", [(-1.0, 2.0), (0.5, None), (None, -0.2)])
 def test_clip(lo, hi):
     consts = {k: np.float32(v) for k, v in (("lo", lo), ("hi", hi)) if v is not None}

@@ -29,7 +29,7 @@ OPERATORS = {
     "Conv": "(basic_)?conv", "ConvTranspose": "convtranspose", "DepthToSpace": "depthtospace",
     "Div": "div",
     "Dropout": "(dropout|training_dropout)", "Elu": "elu", "Erf": "erf", "Exp": "exp",
-    "Expand": "expand", "LayerNormalization": "layer_normalization",
+    "Expand": "expand", "Gelu": "gelu", "LayerNormalization": "layer_normalization",
     "Flatten": "flatten", "Floor": "floor", "Gemm": "gemm",
     "GlobalAveragePool": "globalaveragepool", "GlobalMaxPool": "globalmaxpool",
     "GlobalLpPool": "globallppool", "HardSigmoid": "hardsigmoid", "HardSwish": "hardswish",
@@ -66,7 +66,7 @@ OUT_OF_SCOPE = {
     r"^test_split_to_sequence_": "SplitToSequence (another operator): sequence outputs",
     # An expanded case runs the function body an operator is defined by, so it tests the operators
     # of that body; these bodies use operators outside tvmconv's list.
-    r"^test_(celu|elu|hardsigmoid|leakyrelu|prelu|relu|selu|softplus|softsign|thresholdedrelu"
+    r"^test_(celu|elu|gelu|hardsigmoid|leakyrelu|prelu|relu|selu|softplus|softsign|thresholdedrelu"
     r"|reduce_l2)_.*expanded": "the expanded form uses CastLike, which tvmconv does not support",
     r"^test_reduce_(max|min)_(bool_inputs|empty_set_bool)_": "bool tensors: tvmconv computes "
                                                              "in float32",

@@ -6,7 +6,7 @@ import math
 
 import numpy as np
 
-from ..errors import ModelError
+from ..errors import ModelError, UnsupportedError
 from .context import Context
 
 
@@ -16,6 +16,15 @@ def unary(fn, **defaults):
         params = tuple(float(ctx.attr(node, k, v)) for k, v in defaults.items())
         ctx.elementwise([(fn, (None,), params)], [ins[0]], node.output[0], node.name)
     return convert
+
+
+def gelu(ctx: Context, node, ins):
+    """Gelu (opset 20; ConvNeXt's and ViT hybrids' activation): exact, or its tanh form."""
+    approximate = ctx.attr(node, "approximate", "none")
+    if approximate not in ("none", "tanh"):
+        raise UnsupportedError(f"Gelu {node.name!r}: approximate={approximate!r}")
+    fn = "gelu" if approximate == "none" else "gelu_tanh"
+    ctx.elementwise([(fn, (None,), ())], [ins[0]], node.output[0], node.name)
 
 
 def binary(fn, commutative):

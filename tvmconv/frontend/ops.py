@@ -7,7 +7,7 @@ supported operators.
 from __future__ import annotations
 
 from .context import ConstantRequired, Context  # noqa: F401  (re-exported for the frontend)
-from .elementwise import binary, clip, prelu, unary, variadic
+from .elementwise import binary, clip, gelu, prelu, unary, variadic
 from .nn import (
     batch_norm,
     conv,
@@ -104,6 +104,7 @@ CONVERTERS = {
     "Floor": unary("floor"),
     "Ceil": unary("ceil"),
     "Erf": unary("erf"),
+    "Gelu": gelu,
     "Clip": clip,
     "PRelu": prelu,
     "Add": binary("add", True),

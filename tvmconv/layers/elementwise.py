@@ -80,6 +80,23 @@ def tanh(x):
     return c * p / q
 
 
+def erf(x):
+    """erf that vectorises: Eigen's rational approximation on [-4, 4] (outside, +-1 in float32),
+    odd degree-13 over even degree-8 polynomials. TVM lowers tirx.erf to a scalar erff call:
+    1.9 ms for a 96x56x56 map, 12x a sigmoid (GELU in ConvNeXt, exported as Erf below opset 20)."""
+    c = tirx.max(tirx.min(x, _f(4.0)), _f(-4.0))
+    c2 = c * c
+    p = _f(-2.72614225801306e-10)
+    for coeff in (2.77068142495902e-08, -2.10102402082508e-06, -5.69250639462346e-05,
+                  -7.34990630326855e-04, -2.95459980854025e-03, -1.60960333262415e-02):
+        p = p * c2 + _f(coeff)
+    q = _f(-1.45660718464996e-05)
+    for coeff in (-2.13374055278905e-04, -1.68282697438203e-03, -7.37332916720468e-03,
+                  -1.42647390514189e-02):
+        q = q * c2 + _f(coeff)
+    return tirx.Select(tirx.isnan(x), x, c * p / q)  # NaN stays NaN (the clamp makes it 4)
+
+
 def _log1p(t):
     # log(1 + t) for t >= 0 to float precision: 1 + t rounds away a small t's low digits, so below
     # 1/16 use the series (5 terms: error < 2e-7 relative); a log1pf call would not vectorise
@@ -136,7 +153,10 @@ FNS = {
     "reciprocal": lambda x: _f(1.0) / x,
     "floor": lambda x: tirx.floor(x),
     "ceil": lambda x: tirx.ceil(x),
-    "erf": lambda x: tirx.erf(x),
+    "erf": erf,
+    "gelu": lambda x: _f(0.5) * x * (_f(1.0) + erf(x * _f(math.sqrt(0.5)))),
+    "gelu_tanh": lambda x: _f(0.5) * x * (_f(1.0) + tanh(
+        _f(math.sqrt(2 / math.pi)) * (x + _f(0.044715) * x * x * x))),
     "add": lambda x, y: x + y,
     "sub": lambda x, y: x - y,
     "mul": lambda x, y: x * y,
