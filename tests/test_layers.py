@@ -508,6 +508,22 @@ def test_gelu_after_conv(approximate):
     check_vs_ort(model, {"x": rng_inputs(model)["x"] * 3})
 
 
+def test_log_over_the_float_range():
+    """Log runs as a vectorised polynomial: normal floats from 1e-37 to 1e37, 0 (-inf) and
+    negatives (NaN) as onnxruntime gives them."""
+    x = np.concatenate([np.geomspace(1e-37, 1e37, 117), [0.0, -1.0, 1.0]])
+    model = single("Log", (1, 120))
+    check_vs_ort(model, {"x": x.astype(np.float32)[None]})
+
+
+@pytest.mark.parametrize("exponent", [3.0, 2.0, -1.0, -2.0, 0.5, 1.7])
+def test_pow_constant_exponent(exponent):
+    """A constant exponent: multiplications for small integers, a square root for 0.5, powf
+    otherwise; negative bases give what onnxruntime gives (NaN for the fractional ones)."""
+    model = single("Pow", (2, 5, 3, 4), {"p": np.array(exponent, np.float32)}, ["p"])
+    check_vs_ort(model, {"x": rng_inputs(model)["x"] * 2})
+
+
 @pytest.mark.parametrize("lo, hi", [(-1.0, 2.0), (0.5, None), (None, -0.2)])
 def test_clip(lo, hi):
     consts = {k: np.float32(v) for k, v in (("lo", lo), ("hi", hi)) if v is not None}

@@ -30,6 +30,12 @@ def gelu(ctx: Context, node, ins):
 def binary(fn, commutative):
     def convert(ctx: Context, node, ins):
         a, b = ins[0], ins[1]
+        exponent = ctx.graph.consts.get(b) if fn == "pow" and a not in ctx.graph.consts else None
+        if exponent is not None and exponent.size == 1 and exponent.ndim <= len(ctx.shape(a)):
+            # a constant exponent becomes a parameter: small integers turn into multiplications
+            value = float(exponent.reshape(-1)[0])
+            ctx.elementwise([("pow_const", (None,), (value,))], [a], node.output[0], node.name)
+            return
         if a in ctx.graph.consts and b not in ctx.graph.consts:
             if commutative:
                 a, b = b, a

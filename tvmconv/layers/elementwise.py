@@ -101,7 +101,7 @@ def _log1p(t):
     # log(1 + t) for t >= 0 to float precision: 1 + t rounds away a small t's low digits, so below
     # 1/16 use the series (5 terms: error < 2e-7 relative); a log1pf call would not vectorise
     series = t * (_f(1.0) + t * (_f(-1 / 2) + t * (_f(1 / 3) + t * (_f(-1 / 4) + t * _f(1 / 5)))))
-    return tirx.Select(t < _f(1 / 16), series, tirx.log(_f(1.0) + t))
+    return tirx.Select(t < _f(1 / 16), series, log(_f(1.0) + t))
 
 
 def _softplus(x):
@@ -110,17 +110,18 @@ def _softplus(x):
     return tirx.max(x, _f(0.0)) + _log1p(exp(-tirx.abs(x)))
 
 
-def _pow(x, y):
-    # x ** 2 and x ** 0.5 are common (LpPool, exporters' norms); pow() itself is slow
-    # and NaN for x < 0
-    if isinstance(y, tirx.FloatImm):
-        if y.value == 2.0:
-            return x * x
-        if y.value == 1.0:
-            return x
-        if y.value == 0.5:
-            return tirx.sqrt(x)
-    return tirx.power(x, y)
+def _pow_const(x, y: float):
+    """x ** y for a constant y: a square root, or multiplications for small integers (LpPool's
+    x ** 2, norms' ** 0.5, the tanh form of GELU's x ** 3). TVM lowers power() to a scalar powf
+    call per element: x ** 3 over a 96x56x56 map took 0.59 ms, 4x a sigmoid."""
+    if y == 0.5:
+        return tirx.sqrt(x)
+    if y == int(y) and 1 <= abs(y) <= 4:
+        product = x
+        for _ in range(int(abs(y)) - 1):
+            product = product * x
+        return product if y > 0 else _f(1.0) / product
+    return tirx.power(x, _f(y))
 
 
 # fn -> f(value, *operands, *params) as TE expressions.
@@ -148,7 +149,7 @@ FNS = {
     "abs": lambda x: tirx.abs(x),
     "neg": lambda x: -x,
     "exp": exp,
-    "log": lambda x: tirx.log(x),
+    "log": log,
     "sqrt": lambda x: tirx.sqrt(x),
     "reciprocal": lambda x: _f(1.0) / x,
     "floor": lambda x: tirx.floor(x),
@@ -163,7 +164,8 @@ FNS = {
     "div": lambda x, y: x / y,
     "max": lambda x, y: tirx.max(x, y),
     "min": lambda x, y: tirx.min(x, y),
-    "pow": _pow,
+    "pow": lambda x, y: tirx.power(x, y),
+    "pow_const": _pow_const,
 }
 
 
