@@ -7,7 +7,7 @@ import math
 
 from tvm import te, tirx
 
-from .elementwise import exp, positive_pow
+from .elementwise import exp, log, positive_pow
 
 
 def softmax(wl) -> list[te.Tensor]:
@@ -25,7 +25,7 @@ def softmax(wl) -> list[te.Tensor]:
     total = te.compute(red_shape, lambda *i: te.sum(
         exp(x(*at(i, r2)) - mx(*i)), axis=r2), name="softmax_sum")
     if p["log"]:
-        out = te.compute(shape, lambda *i: x(*i) - mx(*at(i, 0)) - tirx.log(total(*at(i, 0))),
+        out = te.compute(shape, lambda *i: x(*i) - mx(*at(i, 0)) - log(total(*at(i, 0))),
                          name="softmax")
     else:
         out = te.compute(shape, lambda *i: exp(x(*i) - mx(*at(i, 0))) / total(*at(i, 0)),
