@@ -27,8 +27,8 @@ def _seeded_input(name: str, seed: int = 123) -> np.ndarray:
     return np.random.default_rng(seed).standard_normal(zoo.input_shape(name)).astype(np.float32)
 
 
-# the shipped schedule book must fit the templates as they are now: a record that no longer does
-# is ignored with a warning every user would see
+# the shipped schedule book must fit the templates as they are now: a layer none of whose records
+# fits any more gets its default, with a warning every user would see
 BOOK_FITS = pytest.mark.filterwarnings("error:ignoring a tuning record")
 
 

@@ -134,6 +134,29 @@ def test_best_ranks_configs_by_median(tmp_path):
     assert records.best([log], key)["wl"]["config"] == {"k": 1}
 
 
+def test_a_stale_best_record_falls_back_to_the_next(tiny, tmp_path):
+    """A log written before a template change: its fastest record for a layer no longer fits the
+    template's space, so compile uses that layer's fastest record that still fits, quietly."""
+    import warnings
+
+    from tvmconv.build import choose, tuned_records
+    from tvmconv.templates.x86 import conv2d
+
+    target = resolve("x86")
+    wl = next(w for w, _ in workloads(tiny, target) if w.kind == "conv2d")
+    valid = conv2d.default(wl, target).to_json()
+    stale = {**valid, "tile_w": 5}  # 12 columns: not a tile width the space offers
+    assert not conv2d.space(wl, target).contains(Config.of(stale))
+    log = tmp_path / "old.jsonl"
+    records.append(log, [records.make(target.key, wl.key, conv2d.NAME, stale, latencies=[1e-5]),
+                         records.make(target.key, wl.key, conv2d.NAME, valid, latencies=[2e-5])])
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")
+        _, cfg = choose(wl, target, tuned_records(target.key, [log], book=False))
+        tvmconv.compile(tiny, target="x86", log=log)
+    assert cfg.to_json() == valid
+
+
 def test_finalists_are_retimed(tiny, tmp_path):
     """With a time budget the tuner ends by timing each task's best configs and its default again,
     and the log then holds several timings of each finalist."""

@@ -35,20 +35,24 @@ def book_paths(target_key: str) -> list[Path]:
     return []
 
 
-def tuned_records(target_key: str, logs, book: bool = True) -> dict[str, dict]:
-    """The best record per workload key: the user's logs over the shipped schedule book."""
-    tuned = records.best(book_paths(target_key) if book else [], target_key)
-    tuned.update(records.best(logs, target_key))
+def tuned_records(target_key: str, logs, book: bool = True) -> dict[str, list[dict]]:
+    """Per workload key, its records fastest first: the user's logs', then the shipped book's."""
+    tuned = records.ranked(logs, target_key)
+    for key, recs in records.ranked(book_paths(target_key) if book else [], target_key).items():
+        tuned.setdefault(key, []).extend(recs)
     return tuned
 
 
-def choose(wl: Workload, target: TargetSpec, tuned: dict[str, dict]):
-    """(template, config) for a workload: the best tuning record if valid, else the default."""
-    rec = tuned.get(wl.key)
-    if rec is not None:
+def choose(wl: Workload, target: TargetSpec, tuned: dict[str, list[dict]]):
+    """(template, config) for a workload: its fastest tuning record that fits the templates as
+    they are now (a log older than a template change keeps its other measurements), else the
+    default."""
+    recs = tuned.get(wl.key, [])
+    for rec in recs:
         found = templates.from_record(rec, wl, target)
         if found is not None:
             return found
+    if recs:
         warnings.warn(f"ignoring a tuning record that does not fit {wl.key}", stacklevel=2)
     template = templates.templates_for(wl.kind, target.family, wl, target)[0]
     return template, template.default(wl, target)

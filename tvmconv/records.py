@@ -60,15 +60,26 @@ def read(path: str | os.PathLike, warn: bool = True) -> Iterator[dict]:
 
 def best(paths: Iterable[str | os.PathLike], target_key: str) -> dict[str, dict]:
     """The fastest config per workload key for a target key, over several logs (see
-    ``best_by_target``)."""
-    return best_by_target(paths).get(target_key, {})
+    ``ranked_by_target``)."""
+    return {workload: recs[0] for workload, recs in ranked(paths, target_key).items()}
 
 
 def best_by_target(paths: Iterable[str | os.PathLike]) -> dict[str, dict[str, dict]]:
-    """target key -> workload key -> the fastest config's record, reading the logs once. A config
-    measured more than once (the tuner re-times its finalists) is ranked by its median: on a noisy
-    machine one lucky timing must not decide. The record returned is that config's median one.
-    A target key whose records all failed maps to no workloads."""
+    """target key -> workload key -> the fastest config's record, reading the logs once."""
+    return {target: {workload: recs[0] for workload, recs in by_workload.items()}
+            for target, by_workload in ranked_by_target(paths).items()}
+
+
+def ranked(paths: Iterable[str | os.PathLike], target_key: str) -> dict[str, list[dict]]:
+    """Per workload key of a target key, one record per config, fastest first."""
+    return ranked_by_target(paths).get(target_key, {})
+
+
+def ranked_by_target(paths: Iterable[str | os.PathLike]) -> dict[str, dict[str, list[dict]]]:
+    """target key -> workload key -> one record per measured config, fastest first, reading the
+    logs once. A config measured more than once (the tuner re-times its finalists) is ranked by
+    its median: on a noisy machine one lucky timing must not decide. The record given is that
+    config's median one. A target key whose records all failed maps to no workloads."""
     runs: dict[str, dict[str, dict[tuple, list[dict]]]] = {}
     for path in paths:
         for rec in read(path):
@@ -77,8 +88,8 @@ def best_by_target(paths: Iterable[str | os.PathLike]) -> dict[str, dict[str, di
                 continue
             config = (rec["template"], json.dumps(rec["config"], sort_keys=True))
             by_workload.setdefault(rec["workload"], {}).setdefault(config, []).append(rec)
-    return {target: {workload: min((lower_median(recs, key=cost) for recs in by_config.values()),
-                                   key=cost)
+    return {target: {workload: sorted((lower_median(recs, key=cost)
+                                       for recs in by_config.values()), key=cost)
                      for workload, by_config in by_workload.items()}
             for target, by_workload in runs.items()}
 
