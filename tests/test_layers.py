@@ -236,6 +236,27 @@ def test_unet_decoder_step(target, kernel):
     check_vs_ort(model, target=target)
 
 
+@pytest.mark.parametrize("target", ["x86-avx2", "x86-avx512"])
+def test_decoder_concat_of_mixed_blocks(target):
+    """A decoder joining a resized 32-channel map and a 16-channel transposed-conv output: their
+    own blocks differ on AVX-512 (32 and 16), so the convs behind the resize and the pixel
+    shuffle write one common block, and the concat stays blocked (and in place): the only
+    layout transform is the network output's."""
+    nodes = [_conv_node("x", "a", "w0", pads=[1, 1, 1, 1], strides=[2, 2]),
+             helper.make_node("Relu", ["a"], ["r"]),
+             helper.make_node("ConvTranspose", ["r", "wt", "bt"], ["up"], strides=[2, 2],
+                              pads=[1, 1, 1, 1]),
+             helper.make_node("Resize", ["r", "", "s"], ["rs"], mode="linear"),
+             helper.make_node("Concat", ["up", "rs"], ["cat"], axis=1),
+             _conv_node("cat", "y", "w1", pads=[1, 1, 1, 1])]
+    model = make_model(nodes, {"x": (1, 3, 18, 14)}, ["y"], {
+        "w0": _he((32, 3, 3, 3)), "wt": _he((32, 16, 4, 4), 2), "bt": weights(16, 3, 0.1),
+        "s": np.array([1, 1, 2, 2], np.float32), "w1": _he((8, 48, 3, 3), 4)})
+    kinds = [wl.kind for wl in workloads(model, target)]
+    assert kinds.count("layout_transform") == 1 and "concat" not in kinds, kinds
+    check_vs_ort(model, target=target)
+
+
 # -- Pooling --------------------------------------------------------------------------------------
 
 POOLS = {

@@ -73,11 +73,13 @@ class _Planner:
         self.cache: dict[tuple[str, int], str] = {}
         self.users = graph.consumers()
         self.flat_blocked: dict[str, tuple[int, int, int, int]] = {}  # value -> (C, H, W, block)
-        self.conv_blocks = {**self._concat_blocks(), **self._shuffle_blocks()}
+        # a concat's common block also divides any shuffle's channels on its way: it decides
+        self.conv_blocks = {**self._shuffle_blocks(), **self._concat_blocks()}
 
     def _concat_blocks(self) -> dict[str, int]:
-        """Output blocks for convs whose results are concatenated along channels: one block
-        that fills whole vectors and divides every part, where the parts' own blocks differ
+        """Output blocks for convs whose results are concatenated along channels, directly or
+        through ops that keep each pixel's channels (a resize, a pool, a crop): one block that
+        fills whole vectors and divides every part, where the parts' own blocks differ
         (GoogLeNet's 64 + 128 + 32 + 32 parts: otherwise a plain concat and five transforms)."""
         g, found = self.g, {}
         producers = g.producers()
@@ -86,16 +88,29 @@ class _Planner:
             if node.op != "concat" or node.attrs.get("axis") != 1 or any(
                     g.is_const(v) or len(g.shapes[v]) != 4 for v in parts):
                 continue
-            convs = [producers.get(v) for v in parts]
-            if any(c is None or c.op != "conv2d" or c.attrs["groups"] != 1 for c in convs):
+            convs = [self._source_conv(v, producers) for v in parts]
+            if any(c is None for c in convs):
                 continue
             channels = [g.shapes[v][1] for v in parts]
             if len({out_block(c, self.lanes) for c in channels}) == 1:
                 continue
             common = [b for b in (2 * self.lanes, self.lanes) if all(c % b == 0 for c in channels)]
             if common:
-                found.update((v, common[0]) for v in parts)
+                found.update((c.outputs[0], common[0]) for c in convs)
         return found
+
+    def _source_conv(self, value: str, producers) -> Node | None:
+        """The ungrouped conv whose output ``value`` is, or is made from by ops that keep each
+        pixel's channels or shuffle whole blocks of them (a transposed conv's DCR pixel shuffle);
+        None if there is none."""
+        node = producers.get(value)
+        while node is not None and (
+                (node.op in ("resize", "pool2d", "slice")
+                 and self.g.shapes[node.inputs[0]][1] == self.g.shapes[value][1])
+                or (node.op == "depth_to_space" and node.attrs["mode"] == "DCR")):
+            node = producers.get(node.inputs[0])
+        return node if node is not None and node.op == "conv2d" and node.attrs["groups"] == 1 \
+            else None
 
     def _shuffle_blocks(self) -> dict[str, int]:
         """Output blocks for convs feeding a DCR pixel shuffle (a transposed conv's phases): a
