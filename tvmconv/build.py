@@ -108,7 +108,7 @@ class CompiledModel:
         return self.model().outputs
 
 
-def lower(graph: Graph, target: TargetSpec, tuned: dict[str, dict], progress=False):
+def lower(graph: Graph, target: TargetSpec, tuned: dict[str, list[dict]], progress=False):
     """The Relax IRModule of an optimised graph."""
     from tvm import relax
 
