@@ -153,12 +153,14 @@ BIG = {
         {"x": (1, 3, 64, 64)}, ["y"], {"w": weights((64, 3, 1, 1))}), "pool2d"),
     "unblock": (lambda: single("Conv", (1, 3, 64, 64), {"w": weights((48, 3, 3, 3))}, ["w"]),
                 "layout_transform"),  # the output, from channel blocks to NCHW
+    "global_pool_plain": (lambda: single("GlobalAveragePool", (1, 256, 28, 28)), "pool2d"),
 }
 
 
 @pytest.mark.parametrize("case", list(BIG))
 def test_default_schedule_structure(case):
-    """Blocked kernels of real size run threaded over outer axes and vectorised over channels."""
+    """Kernels of real size run threaded over outer axes and vectorised (blocked ones over
+    channels)."""
     build, kind = BIG[case]
     wl = _workload(build(), kind)
     for template in _templates(wl):

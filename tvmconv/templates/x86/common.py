@@ -133,3 +133,22 @@ def schedule_pad(sch, target, name="pad") -> None:
         sch.vectorize(sch.split(inner, [None, vec])[1])
     if total >= PARALLEL_MIN:
         sch.parallel(outer)
+
+
+def lane_partials(sch, block, lanes: int, parallel: bool) -> None:
+    """Reduce a row (the block's one reduction loop) in vector lanes (rfactor: ``lanes`` partial
+    results, each summing every lanes-th element), then one short sum across the lanes. Vectors
+    across rows instead read one element per row per lane: LayerNorm over 3136 x 96 took 0.22 ms
+    so, 0.045 ms like this."""
+    *spatial, red = sch.get_loops(block)
+    rows = sch.fuse(*spatial) if len(spatial) > 1 else spatial[0]
+    _, part = sch.split(red, [None, lanes])
+    partial = sch.rfactor(part, 0)
+    row, step, lane = sch.get_loops(partial)
+    if parallel:
+        sch.parallel(row)
+    sch.vectorize(lane)
+    init = sch.decompose_reduction(partial, step)
+    sch.vectorize(sch.get_loops(init)[-1])
+    if parallel:
+        sch.parallel(rows)
