@@ -143,12 +143,13 @@ def lower(graph: Graph, target: TargetSpec, tuned: dict[str, list[dict]], progre
                     continue  # a concat whose parts are already in its buffer
                 args = [value(i) for i in node.inputs]
                 root, offset = graph.places.get(out, (None, 0))
-                key = (wl.key, root and graph.physical_shape(root), offset)
+                root_shape = graph.physical_shape(root) if root is not None else None
+                key = (wl.key, root_shape, offset)
                 if key not in funcs:
                     template, cfg = choose(wl, target, tuned)
                     func = kernels.prim_func(wl, target, template, cfg)
                     if root is not None:
-                        func = kernels.placed(func, graph.physical_shape(root), offset)
+                        func = kernels.placed(func, root_shape, offset)
                     name = f"{wl.kind}_{len(funcs)}"
                     funcs[key] = (bb.add_func(func.with_attr("global_symbol", name), name),
                                   template, cfg)
@@ -160,7 +161,7 @@ def lower(graph: Graph, target: TargetSpec, tuned: dict[str, list[dict]], progre
                     env[out] = bb.emit(relax.call_tir(gvar, args,
                                                       relax.TensorType(shape, "float32")))
                     continue
-                full = relax.TensorType(graph.physical_shape(root), "float32")
+                full = relax.TensorType(root_shape, "float32")
                 if root in env:  # a later part: written into the buffer the first one made
                     env[root] = bb.emit(relax.call_tir_inplace(gvar, [*args, env[root]],
                                                                [len(args)], full))

@@ -57,15 +57,6 @@ def log(x):
     return tirx.Select(x == _f(math.inf), x, y)
 
 
-def positive_pow(x, y: float):
-    """x ** y for x known positive, vectorised as exp(y * log(x)) (a few ulp)."""
-    if y == 1.0:
-        return x
-    if y == 0.5:
-        return tirx.sqrt(x)
-    return exp(_f(y) * log(x))
-
-
 def tanh(x):
     """tanh as Eigen's rational approximation on [-9, 9] (vectorises; abs. error < 1e-7)."""
     c = tirx.max(tirx.min(x, _f(9.0)), _f(-9.0))
@@ -110,10 +101,11 @@ def _softplus(x):
     return tirx.max(x, _f(0.0)) + _log1p(exp(-tirx.abs(x)))
 
 
-def _pow_const(x, y: float):
-    """x ** y for a constant y: a square root, or multiplications for small integers (LpPool's
-    x ** 2, norms' ** 0.5, the tanh form of GELU's x ** 3). TVM lowers power() to a scalar powf
-    call per element: x ** 3 over a 96x56x56 map took 0.59 ms, 4x a sigmoid."""
+def power(x, y: float, positive: bool = False):
+    """x ** y for a constant y, vectorised: a square root, multiplications for small integers
+    (LpPool's x ** 2, norms' ** 0.5, the tanh form of GELU's x ** 3), exp(y * log(x)) when x is
+    known positive (LRN's base), else a powf call. TVM lowers power() to a scalar powf call per
+    element: x ** 3 over a 96x56x56 map took 0.59 ms, 4x a sigmoid."""
     if y == 0.5:
         return tirx.sqrt(x)
     if y == int(y) and 1 <= abs(y) <= 4:
@@ -121,6 +113,8 @@ def _pow_const(x, y: float):
         for _ in range(int(abs(y)) - 1):
             product = product * x
         return product if y > 0 else _f(1.0) / product
+    if positive:
+        return exp(_f(y) * log(x))
     return tirx.power(x, _f(y))
 
 
@@ -165,7 +159,7 @@ FNS = {
     "max": lambda x, y: tirx.max(x, y),
     "min": lambda x, y: tirx.min(x, y),
     "pow": lambda x, y: tirx.power(x, y),
-    "pow_const": _pow_const,
+    "pow_const": power,
 }
 
 

@@ -7,7 +7,7 @@ import math
 
 from tvm import te, tirx
 
-from .elementwise import exp, log, positive_pow
+from .elementwise import exp, log, power
 
 
 def softmax(wl) -> list[te.Tensor]:
@@ -51,8 +51,9 @@ def lrn(wl) -> list[te.Tensor]:
     scale = tirx.const(p["alpha"] / size, "float32")
     # the base is positive (ONNX's bias defaults to 1; a bias <= 0 with a zero window divides
     # by 0 in onnxruntime too), so the power vectorises as exp(beta * log(base))
-    out = te.compute(p["data"], lambda *i: x(*i) / positive_pow(
-        tirx.const(p["bias"], "float32") + scale * sqsum(*i), p["beta"]), name="lrn")
+    out = te.compute(p["data"], lambda *i: x(*i) / power(
+        tirx.const(p["bias"], "float32") + scale * sqsum(*i), p["beta"], positive=True),
+        name="lrn")
     return [x, out]
 
 

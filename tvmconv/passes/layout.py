@@ -73,16 +73,20 @@ class _Planner:
         self.cache: dict[tuple[str, int], str] = {}
         self.users = graph.consumers()
         self.flat_blocked: dict[str, tuple[int, int, int, int]] = {}  # value -> (C, H, W, block)
+        producers = graph.producers()
         # a concat's common block also divides any shuffle's channels on its way: it decides
-        self.conv_blocks = {**self._shuffle_blocks(), **self._concat_blocks()}
+        self.conv_blocks = {**self._shuffle_blocks(producers), **self._concat_blocks(producers)}
 
-    def _concat_blocks(self) -> dict[str, int]:
+    def _whole_blocks(self, channels) -> list[int]:
+        """The blocks of one or two whole vectors that divide every channel count, widest first."""
+        return [b for b in (2 * self.lanes, self.lanes) if all(c % b == 0 for c in channels)]
+
+    def _concat_blocks(self, producers) -> dict[str, int]:
         """Output blocks for convs whose results are concatenated along channels, directly or
         through ops that keep each pixel's channels (a resize, a pool, a crop): one block that
         fills whole vectors and divides every part, where the parts' own blocks differ
         (GoogLeNet's 64 + 128 + 32 + 32 parts: otherwise a plain concat and five transforms)."""
         g, found = self.g, {}
-        producers = g.producers()
         for node in g.nodes:
             parts = node.inputs
             if node.op != "concat" or node.attrs.get("axis") != 1 or any(
@@ -94,7 +98,7 @@ class _Planner:
             channels = [g.shapes[v][1] for v in parts]
             if len({out_block(c, self.lanes) for c in channels}) == 1:
                 continue
-            common = [b for b in (2 * self.lanes, self.lanes) if all(c % b == 0 for c in channels)]
+            common = self._whole_blocks(channels)
             if common:
                 found.update((c.outputs[0], common[0]) for c in convs)
         return found
@@ -112,18 +116,16 @@ class _Planner:
         return node if node is not None and node.op == "conv2d" and node.attrs["groups"] == 1 \
             else None
 
-    def _shuffle_blocks(self) -> dict[str, int]:
+    def _shuffle_blocks(self, producers) -> dict[str, int]:
         """Output blocks for convs feeding a DCR pixel shuffle (a transposed conv's phases): a
         block that divides the shuffle's output channels, so it moves whole blocks (a 16-channel
         decoder's 64 phase channels: blocks of 16, not 32)."""
         g, found = self.g, {}
-        producers = g.producers()
         for node in g.nodes:
             conv = producers.get(node.inputs[0]) if node.op == "depth_to_space" else None
             if conv is None or conv.op != "conv2d" or node.attrs["mode"] != "DCR":
                 continue
-            channels = g.shapes[node.outputs[0]][1]
-            fits = [b for b in (2 * self.lanes, self.lanes) if channels % b == 0]
+            fits = self._whole_blocks([g.shapes[node.outputs[0]][1]])
             if fits and len(self.users.get(node.inputs[0], [])) == 1:
                 found[node.inputs[0]] = fits[0]
         return found

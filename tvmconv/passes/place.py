@@ -26,10 +26,9 @@ def concat_in_place(graph: Graph) -> None:
         if offsets is None or not all(_placeable(graph, v, producers, users, outputs)
                                       for v in node.inputs):
             continue
-        root, base = graph.places.get(node.outputs[0], (node.outputs[0], 0))
         for value, offset in zip(node.inputs, offsets):
-            graph.places[value] = (root, base + offset)
-    # an outer concat placed after its inner one: re-root the inner concat's parts
+            graph.places[value] = (node.outputs[0], offset)
+    # a concat that is itself a part of an outer one (placed later): re-root its parts there
     for value in graph.places:
         root, offset = graph.places[value]
         while root in graph.places:
