@@ -868,19 +868,43 @@ def test_channel_shuffle_between_convs():
         "s4": np.array([1, 24, 6, 7], np.int64), "w2": _he((24, 12, 1, 1), 2)}))
 
 
-def test_squeeze_excite_gate():
+@pytest.mark.parametrize("target", ["x86-avx2", "x86-avx512"])
+@pytest.mark.parametrize("c, gate_first", [(24, False), (144, True)])
+def test_squeeze_excite_gate(target, c, gate_first):
     """EfficientNet's squeeze-and-excite: global pool, two 1x1 convs, a sigmoid gate multiplied
-    back onto the blocked activation, broadcast over the image; SiLU as x * sigmoid(x)."""
-    c = 24
+    back onto the blocked activation, broadcast over the image; SiLU as x * sigmoid(x). The
+    SiLUs fuse into the convs and the gate multiplies in the activation's channel blocks: the
+    one layout transform is the network output's."""
     nodes = [_conv_node("x", "a", "w1", pads=[1, 1, 1, 1]),
              helper.make_node("Sigmoid", ["a"], ["as"]),
              helper.make_node("Mul", ["a", "as"], ["h"]),
              helper.make_node("GlobalAveragePool", ["h"], ["g"]),
-             _conv_node("g", "r", "w2"), helper.make_node("Relu", ["r"], ["rr"]),
+             _conv_node("g", "r", "w2"), helper.make_node("Sigmoid", ["r"], ["rs"]),
+             helper.make_node("Mul", ["rs", "r"], ["rr"]),
              _conv_node("rr", "e", "w3"), helper.make_node("Sigmoid", ["e"], ["gate"]),
-             helper.make_node("Mul", ["h", "gate"], ["y"])]
-    check_vs_ort(make_model(nodes, {"x": (1, 5, 9, 11)}, ["y"], {
-        "w1": _he((c, 5, 3, 3)), "w2": _he((c // 4, c, 1, 1), 2), "w3": _he((c, c // 4, 1, 1), 3)}))
+             helper.make_node("Mul", ["gate", "h"] if gate_first else ["h", "gate"], ["y"])]
+    model = make_model(nodes, {"x": (1, 5, 9, 11)}, ["y"], {
+        "w1": _he((c, 5, 3, 3)), "w2": _he((c // 4, c, 1, 1), 2), "w3": _he((c, c // 4, 1, 1), 3)})
+    kinds = [wl.kind for wl in workloads(model, target)]
+    assert kinds.count("elementwise") == 1 and kinds.count("layout_transform") == 1, kinds
+    check_vs_ort(model, {"x": rng_inputs(model)["x"] * 3}, target=target)
+
+
+@pytest.mark.parametrize("inner", [["Sigmoid"], ["HardSigmoid"], ["Softplus", "Tanh"],
+                                   ["Sigmoid", "Sigmoid"]])
+def test_gated_activation_fuses_into_conv(inner):
+    """x * f(x) built from ONNX ops (SiLU, x * hardsigmoid(x), Mish as x * tanh(softplus(x)))
+    runs as the conv's epilogue, not as a separate kernel reading the conv's output twice."""
+    nodes = [_conv_node("x", "c", "w", pads=[1, 1, 1, 1])]
+    prev = "c"
+    for k, op in enumerate(inner):
+        nodes.append(helper.make_node(op, [prev], [f"f{k}"]))
+        prev = f"f{k}"
+    nodes.append(helper.make_node("Mul", [prev, "c"], ["y"]))
+    model = make_model(nodes, {"x": (2, 6, 7, 9)}, ["y"], {"w": _he((20, 6, 3, 3))})
+    kinds = [wl.kind for wl in workloads(model, "x86")]
+    assert kinds.count("conv2d") == 1 and "elementwise" not in kinds, kinds
+    check_vs_ort(model, {"x": rng_inputs(model)["x"] * 3})
 
 
 # -- Exporter shape arithmetic --------------------------------------------------------------------

@@ -39,20 +39,20 @@ def tuned_records(target_key: str, logs, book: bool = True) -> dict[str, list[di
     """Per workload key, its records fastest first: the user's logs', then the shipped book's."""
     tuned = records.ranked(logs, target_key)
     for key, recs in records.ranked(book_paths(target_key) if book else [], target_key).items():
-        tuned.setdefault(key, []).extend(recs)
+        tuned.setdefault(key, []).extend(dict(r, from_book=True) for r in recs)
     return tuned
 
 
 def choose(wl: Workload, target: TargetSpec, tuned: dict[str, list[dict]]):
     """(template, config) for a workload: its fastest tuning record that fits the templates as
     they are now (a log older than a template change keeps its other measurements), else the
-    default."""
+    default; a warning when a record of the user's logs had to be ignored."""
     recs = tuned.get(wl.key, [])
     for rec in recs:
         found = templates.from_record(rec, wl, target)
         if found is not None:
             return found
-    if recs:
+    if any(not r.get("from_book") for r in recs):  # the book is best effort: no warning
         warnings.warn(f"ignoring a tuning record that does not fit {wl.key}", stacklevel=2)
     template = templates.templates_for(wl.kind, target.family, wl, target)[0]
     return template, template.default(wl, target)

@@ -15,6 +15,20 @@ def _f(v: float):
     return tirx.const(v, "float32")
 
 
+def _once(fn):
+    """``fn`` with its argument bound to a variable first. The functions here read their argument
+    many times, and TVM copies a nested argument's whole expression into every read: Mish
+    (tanh of log of exp) took 89 s to compile so, 1 s with each argument bound once."""
+    def bound(x, *rest):
+        if isinstance(x, (tirx.Var, tirx.FloatImm)):
+            return fn(x, *rest)
+        v = tirx.Var("v", "float32")
+        return tirx.Let(v, x, fn(v, *rest))
+    bound.__doc__ = fn.__doc__
+    return bound
+
+
+@_once
 def exp(x):
     """exp that vectorises: 2^n * p(f) with a degree-7 polynomial (Cephes' expf, ~1 ulp).
 
@@ -35,6 +49,7 @@ def exp(x):
     return tirx.Select(x > _f(88.7228), _f(math.inf), y * scale * _f(2.0))
 
 
+@_once
 def log(x):
     """log that vectorises: x = m * 2^e with m in [sqrt(1/2), sqrt(2)), log(1 + (m - 1)) by
     Cephes' logf polynomial (~1 ulp). 0 gives -inf, negatives NaN, +inf inf; subnormals are
@@ -57,6 +72,7 @@ def log(x):
     return tirx.Select(x == _f(math.inf), x, y)
 
 
+@_once
 def tanh(x):
     """tanh as Eigen's rational approximation on [-9, 9] (vectorises; abs. error < 1e-7)."""
     c = tirx.max(tirx.min(x, _f(9.0)), _f(-9.0))
@@ -71,6 +87,7 @@ def tanh(x):
     return c * p / q
 
 
+@_once
 def erf(x):
     """erf that vectorises: Eigen's rational approximation on [-4, 4] (outside, +-1 in float32),
     odd degree-13 over even degree-8 polynomials. TVM lowers tirx.erf to a scalar erff call:
@@ -88,6 +105,7 @@ def erf(x):
     return tirx.Select(tirx.isnan(x), x, c * p / q)  # NaN stays NaN (the clamp makes it 4)
 
 
+@_once
 def _log1p(t):
     # log(1 + t) for t >= 0 to float precision: 1 + t rounds away a small t's low digits, so below
     # 1/16 use the series (5 terms: error < 2e-7 relative); a log1pf call would not vectorise
@@ -95,12 +113,14 @@ def _log1p(t):
     return tirx.Select(t < _f(1 / 16), series, log(_f(1.0) + t))
 
 
+@_once
 def _softplus(x):
     # log(1 + exp(x)) without overflow: max(x, 0) + log(1 + exp(-|x|)); precise where it is tiny
     # (softplus(-10) ~ 4.5e-5, and mish's tail is x times that)
     return tirx.max(x, _f(0.0)) + _log1p(exp(-tirx.abs(x)))
 
 
+@_once
 def power(x, y: float, positive: bool = False):
     """x ** y for a constant y, vectorised: a square root, multiplications for small integers
     (LpPool's x ** 2, norms' ** 0.5, the tanh form of GELU's x ** 3), exp(y * log(x)) when x is
@@ -160,6 +180,8 @@ FNS = {
     "min": lambda x, y: tirx.min(x, y),
     "pow": lambda x, y: tirx.power(x, y),
     "pow_const": power,
+    # x * f(x) with f a chain of unary steps (SiLU: f = sigmoid), as passes.fuse writes it
+    "gate": lambda x, inner: x * apply_steps(x, inner, None),
 }
 
 

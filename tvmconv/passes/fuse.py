@@ -20,6 +20,36 @@ _LIGHT = ("copy", "relu", "clip", "add", "sub", "mul", "div", "max", "min", "neg
 MAX_HEAVY = 2
 
 
+def _heavy(steps) -> int:
+    """Heavy steps in a chain, a gate's inner ones included."""
+    return sum(_heavy(params[0]) if fn == "gate" else fn not in _LIGHT
+               for fn, _, params in steps)
+
+
+def _gate(node: Node) -> bool:
+    """Rewrite x * f(x) in an elementwise chain (SiLU's x * sigmoid(x), x * hardsigmoid(x),
+    Mish's x * tanh(softplus(x))) as one ``gate`` step that reads x once, so the chain can fuse
+    behind the kernel producing x. f must be unary steps from the chain's start."""
+    steps, x = list(node.attrs["steps"]), node.inputs[0]
+    for m, (fn, args, _) in enumerate(steps):
+        if all(a is None for a in args):
+            continue
+        others = [a for a in args if a is not None]
+        if (m == 0 or fn != "mul" or len(args) != 2 or None not in args
+                or node.inputs[others[0]] != x):
+            return False
+        k = others[0]
+        steps[:m + 1] = [("gate", (None,), (tuple(steps[:m]),))]
+        if k and not any(k in a for _, a, _ in steps):
+            # the duplicate input is read no more: drop it, renumber the operands after it
+            node.inputs.pop(k)
+            steps = [(f, tuple(a if a is None or a < k else a - 1 for a in args), p)
+                     for f, args, p in steps]
+        node.attrs["steps"] = tuple(steps)
+        return True
+    return False
+
+
 def _chain(node: Node):
     return node.attrs["steps" if node.op == "elementwise" else "epilogue"]
 
@@ -31,7 +61,7 @@ def _merge(graph: Graph, prod: Node, ew: Node) -> bool:
     if ew.inputs.count(src) != 1:
         return False
     chain = tuple(_chain(prod)) + tuple(ew.attrs["steps"])
-    if sum(fn not in _LIGHT for fn, _, _ in chain) > MAX_HEAVY:
+    if _heavy(chain) > MAX_HEAVY:
         return False
     j = ew.inputs.index(src)
     steps = list(ew.attrs["steps"])
@@ -61,6 +91,8 @@ def fuse_elementwise(graph: Graph) -> None:
     def attempt(ew, producers, consumers) -> bool:
         if ew.op != "elementwise":
             return False
+        if _gate(ew):
+            return True
         for src in ew.inputs:
             prod = producers.get(src)
             if (prod is None or prod.op not in _PRODUCERS or src in graph.outputs

@@ -163,9 +163,16 @@ class _Planner:
             if block == 0:
                 return value
             return self.g.add_const(blocked_operand(self.g.consts[value], block), "packed")
-        if block and self.g.shapes[value] != tuple(out_shape):
-            raise AssertionError("blocked outputs only take full-shape activation operands")
+        if block and not self._blockable(value, out_shape):
+            raise AssertionError("blocked outputs only take full-shape or per-channel operands")
         return self.as_layout(value, block)
+
+    def _blockable(self, value: str, out_shape) -> bool:
+        """An activation that can be read in the output's channel blocks: the same shape, or one
+        value per channel (a squeeze-excite gate, N x C x 1 x 1)."""
+        shape = self.g.shapes[value]
+        return shape == tuple(out_shape) or (
+            len(shape) == 4 and shape[1:] == (out_shape[1], 1, 1) and shape[0] in (1, out_shape[0]))
 
     # -- per-op rules ---------------------------------------------------------------------------
     def conv2d(self, node: Node) -> None:
@@ -253,12 +260,14 @@ class _Planner:
         self._epilogue(node, 0, start=2)
 
     def elementwise(self, node: Node) -> None:
+        """Blocked like its first full-shape input when every other input can be read in those
+        blocks (per-channel gates included); else plain."""
         g = self.g
         out_shape = g.shapes[node.outputs[0]]
-        first = node.inputs[0]
-        block = self.layout(first) if not g.is_const(first) else 0
         acts = [i for i in node.inputs if not g.is_const(i)]
-        if block and (len(out_shape) != 4 or any(g.shapes[i] != out_shape for i in acts)):
+        full = [i for i in acts if g.shapes[i] == out_shape]
+        block = self.layout(full[0]) if full and len(out_shape) == 4 else 0
+        if block and not all(self._blockable(i, out_shape) for i in acts):
             block = 0
         node.inputs = [self.operand(i, block, out_shape) for i in node.inputs]
         if block:

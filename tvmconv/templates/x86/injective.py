@@ -23,7 +23,26 @@ def _span(wl) -> int:
     a row of pixels when unblocking (see ``_unblock``)."""
     out = wl.params["out"]
     moves = wl.kind in ("resize", "depth_to_space")
-    return out[-1] if (moves and len(out) == 5) or _unblocks(wl) else prod(out)
+    if (moves and len(out) == 5) or _unblocks(wl):
+        return out[-1]
+    return _contiguous(out, wl.params["inputs"]) if wl.kind == "elementwise" else prod(out)
+
+
+def _contiguous(out, inputs) -> int:
+    """Output elements over which each broadcast input is read contiguously or as one scalar: a
+    per-channel gate against channel blocks stays within a block (a vector across pixels would
+    gather the gate: 0.065 ms for 144x56x56 in 16-channel blocks, 0.011 ms within blocks)."""
+    span, full = 1, {k: None for k in range(len(inputs))}
+    for axis in range(1, len(out) + 1):
+        for k, shape in enumerate(inputs):
+            d = shape[-axis] if axis <= len(shape) else 1
+            state = "full" if d == out[-axis] else "one" if d == 1 else None
+            if out[-axis] > 1 and full[k] not in (None, state):
+                return span
+            if out[-axis] > 1:
+                full[k] = state
+        span *= out[-axis]
+    return span
 
 
 def space(wl, target) -> Space:
