@@ -869,6 +869,80 @@ def test_channel_shuffle_between_convs():
 
 
 @pytest.mark.parametrize("target", ["x86-avx2", "x86-avx512"])
+def test_shufflenet_v2_unit(target):
+    """ShuffleNetV2's unit on 116 channels (no whole vectors): a channel split into two slices,
+    one through 1x1 / depthwise 3x3 / 1x1 convs, a concat, and the shuffle (reshape, transpose,
+    reshape). The plain slices feed the 1x1 conv as they are (read as NCHW1c): the only layout
+    transforms are the blocked conv outputs' way back to plain."""
+    h = 58
+    nodes = [helper.make_node("Split", ["x", "halves"], ["a", "b"], axis=1),
+             _conv_node("b", "b1", "w1"), helper.make_node("Relu", ["b1"], ["b2"]),
+             _conv_node("b2", "b3", "wd", group=h, pads=[1, 1, 1, 1]),
+             _conv_node("b3", "b4", "w2"), helper.make_node("Relu", ["b4"], ["b5"]),
+             helper.make_node("Concat", ["a", "b5"], ["c"], axis=1),
+             helper.make_node("Reshape", ["c", "s5"], ["r"]),
+             helper.make_node("Transpose", ["r"], ["t"], perm=[0, 2, 1, 3, 4]),
+             helper.make_node("Reshape", ["t", "s4"], ["y"])]
+    model = make_model(nodes, {"x": (1, 2 * h, 11, 13)}, ["y"], {
+        "halves": np.array([h, h], np.int64), "w1": _he((h, h, 1, 1)), "wd": _he((h, 1, 3, 3), 2),
+        "w2": _he((h, h, 1, 1), 3), "s5": np.array([1, 2, h, 11, 13], np.int64),
+        "s4": np.array([1, 2 * h, 11, 13], np.int64)})
+    transforms = [wl.params for wl in workloads(model, target) if wl.kind == "layout_transform"]
+    assert transforms and all(t["dst"] == 0 for t in transforms), transforms
+    check_vs_ort(model, target=target)
+
+
+@pytest.mark.parametrize("target", ["x86-avx2", "x86-avx512"])
+def test_grouped_conv_reads_its_producers_blocks(target):
+    """RegNet's block: a 1x1 conv to 96 channels, then a 3x3 conv in groups of 16 channels. The
+    1x1 conv writes the groups' block, so no layout transform runs between them."""
+    nodes = [_conv_node("x", "a", "w1"), helper.make_node("Relu", ["a"], ["r"]),
+             _conv_node("r", "g", "wg", group=6, pads=[1, 1, 1, 1]),
+             helper.make_node("Relu", ["g"], ["y"])]
+    model = make_model(nodes, {"x": (1, 48, 9, 10)}, ["y"],
+                       {"w1": _he((96, 48, 1, 1)), "wg": _he((96, 16, 3, 3), 2)})
+    kinds = [wl.kind for wl in workloads(model, target)]
+    assert kinds.count("layout_transform") == 1, kinds  # the network output's
+    check_vs_ort(model, target=target)
+
+
+@pytest.mark.parametrize("kind, params, merged", [
+    ("slice", {"inputs": ((1, 116, 56, 56),), "out": (1, 58, 56, 56), "starts": (0, 58, 0, 0),
+               "steps": (1, 1, 1, 1)},
+     {"inputs": ((116 * 3136,),), "out": (58 * 3136,), "starts": (58 * 3136,), "steps": (1,)}),
+    ("slice", {"inputs": ((1, 4, 9, 9, 16),), "out": (1, 4, 7, 7, 16), "starts": (0, 0, 1, 1),
+               "steps": (1, 1, 1, 1)},
+     {"inputs": ((4, 9, 144),), "out": (4, 7, 112), "starts": (0, 1, 16), "steps": (1, 1, 1)}),
+    ("slice", {"inputs": ((1, 16),), "out": (1, 10), "starts": (0, 10), "steps": (1, -1)},
+     {"inputs": ((16,),), "out": (10,), "starts": (10,), "steps": (-1,)}),
+    ("slice", {"inputs": ((2, 8, 6),), "out": (2, 4, 6), "starts": (0, 0, 0),
+               "steps": (1, 2, 1)}, {"inputs": ((2, 8, 6),), "out": (2, 4, 6), "starts": (0, 0, 0),
+                                     "steps": (1, 2, 1)}),
+    ("transpose", {"inputs": ((1, 2, 58, 7, 9),), "out": (1, 58, 2, 7, 9), "perm": (0, 2, 1, 3, 4)},
+     {"inputs": ((2, 58, 63),), "out": (58, 2, 63), "perm": (1, 0, 2)}),
+    ("transpose", {"inputs": ((2, 3, 4),), "out": (4, 2, 3), "perm": (2, 0, 1)},
+     {"inputs": ((6, 4),), "out": (4, 6), "perm": (1, 0)}),
+    ("concat", {"inputs": ((2, 3, 5, 5), (2, 4, 5, 5)), "out": (2, 7, 5, 5), "axis": 1},
+     {"inputs": ((2, 3, 25), (2, 4, 25)), "out": (2, 7, 25), "axis": 1}),
+    ("concat", {"inputs": ((2, 3, 4), (5, 3, 4)), "out": (7, 3, 4), "axis": 0},
+     {"inputs": ((2, 12), (5, 12)), "out": (7, 12), "axis": 0}),
+    ("concat", {"inputs": ((2, 3), (2, 4)), "out": (2, 7), "axis": 1},
+     {"inputs": ((2, 3), (2, 4)), "out": (2, 7), "axis": 1}),
+])
+def test_data_movement_collapses_to_fewest_axes(kind, params, merged):
+    """Axes that stay adjacent and whole in every operand merge (each op computes the same bytes
+    over them; the numerical tests above run the merged kernels)."""
+    from tvmconv.layers.transform import collapsed
+    from tvmconv.workload import Workload
+
+    got = collapsed(Workload(kind, tuple(sorted(params.items()))))
+    if merged["out"] == params["out"]:
+        assert got is None
+    else:
+        assert got is not None and got.params == merged, got
+
+
+@pytest.mark.parametrize("target", ["x86-avx2", "x86-avx512"])
 @pytest.mark.parametrize("c, gate_first", [(24, False), (144, True)])
 def test_squeeze_excite_gate(target, c, gate_first):
     """EfficientNet's squeeze-and-excite: global pool, two 1x1 convs, a sigmoid gate multiplied

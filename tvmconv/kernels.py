@@ -45,23 +45,33 @@ def prim_func(wl: Workload, target, template=None, cfg: Config | None = None):
     """The scheduled PrimFunc of a workload; the template's default config when none is given."""
     template = template or templates.templates_for(wl.kind, target.family, wl, target)[0]
     cfg = cfg if cfg is not None else template.default(wl, target)
-    func = te.create_prim_func(tensors(wl, template, cfg))
+    merged = transform.collapsed(wl)
+    func = te.create_prim_func(tensors(merged or wl, template, cfg))
     sch = Schedule(func)
-    template.apply(sch, wl, cfg, target)
-    return sch.mod["main"]
+    template.apply(sch, merged or wl, cfg, target)
+    if merged is None:
+        return sch.mod["main"]
+    shapes = [*wl.params["inputs"], wl.params["out"]]
+    whole = [tirx.decl_buffer(s, b.dtype, b.name) for s, b in zip(shapes, sch.mod["main"].params)]
+    return _viewing(sch.mod["main"], whole, [b.data for b in whole])
 
 
 def placed(func, shape: tuple[int, ...], offset: int):
     """``func`` storing its output ``offset`` elements into a larger buffer of ``shape`` (a slab of
     a concat's output, see ``passes.place``): the output becomes a view declared in the root
     block, so the schedule's code is unchanged."""
-    out = func.params[-1]
-    full = tirx.decl_buffer(shape, out.dtype, "placed")
-    view = tirx.DeclBuffer(out, data=tirx.handle_add_byte_offset(
-        full.data, offset * out.dtype.bits // 8))
+    full = tirx.decl_buffer(shape, func.params[-1].dtype, "placed")
+    data = tirx.handle_add_byte_offset(full.data, offset * full.dtype.bits // 8)
+    return _viewing(func, [*func.params[:-1], full], [*[None] * (len(func.params) - 1), data])
+
+
+def _viewing(func, params, data):
+    """``func`` taking ``params``; each old parameter whose ``data`` is given becomes a view of
+    it declared in the root block."""
+    views = [tirx.DeclBuffer(old, data=d) for old, d in zip(func.params, data) if d is not None]
     root = func.body.block
     block = s_stmt.SBlock(root.iter_vars, root.reads, root.writes, root.name_hint,
-                          tirx.SeqStmt([view, root.body]), root.init, root.alloc_buffers,
+                          tirx.SeqStmt([*views, root.body]), root.init, root.alloc_buffers,
                           root.match_buffers, root.annotations)
     body = s_stmt.SBlockRealize(func.body.iter_values, func.body.predicate, block)
-    return tirx.PrimFunc([*func.params[:-1], full], body, func.ret_type, func.attrs)
+    return tirx.PrimFunc(params, body, func.ret_type, func.attrs)

@@ -19,11 +19,11 @@ def _once(fn):
     """``fn`` with its argument bound to a variable first. The functions here read their argument
     many times, and TVM copies a nested argument's whole expression into every read: Mish
     (tanh of log of exp) took 89 s to compile so, 1 s with each argument bound once."""
-    def bound(x, *rest):
+    def bound(x, *rest, **options):
         if isinstance(x, (tirx.Var, tirx.FloatImm)):
-            return fn(x, *rest)
+            return fn(x, *rest, **options)
         v = tirx.Var("v", "float32")
-        return tirx.Let(v, x, fn(v, *rest))
+        return tirx.Let(v, x, fn(v, *rest, **options))
     bound.__doc__ = fn.__doc__
     return bound
 
