@@ -176,8 +176,130 @@ def inception() -> nn.Module:
         nn.AdaptiveAvgPool2d(1), nn.Flatten(), nn.Linear(224, 1000))
 
 
+class _SqueezeExcite(nn.Module):
+    def __init__(self, c: int, squeeze: int, act, gate):
+        super().__init__()
+        self.gate = nn.Sequential(nn.AdaptiveAvgPool2d(1), nn.Conv2d(c, squeeze, 1), act(),
+                                  nn.Conv2d(squeeze, c, 1), gate())
+
+    def forward(self, x):
+        return x * self.gate(x)
+
+
+class _MBConv(nn.Module):
+    """EfficientNet's and MobileNetV3's block: 1x1 expand, k x k depthwise, squeeze-excite (when
+    ``squeeze``), 1x1 project, residual when the shape allows."""
+
+    def __init__(self, cin: int, hidden: int, cout: int, k: int, stride: int, act, gate,
+                 squeeze: int):
+        super().__init__()
+        layers = [_conv_bn(cin, hidden, 1, act=act)] if hidden != cin else []
+        layers.append(_conv_bn(hidden, hidden, k, stride, groups=hidden, act=act))
+        if squeeze:
+            layers.append(_SqueezeExcite(hidden, squeeze, act, gate))
+        self.body = nn.Sequential(*layers, _conv_bn(hidden, cout, 1, act=None))
+        self.residual = stride == 1 and cin == cout
+
+    def forward(self, x):
+        return x + self.body(x) if self.residual else self.body(x)
+
+
+def efficientnet() -> nn.Module:
+    """EfficientNet-B0's stem and first five stages: SiLU, squeeze-excite, 5x5 depthwise."""
+    layers, cin = [_conv_bn(3, 32, 3, 2, act=nn.SiLU)], 32
+    for expand, k, stride, c, n in [(1, 3, 1, 16, 1), (6, 3, 2, 24, 2), (6, 5, 2, 40, 2),
+                                    (6, 3, 2, 80, 3), (6, 5, 1, 112, 3)]:
+        for i in range(n):
+            layers.append(_MBConv(cin, cin * expand, c, k, stride if i == 0 else 1, nn.SiLU,
+                                  nn.Sigmoid, max(4, cin // 4)))
+            cin = c
+    return nn.Sequential(*layers, _conv_bn(cin, 640, 1, act=nn.SiLU), nn.AdaptiveAvgPool2d(1),
+                         nn.Flatten(), nn.Linear(640, 1000))
+
+
+def mobilenet_v3() -> nn.Module:
+    """MobileNetV3-Small: hard-swish, squeeze-excite gated by hard-sigmoid, 5x5 depthwise."""
+    hs, re = nn.Hardswish, nn.ReLU
+    layers, cin = [_conv_bn(3, 16, 3, 2, act=hs)], 16
+    for k, hidden, c, se, act, stride in [
+            (3, 16, 16, True, re, 2), (3, 72, 24, False, re, 2), (3, 88, 24, False, re, 1),
+            (5, 96, 40, True, hs, 2), (5, 240, 40, True, hs, 1), (5, 240, 40, True, hs, 1),
+            (5, 120, 48, True, hs, 1), (5, 144, 48, True, hs, 1), (5, 288, 96, True, hs, 2),
+            (5, 576, 96, True, hs, 1), (5, 576, 96, True, hs, 1)]:
+        squeeze = -(-hidden // 32) * 8 if se else 0  # hidden / 4, rounded up to a multiple of 8
+        layers.append(_MBConv(cin, hidden, c, k, stride, act, nn.Hardsigmoid, squeeze))
+        cin = c
+    return nn.Sequential(*layers, _conv_bn(cin, 576, 1, act=hs), nn.AdaptiveAvgPool2d(1),
+                         nn.Flatten(), nn.Linear(576, 1024), hs(), nn.Linear(1024, 1000))
+
+
+class _ShuffleUnit(nn.Module):
+    """ShuffleNetV2's unit: a channel split (or, downsampling, two strided branches), a concat and
+    the channel shuffle (reshape, transpose, reshape)."""
+
+    def __init__(self, cin: int, cout: int, stride: int):
+        super().__init__()
+        half = cout // 2
+        self.stride = stride
+        self.left = nn.Sequential(
+            _conv_bn(cin, cin, 3, stride, groups=cin, act=None),
+            _conv_bn(cin, half, 1)) if stride > 1 else None
+        cb = cin if stride > 1 else half
+        self.right = nn.Sequential(_conv_bn(cb, half, 1),
+                                   _conv_bn(half, half, 3, stride, groups=half, act=None),
+                                   _conv_bn(half, half, 1))
+
+    def forward(self, x):
+        if self.stride > 1:
+            y = torch.cat([self.left(x), self.right(x)], 1)
+        else:
+            a, b = x.chunk(2, dim=1)
+            y = torch.cat([a, self.right(b)], 1)
+        n, c, h, w = y.shape
+        return y.view(n, 2, c // 2, h, w).transpose(1, 2).reshape(n, c, h, w)
+
+
+def shufflenet_v2() -> nn.Module:
+    """ShuffleNetV2 1.0x: 116, 232 and 464 channels, none a whole number of vectors."""
+    layers, cin = [_conv_bn(3, 24, 3, 2), nn.MaxPool2d(3, 2, 1)], 24
+    for c, n in [(116, 4), (232, 8), (464, 4)]:
+        for i in range(n):
+            layers.append(_ShuffleUnit(cin, c, 2 if i == 0 else 1))
+            cin = c
+    return nn.Sequential(*layers, _conv_bn(cin, 1024, 1), nn.AdaptiveAvgPool2d(1), nn.Flatten(),
+                         nn.Linear(1024, 1000))
+
+
+def _grouped_resnet(stem: list, cin: int, stages, first_stride: int) -> nn.Module:
+    """Bottleneck residual stages of (width, depth, out channels, groups of the 3x3 conv)."""
+    layers = list(stem)
+    for i, (width, depth, cout, groups) in enumerate(stages):
+        for j in range(depth):
+            stride = (first_stride if i == 0 else 2) if j == 0 else 1
+            body = [_conv_bn(cin, width, 1), _conv_bn(width, width, 3, stride, groups=groups),
+                    _conv_bn(width, cout, 1, act=None)]
+            layers.append(_Residual(cin, cout, stride, *body))
+            cin = cout
+    return nn.Sequential(*layers, nn.AdaptiveAvgPool2d(1), nn.Flatten(), nn.Linear(cin, 1000))
+
+
+def resnext() -> nn.Module:
+    """ResNeXt-50 32x4d's stages, one block each: 32 groups of 4, 8, 16 and 32 channels."""
+    return _grouped_resnet([_conv_bn(3, 64, 7, 2), nn.MaxPool2d(3, 2, 1)], 64,
+                           [(128, 1, 256, 32), (256, 1, 512, 32), (512, 1, 1024, 32),
+                            (1024, 1, 2048, 32)], first_stride=1)
+
+
+def regnet() -> nn.Module:
+    """RegNetX-400MF's widths, fewer blocks: groups of 16 channels (32, 64, 160, 384 wide)."""
+    return _grouped_resnet([_conv_bn(3, 32, 3, 2)], 32,
+                           [(32, 1, 32, 2), (64, 2, 64, 4), (160, 3, 160, 10), (384, 2, 384, 24)],
+                           first_stride=2)
+
+
 MODELS = {f.__name__: f for f in
-          [resnet18, resnet50, mobilenet_v2, squeezenet, vgg, lenet5, inception]}
+          [resnet18, resnet50, mobilenet_v2, squeezenet, vgg, lenet5, inception, efficientnet,
+           mobilenet_v3, shufflenet_v2, resnext, regnet]}
 _SHAPES = {"lenet5": (1, 1, 32, 32), "inception": (1, 3, 112, 112)}
 
 
