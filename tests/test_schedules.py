@@ -7,6 +7,7 @@ from __future__ import annotations
 import random
 import warnings
 
+import numpy as np
 import pytest
 from conftest import (
     assert_close,
@@ -154,6 +155,11 @@ BIG = {
     "unblock": (lambda: single("Conv", (1, 3, 64, 64), {"w": weights((48, 3, 3, 3))}, ["w"]),
                 "layout_transform"),  # the output, from channel blocks to NCHW
     "global_pool_plain": (lambda: single("GlobalAveragePool", (1, 256, 28, 28)), "pool2d"),
+    "channel_shuffle": (lambda: single("Transpose", (1, 2, 58, 28, 28), perm=[0, 2, 1, 3, 4]),
+                        "transpose"),  # over its fewest axes, vectors along the last
+    "channel_split": (lambda: single("Slice", (1, 116, 28, 28), {
+        "s": np.array([58]), "e": np.array([116]), "a": np.array([1])}, ["s", "e", "a"]),
+        "slice"),
 }
 
 
