@@ -35,7 +35,7 @@ from tvmconv.build import compile_model  # noqa: E402
 from tvmconv.target import resolve  # noqa: E402
 
 DEFAULT_MODELS = ["resnet18", "resnet50", "mobilenet_v2", "squeezenet", "vgg", "lenet5",
-                  "inception"]
+                  "inception", "efficientnet", "mobilenet_v3", "shufflenet_v2", "resnext", "regnet"]
 
 
 def machine(target) -> str:

@@ -108,7 +108,9 @@ def resolve(target: str | dict | TargetSpec) -> TargetSpec:
         return TargetSpec(name, "aarch64-neon", "arm", tvm_t, lanes=4,
                           cross_cc="aarch64-linux-gnu-gcc")
     if name in ("armv7", "armv7a", "arm32"):
-        tvm_t = {"kind": "llvm", "mtriple": "armv7a-linux-gnueabihf",
+        # hard-float calls, as the gnueabihf toolchain links them (without it: "uses VFP
+        # register arguments, lib0.o does not")
+        tvm_t = {"kind": "llvm", "mtriple": "armv7a-linux-gnueabihf", "mfloat-abi": "hard",
                  "mattr": ["+neon", "+vfp4"], "num-cores": 4}
         return TargetSpec(name, "armv7-neon", "arm", tvm_t, lanes=4,
                           cross_cc="arm-linux-gnueabihf-gcc")
