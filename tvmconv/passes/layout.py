@@ -5,7 +5,7 @@ from the channel counts and the target's vector width; pooling, elementwise chai
 concats keep the block of what they read; every other op reads plain tensors. A layout_transform
 node is inserted only where a consumer needs another block than its producer wrote, so a CNN's
 conv/pool/add trunk runs blocked end to end. Weights, biases and per-channel constants are packed
-here, once.
+here, once; grouped convs narrower than a vector are first widened to whole-vector groups.
 """
 
 from __future__ import annotations

@@ -26,8 +26,8 @@ def _span(wl) -> int:
     moves = wl.kind in ("resize", "depth_to_space")
     if (moves and len(out) == 5) or _unblocks(wl):
         return out[-1]
-    if _row(wl):
-        return _row(wl)
+    if row := _row(wl):
+        return row
     return _contiguous(out, wl.params["inputs"]) if wl.kind == "elementwise" else prod(out)
 
 
