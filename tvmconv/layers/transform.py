@@ -75,12 +75,17 @@ def resize(wl):
     return [x, rows, cols, te.compute(p["out"], body, name="resize")]
 
 
+def _slice_axes(p):
+    """(starts, steps) over every axis: any past the sliced ones (a channel block's lanes) are
+    taken whole."""
+    extra = len(p["out"]) - len(p["starts"])
+    return (*p["starts"], *[0] * extra), (*p["steps"], *[1] * extra)
+
+
 def slice_(wl):
-    """Any axes past the sliced ones (a channel block's lanes) are taken whole."""
     p = wl.params
     (x,) = _inputs(p)
-    extra = len(p["out"]) - len(p["starts"])
-    starts, steps = (*p["starts"], *[0] * extra), (*p["steps"], *[1] * extra)
+    starts, steps = _slice_axes(p)
     return [x, te.compute(p["out"],
                           lambda *i: x(*[s + k * st for k, s, st in zip(i, starts, steps)]),
                           name="slice")]
@@ -200,8 +205,7 @@ def _sizes(shape, groups):
 
 def _collapsed_slice(p):
     (shape,), out = p["inputs"], p["out"]
-    extra = len(out) - len(p["starts"])
-    starts, steps = (*p["starts"], *[0] * extra), (*p["steps"], *[1] * extra)
+    starts, steps = _slice_axes(p)
     groups = [[len(out) - 1]]
     for a in reversed(range(len(out) - 1)):
         # axis a absorbs the axes after it when it has one element, or when it is read with step

@@ -123,10 +123,9 @@ class _Planner:
         32 and then transformed)."""
         g, found = self.g, {}
         for node in g.nodes:
-            src = node.inputs[0]
+            src = node.inputs[0] if node.op == "conv2d" else None
             conv = producers.get(src)
-            if (node.op != "conv2d" or conv is None or conv.op != "conv2d"
-                    or conv.attrs["groups"] != 1):
+            if conv is None or conv.op != "conv2d" or conv.attrs["groups"] != 1:
                 continue
             groups, icg = node.attrs["groups"], g.consts[node.inputs[1]].shape[1]
             if groups > 1 and icg > 1:

@@ -48,15 +48,16 @@ def _contiguous(out, inputs) -> int:
     """Output elements over which each broadcast input is read contiguously or as one scalar: a
     per-channel gate against channel blocks stays within a block (a vector across pixels would
     gather the gate: 0.065 ms for 144x56x56 in 16-channel blocks, 0.011 ms within blocks)."""
-    span, full = 1, {k: None for k in range(len(inputs))}
+    span, read = 1, [None] * len(inputs)  # per input so far: "full" or "one" (broadcast)
     for axis in range(1, len(out) + 1):
+        if out[-axis] == 1:
+            continue
         for k, shape in enumerate(inputs):
             d = shape[-axis] if axis <= len(shape) else 1
-            state = "full" if d == out[-axis] else "one" if d == 1 else None
-            if out[-axis] > 1 and full[k] not in (None, state):
+            state = "full" if d == out[-axis] else "one"
+            if read[k] not in (None, state):
                 return span
-            if out[-axis] > 1:
-                full[k] = state
+            read[k] = state
         span *= out[-axis]
     return span
 
