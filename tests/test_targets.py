@@ -48,8 +48,3 @@ def test_arm_code_is_neon(tmp_path, target, fma, cc, machine):
     else:
         with pytest.raises(TargetError, match=cc.rsplit("-", 1)[0]):  # in the package name
             mod.export(tmp_path / "digits-arm.so")
-
-
-def test_cuda_has_no_templates_yet():
-    with pytest.raises(TargetError, match="cuda"):
-        tvmconv.compile(bundled("digits_cnn.onnx"), target="cuda")

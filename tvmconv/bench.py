@@ -42,8 +42,9 @@ def _timed(fn) -> float:
     return time.perf_counter() - t0
 
 
-def peers(model_path: str, threads: int) -> dict:
-    """Callables of the other runtimes that are installed, each taking the input dict."""
+def peers(model_path: str, threads: int, gpu: bool = False) -> dict:
+    """Callables of the other runtimes that are installed, each taking the input dict; on a GPU,
+    onnxruntime's CUDA provider (when this onnxruntime has it) and nothing else."""
     found = {}
     try:
         import onnxruntime as ort
@@ -51,10 +52,14 @@ def peers(model_path: str, threads: int) -> dict:
         opts = ort.SessionOptions()
         opts.intra_op_num_threads = threads
         opts.inter_op_num_threads = 1
-        sess = ort.InferenceSession(model_path, opts, providers=["CPUExecutionProvider"])
-        found["onnxruntime"] = lambda feeds: sess.run(None, feeds)
+        provider = "CUDAExecutionProvider" if gpu else "CPUExecutionProvider"
+        if provider in ort.get_available_providers():
+            sess = ort.InferenceSession(model_path, opts, providers=[provider])
+            found["onnxruntime"] = lambda feeds: sess.run(None, feeds)
     except ImportError:
         pass
+    if gpu:
+        return found
     try:
         import openvino as ov
 
@@ -88,13 +93,12 @@ def interleaved(runners: dict, feeds: dict, rounds: int, per_round: int) -> dict
 
 def layer_rows(model_path, target, log=None, book=True) -> list[Row]:
     """Each distinct kernel built alone and timed, as the compiled model would run it."""
-    import tvm
-
     from .build import choose, tuned_records
+    from .hostinfo import device
     from .measure import build_kernel, random_args, time_kernel, workloads
 
     tuned = tuned_records(target.key, [log] if log else [], book)
-    dev = tvm.cpu()
+    dev = device(target.key)
     rows = []
     for wl, count in workloads(model_path, target):
         template, cfg = choose(wl, target, tuned)
@@ -153,7 +157,8 @@ def main(argv=None) -> int:
     model = compiled.model()
     rng = np.random.default_rng(0)
     feeds = {i.name: rng.standard_normal(i.shape).astype(np.float32) for i in model.inputs}
-    runners = {"tvmconv": lambda f: model.run(f), **peers(args.model, threads)}
+    gpu = compiled.target.family == "cuda"
+    runners = {"tvmconv": lambda f: model.run(f), **peers(args.model, threads, gpu)}
     times = interleaved(runners, feeds, args.rounds, args.per_round)
     med = {k: float(np.median(v)) * 1e3 for k, v in times.items()}
     print(f"{args.model}: batch {model.inputs[0].shape[0]}, {threads} threads, "

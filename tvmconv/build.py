@@ -15,7 +15,7 @@ from pathlib import Path
 
 import numpy as np
 
-from . import __version__, kernels, records, templates
+from . import __version__, kernels, nvcc, records, templates
 from .artefact import append_metadata
 from .errors import TvmconvError
 from .frontend import from_onnx
@@ -87,12 +87,12 @@ class CompiledModel:
         if self._model is None:
             if not self.target.runs_here:
                 raise TvmconvError(f"compiled for {self.target.key}; export it and run it there")
-            import tvm
             from tvm.runtime.vm import VirtualMachine
 
+            from .hostinfo import device
             from .runtime import Model
 
-            dev = tvm.cpu()
+            dev = device(self.target.key)
             self._model = Model(VirtualMachine(self.executable, dev), self.meta, dev)
         return self._model
 
@@ -198,4 +198,6 @@ def compile_model(model, target="x86", log=None, input_shapes=None, progress=Fal
             raise TvmconvError(f"tuning log not found: {path}")
     mod = lower(graph, spec, tuned_records(spec.key, logs, book), progress)
     executable = tvm.compile(mod, target=spec.tvm_target())
+    if spec.family == "cuda":
+        nvcc.check(executable, spec.key.split("-", 1)[1])
     return CompiledModel(executable, meta, spec)

@@ -28,10 +28,47 @@ def host_key() -> str:
     return "x86-avx512" if "avx512f" in cpu_flags() else "x86-avx2"
 
 
+def cuda_arch() -> str | None:
+    """This machine's first CUDA GPU as ``sm_XY``; None without one (or without TVM's CUDA
+    runtime, which loads only where the driver is installed)."""
+    try:
+        import tvm
+
+        dev = tvm.cuda(0)
+        return "sm_" + dev.compute_version.replace(".", "") if dev.exist else None
+    except Exception:  # no driver, no CUDA runtime in this TVM build
+        return None
+
+
 def runs_here(target_key: str) -> bool:
-    """Whether code compiled for ``target_key`` runs on this machine (AVX2 code runs on AVX-512)."""
+    """Whether code compiled for ``target_key`` runs on this machine (AVX2 code runs on AVX-512;
+    CUDA code for sm_XY on any GPU of that compute capability or newer)."""
+    if target_key.startswith("cuda-sm_"):
+        here = cuda_arch()
+        return here is not None and int(here[3:]) >= int(target_key[len("cuda-sm_"):])
     here = host_key()
     return target_key == here or (target_key, here) == ("x86-avx2", "x86-avx512")
+
+
+def describe_here(target_key: str) -> str:
+    """This machine as a message about code for ``target_key`` needs it."""
+    if target_key.startswith("cuda-"):
+        arch = cuda_arch()
+        return f"this machine's GPU is {arch}" if arch else "this machine has no CUDA GPU"
+    return f"this machine is {host_key()}"
+
+
+def device(target_key: str):
+    """The TVM device code for ``target_key`` runs on; for a GPU, with the compiler TVM's runtime
+    needs to load CUDA kernels (see ``tvmconv.nvcc``)."""
+    import tvm
+
+    if not target_key.startswith("cuda-"):
+        return tvm.cpu()
+    from .nvcc import enable_runtime_compiler
+
+    enable_runtime_compiler()
+    return tvm.cuda(0)
 
 
 def usable_cores() -> int:

@@ -117,7 +117,7 @@ def rpc_session(rpc_addr):
     return rpc.connect_tracker(host, port).request(key) if key else rpc.connect(host, port)
 
 
-def _serve(conn, rpc_addr) -> None:
+def _serve(conn, rpc_addr, gpu: bool) -> None:
     """The measuring process: load a .so, run it, check it, time it; one request at a time.
 
     Requests: ("reference", path, inputs, out_shape) -> output array; ("time", path, inputs,
@@ -128,7 +128,11 @@ def _serve(conn, rpc_addr) -> None:
     from .measure import time_kernel
 
     session = rpc_session(rpc_addr) if rpc_addr else None
-    dev = session.cpu() if session else tvm.cpu()
+    if gpu:
+        from .nvcc import enable_runtime_compiler
+
+        enable_runtime_compiler()
+    dev = (session or tvm).cuda(0) if gpu else (session or tvm).cpu()
     while True:
         msg = conn.recv()
         if msg is None:
@@ -161,15 +165,17 @@ def _serve(conn, rpc_addr) -> None:
 class Runner:
     """Times built candidates one at a time in a separate process, restarted after a crash/hang."""
 
-    def __init__(self, rpc_addr=None, repeat: int = 5):
+    def __init__(self, rpc_addr=None, repeat: int = 5, gpu: bool = False):
         self.rpc_addr = rpc_addr
         self.repeat = repeat
+        self.gpu = gpu
         self.proc = None
 
     def _start(self):
         ctx = mp.get_context("spawn")
         self.conn, child = ctx.Pipe()
-        self.proc = ctx.Process(target=_serve, args=(child, self.rpc_addr), daemon=True)
+        self.proc = ctx.Process(target=_serve, args=(child, self.rpc_addr, self.gpu),
+                                daemon=True)
         self.proc.start()
 
     def _ask(self, msg):

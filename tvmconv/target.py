@@ -11,7 +11,7 @@ import json
 from dataclasses import dataclass, field
 
 from .errors import TargetError
-from .hostinfo import cpu_flags, runs_here, usable_cores
+from .hostinfo import cpu_flags, host_key, runs_here, usable_cores
 
 # Names accepted on the command line, besides a raw TVM JSON dict.
 TARGET_NAMES = ("x86", "x86-avx2", "x86-avx512", "aarch64", "armv7", "cuda")
@@ -31,6 +31,8 @@ class TargetSpec:
     def tvm_target(self):
         import tvm
 
+        if self.family == "cuda" and "host" not in self.tvm:  # kernel launches, the VM: here
+            return tvm.target.Target(self.tvm, host={"kind": "llvm"})
         return tvm.target.Target(self.tvm)
 
     def export_kwargs(self) -> dict:
@@ -48,7 +50,7 @@ class TargetSpec:
 
     @property
     def runs_here(self) -> bool:
-        return self.family != "cuda" and runs_here(self.key)
+        return runs_here(self.key)
 
 
 def _host_x86() -> tuple[str, bool]:
@@ -119,6 +121,13 @@ def resolve(target: str | dict | TargetSpec) -> TargetSpec:
         return TargetSpec(name, f"cuda-{arch}", "cuda", {"kind": "cuda", "arch": arch}, lanes=4)
     raise TargetError(f"unknown target {target!r}; known targets: {', '.join(TARGET_NAMES)} "
                       "(or a TVM JSON target dict)")
+
+
+def host_target() -> TargetSpec:
+    """Plain LLVM code for this machine's CPU: where reference outputs are computed."""
+    key = host_key()
+    return TargetSpec("host", key, "x86" if key.startswith("x86") else "arm", {"kind": "llvm"},
+                      lanes=1)
 
 
 def _llvm(mcpu: str) -> dict:

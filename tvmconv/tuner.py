@@ -22,6 +22,7 @@ from .config import Config
 from .costmodel import CostModel, features
 from .errors import TvmconvError
 from .runner import Builder, Runner, kernel_inputs, scratch_dir
+from .target import host_target
 from .workload import Workload
 
 ENUMERATE_LIMIT = 4000  # spaces up to this size are scored whole; larger ones by evolution
@@ -81,7 +82,11 @@ class Tuner:
         self.batch = batch or 8
         self.patience, self.eps = patience, eps
         self.builder = Builder(workers or max(1, (os.cpu_count() or 2)))
-        self.runner = Runner(rpc)
+        gpu = target.family == "cuda"
+        self.runner = Runner(rpc, gpu=gpu)
+        # an unscheduled kernel cannot run on a GPU: the reference is computed on this CPU
+        self.reference_target = host_target() if gpu else target
+        self.reference_runner = Runner() if gpu else self.runner
         self.models: dict[str, CostModel] = {}
         self.data: dict[str, tuple[list, list]] = {}
         self.history: list[tuple[int, float]] = []  # (trials so far, estimated model seconds)
@@ -151,9 +156,10 @@ class Tuner:
 
     # -- measuring -------------------------------------------------------------------------------
     def _reference(self, task: Task) -> None:
-        (path, err), = self.builder.build_all([(task.wl, self.target, None, None, str(self.tmp))])
+        (path, err), = self.builder.build_all([(task.wl, self.reference_target, None, None,
+                                                 str(self.tmp))])
         if path:
-            task.reference = self.runner.reference(path, *kernel_inputs(task.wl))
+            task.reference = self.reference_runner.reference(path, *kernel_inputs(task.wl))
         if task.reference is None:
             raise TvmconvError(f"cannot build or run the reference of {task.wl.kind} "
                                f"({err or 'it failed on the device'})")
@@ -260,4 +266,5 @@ class Tuner:
     def close(self) -> None:
         self.builder.close()
         self.runner.stop()
+        self.reference_runner.stop()
         shutil.rmtree(self.tmp, ignore_errors=True)

@@ -1,0 +1,213 @@
+"""CUDA: the templates' schedules compute what the layers define, and the kernels compile with nvcc
+within a GPU's limits.
+
+No GPU is needed. A CUDA schedule differs from a CPU one only in which loops run on threads: with
+every thread-bound loop made serial (and shared/local buffers plain), the same scheduled kernel
+runs on this CPU, so each template's index arithmetic, tiling, shared-memory staging and
+cross-thread reductions are checked against onnxruntime (whole networks, through the CUDA
+layout plan) and against the unscheduled layer (random configs of every template). Races and
+barriers are TVM's lowering's to get right; where a GPU is present, the artefact test runs the
+real kernels too.
+"""
+
+from __future__ import annotations
+
+import random
+import re
+import shutil
+
+import numpy as np
+import onnx
+import pytest
+from conftest import assert_close, make_model, rng_inputs, run_ort, single, weights
+from onnx import helper
+
+import tvmconv
+from tvmconv import kernels, nvcc, templates
+from tvmconv.demo import bundled
+from tvmconv.errors import TargetError
+from tvmconv.target import resolve
+
+CUDA = resolve("cuda")
+needs_nvcc = pytest.mark.skipif(shutil.which("nvcc") is None, reason="nvcc (CUDA toolkit) absent")
+
+
+def serial(func):
+    """``func`` with its thread-bound loops serial and its shared/local buffers global: the CUDA
+    schedule as a CPU kernel (a TVMScript round trip; TVM 0.27 has no Python IR mutator)."""
+    import tvm
+
+    text = func.script().replace("T.thread_binding(", "T.serial(")
+    text = re.sub(r', thread="[^"]+"', "", text)
+    text = re.sub(r', scope="(local|shared)"', "", text)
+    return tvm.script.from_source(text)
+
+
+def run_cuda_plan_on_cpu(model, feeds: dict) -> list[np.ndarray]:
+    """The network as compiled for CUDA (layout plan, packed weights, CUDA schedules), with every
+    kernel made serial and run on this CPU."""
+    import tvm
+    from tvm.runtime.vm import VirtualMachine
+
+    from tvmconv.build import lower, tuned_records
+    from tvmconv.frontend import from_onnx
+    from tvmconv.passes import optimize
+
+    graph = from_onnx(model)
+    optimize(graph, CUDA)
+    real = kernels.prim_func
+    kernels.prim_func = lambda *a, **k: serial(real(*a, **k))
+    try:
+        mod = lower(graph, CUDA, tuned_records(CUDA.key, []))
+    finally:
+        kernels.prim_func = real
+    vm = VirtualMachine(tvm.compile(mod, target=tvm.target.Target({"kind": "llvm"})), tvm.cpu())
+    outs = vm["main"](*[tvm.runtime.tensor(feeds[n]) for n in graph.inputs])
+    return [o.numpy() for o in outs]
+
+
+def _check_network(model, seed: int = 0) -> None:
+    model = onnx.load(str(model)) if not isinstance(model, onnx.ModelProto) else model
+    feeds = rng_inputs(model, seed)
+    for k, (got, ref) in enumerate(zip(run_cuda_plan_on_cpu(model, feeds), run_ort(model, feeds))):
+        assert_close(got, ref, what=f"output {k}")
+
+
+@pytest.mark.parametrize("name", ["lenet5", "squeezenet", "inception", "mobilenet_v3",
+                                  "shufflenet_v2", "resnext"])
+def test_cuda_schedules_compute_the_zoo(zoo_model, name):
+    """Whole reference networks through the CUDA plan; inception has LRN, mobilenet_v3 squeeze-
+    excite gates and hard-swish, shufflenet channel shuffles and splits, resnext grouped convs."""
+    _check_network(zoo_model(name))
+
+
+def _layers() -> dict:
+    """One model per CUDA-scheduled layer kind, at shapes without convenient divisors."""
+    conv_in = (1, 13, 11, 7)
+    return {
+        "conv_strided": single("Conv", conv_in, {"w": weights((19, 13, 3, 3), 1, 0.2)}, ["w"],
+                               strides=[2, 1], pads=[1, 0, 1, 1]),
+        "conv_dilated": single("Conv", conv_in, {"w": weights((8, 13, 3, 2), 2, 0.2)}, ["w"],
+                               dilations=[2, 1]),
+        "conv_large_kernel": single("Conv", (1, 8, 33, 31), {"w": weights((8, 8, 29, 29), 5, 0.02)},
+                                    ["w"]),
+        "conv_grouped": single("Conv", (1, 24, 9, 9), {"w": weights((48, 8, 3, 3), 3, 0.2)},
+                               ["w"], group=3, pads=[1, 1, 1, 1]),
+        "depthwise": single("Conv", (1, 16, 9, 7), {"w": weights((32, 1, 5, 5), 4)}, ["w"],
+                            group=16, strides=[2, 2], pads=[2, 2, 2, 2]),
+        "max_pool": single("MaxPool", (1, 5, 11, 11), kernel_shape=[3, 3], strides=[2, 2],
+                           ceil_mode=1),
+        "avg_pool": single("AveragePool", (1, 5, 9, 9), kernel_shape=[3, 3], pads=[1, 1, 1, 1]),
+        "global_pool": single("GlobalAveragePool", (1, 7, 30, 30)),
+        "lp_pool": single("LpPool", (1, 3, 8, 8), kernel_shape=[2, 2], p=3),
+        "dense": single("Gemm", (2, 700), {"w": weights((700, 13)), "b": weights(13, 2)},
+                        ["w", "b"]),
+        "matmul": make_model([helper.make_node("MatMul", ["a", "b"], ["y"])],
+                             {"a": (3, 5, 70), "b": (1, 70, 9)}, ["y"]),
+        "softmax_last": single("Softmax", (3, 1000)),
+        "softmax_channels": single("Softmax", (2, 7, 5, 3), axis=1),
+        "lrn": single("LRN", (1, 9, 6, 5), size=5, alpha=1e-3, beta=0.75, bias=2.0),
+        "instance_norm": single("InstanceNormalization", (2, 3, 17, 19),
+                                {"s": weights(3, 5), "b": weights(3, 6)}, ["s", "b"]),
+        "layer_norm": single("LayerNormalization", (3, 7, 96),
+                             {"s": weights(96, 5), "b": weights(96, 6)}, ["s", "b"], axis=-1),
+        "reduce_mean": single("ReduceMean", (2, 6, 33), keepdims=0, axes=[1]),
+        "transpose": single("Transpose", (2, 3, 5, 7), perm=[0, 2, 3, 1]),
+        "resize": single("Resize", (1, 3, 5, 7),
+                         {"roi": np.zeros(0, np.float32),
+                          "scales": np.array([1, 1, 2, 3], np.float32)},
+                         ["roi", "scales"], mode="nearest"),
+    }
+
+
+LAYERS = _layers()
+
+
+@pytest.mark.parametrize("case", list(LAYERS))
+def test_cuda_schedules_compute_each_layer(case):
+    _check_network(LAYERS[case])
+
+
+def _workloads(model) -> list:
+    from tvmconv.measure import workloads
+
+    return [wl for wl, _ in workloads(model, CUDA)]
+
+
+@pytest.mark.parametrize("case", ["conv_strided", "conv_large_kernel", "conv_grouped",
+                                  "depthwise", "avg_pool", "dense", "softmax_last", "layer_norm",
+                                  "transpose"])
+def test_cuda_template_spaces(case):
+    """Random configs from every CUDA template's space compute what the unscheduled layer does."""
+    import tvm
+    from tvm import te
+
+    from tvmconv.runner import kernel_inputs
+
+    rng = random.Random(0)
+    cpu = tvm.target.Target({"kind": "llvm"})
+    for wl in _workloads(LAYERS[case]):
+        inputs, out_shape = kernel_inputs(wl)
+        ref_lib = tvm.compile(tvm.IRModule({"main": te.create_prim_func(kernels.tensors(wl))}),
+                              target=cpu)
+        for template in templates.templates_for(wl.kind, "cuda", wl, CUDA):
+            space = template.space(wl, CUDA)
+            configs = {template.default(wl, CUDA), *(space.sample(rng) for _ in range(3))}
+            for cfg in configs:
+                assert space.contains(cfg)
+                lib = tvm.compile(tvm.IRModule(
+                    {"main": serial(kernels.prim_func(wl, CUDA, template, cfg))}), target=cpu)
+                outs = []
+                for m in (lib, ref_lib):
+                    args = [tvm.runtime.tensor(a) for a in inputs]
+                    args.append(tvm.runtime.tensor(np.zeros(out_shape, "float32")))
+                    m["main"](*args)
+                    outs.append(args[-1].numpy())
+                assert_close(outs[0], outs[1], what=f"{template.NAME} {cfg} on {wl.key}")
+
+
+def _kernels(source: str) -> dict[str, str]:
+    """Kernel name -> its body, from a CUDA module's source."""
+    parts = re.split(r'extern "C" __global__ void (?:__launch_bounds__\(\d+\) )?(\w+)\(', source)
+    return {name: body for name, body in zip(parts[1::2], parts[2::2]) if "{" in body[:400]}
+
+
+@needs_nvcc
+@pytest.mark.parametrize("name", ["resnet18", "mobilenet_v2", "efficientnet"])
+def test_cuda_kernels_fit_the_gpu(zoo_model, name):
+    """compile runs nvcc on the kernels; each stays within 1024 threads and 48 KiB of shared
+    memory per block (the limits of every CUDA GPU), whatever the template estimated."""
+    compiled = tvmconv.compile(zoo_model(name), target="cuda")
+    (source,) = nvcc.sources(compiled.executable)
+    found = _kernels(source)
+    assert len(found) >= 10
+    for kernel, body in found.items():
+        shared = sum(int(n) for n in re.findall(r"__shared__[^;\[]*\[(\d+)\]", body))
+        assert 4 * shared <= 48 * 1024, f"{kernel}: {4 * shared} bytes of shared memory"
+    bounds = [int(b) for b in re.findall(r"__launch_bounds__\((\d+)\)", source)]
+    assert bounds and max(bounds) <= 1024
+
+
+@needs_nvcc
+def test_cuda_artefact(tmp_path):
+    """A CUDA artefact exports as one file; on a machine with a GPU it runs and matches
+    onnxruntime, elsewhere loading it says why it cannot run."""
+    from tvmconv.hostinfo import runs_here
+
+    model = onnx.load(str(bundled("digits_cnn.onnx")))
+    path = tvmconv.compile(model, target="cuda").export(tmp_path / "digits-cuda.so")
+    feeds = rng_inputs(model)
+    if runs_here(CUDA.key):
+        assert_close(tvmconv.load(path).run(feeds)[0], run_ort(model, feeds)[0])
+    else:
+        with pytest.raises(TargetError, match="cuda-sm_80; this machine has no CUDA GPU"):
+            tvmconv.load(path)
+
+
+@needs_nvcc
+def test_nvcc_errors_surface_at_compile_time(monkeypatch):
+    """A kernel nvcc refuses fails ``compile`` with nvcc's first error, not a board's load."""
+    real = nvcc.sources
+    monkeypatch.setattr(nvcc, "sources", lambda ex: [s + "\nint broken(" for s in real(ex)])
+    with pytest.raises(tvmconv.TvmconvError, match="nvcc could not compile"):
+        tvmconv.compile(bundled("digits_cnn.onnx"), target="cuda")

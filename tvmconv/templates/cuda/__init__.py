@@ -1,0 +1,1 @@
+"""CUDA schedule templates: thread blocks, shared-memory staging, accumulators in registers."""

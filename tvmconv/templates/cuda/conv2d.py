@@ -1,0 +1,123 @@
+"""Direct NCHW[x]c convolution on CUDA: a thread block computes a tile of output rows x columns x
+channel blocks; each thread keeps ``tile_y x tile_x x tile_oc`` output blocks in registers while
+the reduction walks ``rc`` input-channel blocks at a time through shared memory (the padded
+input tile and the weights, copied by all threads together, so each global value is read once
+per block instead of once per thread). The epilogue (bias, activation, residual) is applied to
+the registers on their way out.
+"""
+
+from __future__ import annotations
+
+from ...config import Config, Space, divisors
+from .common import MAX_THREADS, SHARED_BYTES, WARP, cooperative_fetch, unroll
+
+NAME = "cuda_conv2d_direct"
+KINDS = ("conv2d",)
+
+# Registers a thread may spend on accumulators (of 255); more spills to local memory.
+MAX_ACCUMULATORS = 64
+# Threads in flight that keep a large GPU's SMs busy (132 SMs x 128).
+FILL_THREADS = 16384
+
+
+def threads(cfg: Config) -> int:
+    return cfg["thr_x"] * cfg["thr_y"] * cfg["thr_oc"]
+
+
+def accumulators(cfg: Config, ob: int) -> int:
+    return cfg["tile_x"] * cfg["tile_y"] * cfg["tile_oc"] * ob
+
+
+def shared_floats(wl, cfg: Config) -> int:
+    """Floats a block stages per step: its input tile (every group its channel tile spans) and its
+    weights."""
+    p = wl.params
+    _, icgb, kh, kw, ib, ob = p["kernel"]
+    (sh, sw), (dh, dw) = p["strides"], p["dilations"]
+    rows = (cfg["thr_y"] * cfg["tile_y"] - 1) * sh + (kh - 1) * dh + 1
+    cols = (cfg["thr_x"] * cfg["tile_x"] - 1) * sw + (kw - 1) * dw + 1
+    oc_blocks = cfg["thr_oc"] * cfg["tile_oc"]
+    per_group = p["out"][1] // p["groups"]
+    spanned = -(-oc_blocks // per_group) if p["groups"] > 1 else 1
+    channels = max(((spanned - 1) * icgb + cfg["rc"]) * ib, p["data"][4])
+    return channels * rows * cols + oc_blocks * cfg["rc"] * kh * kw * ib * ob
+
+
+def applicable(wl, target) -> bool:
+    """Whether the smallest tile's staging fits shared memory (a 29 x 29 kernel's weights do not:
+    such a conv runs as ``stages``' thread per output)."""
+    one = Config.of({"tile_x": 1, "thr_x": 1, "tile_y": 1, "thr_y": 1, "tile_oc": 1, "thr_oc": 1,
+                     "rc": 1, "unroll": 0})
+    return 4 * shared_floats(wl, one) <= SHARED_BYTES
+
+
+def space(wl, target) -> Space:
+    _, ocb, oh, ow, ob = wl.params["out"]
+    knobs = {
+        "tile_x": divisors(ow, 4), "thr_x": divisors(ow, 64),
+        "tile_y": divisors(oh, 4), "thr_y": divisors(oh, 32),
+        "tile_oc": divisors(ocb, 4), "thr_oc": divisors(ocb, 64),
+        "rc": divisors(wl.params["kernel"][1], 16),
+        "unroll": [0, 64, 512],
+    }
+
+    def valid(c):
+        return (ow % (c["tile_x"] * c["thr_x"]) == 0 and oh % (c["tile_y"] * c["thr_y"]) == 0
+                and ocb % (c["tile_oc"] * c["thr_oc"]) == 0 and threads(c) <= MAX_THREADS
+                and accumulators(c, ob) <= MAX_ACCUMULATORS
+                and 4 * shared_floats(wl, c) <= SHARED_BYTES)
+
+    return Space(knobs, valid)
+
+
+def default(wl, target) -> Config:
+    """At least a warp per block, then enough threads in all to fill a large GPU, then about 128
+    threads per block with 16-32 accumulators each (a tile that reuses each staged input value
+    across its channels and each weight across its pixels, without spilling), then the deepest
+    shared-memory step that leaves room for three blocks per SM."""
+    _, ocb, oh, ow, ob = wl.params["out"]
+    output_blocks = ocb * oh * ow * wl.params["out"][0]
+
+    def rank(c):
+        total = output_blocks // (c["tile_x"] * c["tile_y"] * c["tile_oc"])
+        return (min(threads(c), WARP), min(total, FILL_THREADS), -abs(threads(c) - 128),
+                -abs(accumulators(c, ob) - 24), 4 * shared_floats(wl, c) <= SHARED_BYTES // 3,
+                c["tile_oc"], c["rc"], c["unroll"] == 512)
+
+    return max(space(wl, target), key=rank)
+
+
+def apply(sch, wl, cfg: Config, target) -> None:
+    ep = sch.get_sblock("epilogue")
+    conv = sch.get_sblock("conv2d_NCHWc")
+    n, oc, y, x, oi = sch.get_loops(ep)
+    oc_b, oc_t, oc_i = sch.split(oc, [None, cfg["thr_oc"], cfg["tile_oc"]])
+    y_b, y_t, y_i = sch.split(y, [None, cfg["thr_y"], cfg["tile_y"]])
+    x_b, x_t, x_i = sch.split(x, [None, cfg["thr_x"], cfg["tile_x"]])
+    sch.reorder(n, oc_b, y_b, x_b, oc_t, y_t, x_t, oc_i, y_i, x_i, oi)
+    sch.bind(sch.fuse(n, oc_b, y_b, x_b), "blockIdx.x")
+    tx = sch.fuse(oc_t, y_t, x_t)
+    sch.bind(tx, "threadIdx.x")
+    for loop in (oc_i, y_i, x_i, oi):
+        sch.unroll(loop)
+    sch.compute_at(conv, tx, preserve_unit_loops=True)
+    sch.set_scope(conv, 0, "local")
+    *_, c_n, c_oc, c_y, c_x, c_oi, rco, rkh, rkw, rci = sch.get_loops(conv)
+    ro, ri = sch.split(rco, [None, cfg["rc"]])
+    sch.reorder(ro, ri, rkh, rkw, rci, c_n, c_oc, c_y, c_x, c_oi)
+    for loop in (c_oc, c_y, c_x, c_oi):
+        sch.unroll(loop)
+    unroll(sch, ri, cfg["unroll"])
+    depth = len(sch.get_loops(conv)) - 9  # the loops down to ``ro``
+    reads = [r.source.name for r in sch.get(conv).reads]
+    staged = [sch.cache_read(conv, reads.index("kernel"), "shared")]
+    if "pad" in reads:  # the padding is computed straight into shared memory
+        pad = sch.get_sblock("pad")
+        sch.set_scope(pad, 0, "shared")
+        staged.append(pad)
+    else:
+        staged.append(sch.cache_read(conv, reads.index("data"), "shared"))
+    for block in staged:
+        sch.compute_at(block, ro)
+        cooperative_fetch(sch, block, depth, threads(cfg))
+    sch.decompose_reduction(conv, ro)
