@@ -91,6 +91,8 @@ def _layers() -> dict:
                                dilations=[2, 1]),
         "conv_large_kernel": single("Conv", (1, 8, 33, 31), {"w": weights((8, 8, 29, 29), 5, 0.02)},
                                     ["w"]),
+        "conv_one_weight": single("Conv", (2, 1, 21, 36), {"w": weights((1, 1, 1, 1), 6)}, ["w"],
+                                  pads=[1, 0, 0, 0]),  # a one-element weight tile
         "conv_grouped": single("Conv", (1, 24, 9, 9), {"w": weights((48, 8, 3, 3), 3, 0.2)},
                                ["w"], group=3, pads=[1, 1, 1, 1]),
         "depthwise": single("Conv", (1, 16, 9, 7), {"w": weights((32, 1, 5, 5), 4)}, ["w"],

@@ -49,11 +49,13 @@ def prim_func(wl: Workload, target, template=None, cfg: Config | None = None):
     func = te.create_prim_func(tensors(merged or wl, template, cfg))
     sch = Schedule(func)
     template.apply(sch, merged or wl, cfg, target)
+    # marked so that TVM's GPU pipeline (dlight's default schedules) leaves it as it is
+    func = sch.mod["main"].with_attr("tirx.is_scheduled", True)
     if merged is None:
-        return sch.mod["main"]
+        return func
     shapes = [*wl.params["inputs"], wl.params["out"]]
-    whole = [tirx.decl_buffer(s, b.dtype, b.name) for s, b in zip(shapes, sch.mod["main"].params)]
-    return _viewing(sch.mod["main"], whole, [b.data for b in whole])
+    whole = [tirx.decl_buffer(s, b.dtype, b.name) for s, b in zip(shapes, func.params)]
+    return _viewing(func, whole, [b.data for b in whole])
 
 
 def placed(func, shape: tuple[int, ...], offset: int):

@@ -64,6 +64,8 @@ def cooperative_fetch(sch, block, anchor_depth: int, threads: int) -> None:
     the first ``anchor_depth`` loops, where it was computed) fused and dealt out round-robin, so
     consecutive threads touch consecutive addresses."""
     loops = sch.get_loops(block)[anchor_depth:]
+    if not loops:  # a one-element tile: compute_at left it no loop of its own
+        loops = [sch.add_unit_loop(block)]
     fused = sch.fuse(*loops) if len(loops) > 1 else loops[0]
     _, tx = sch.split(fused, [None, threads])
     sch.bind(tx, "threadIdx.x")
