@@ -179,3 +179,18 @@ def test_loads_with_tvm_runtime_alone(two_io_artefact):
     env = {**os.environ, "TVM_USE_RUNTIME_LIB": "1"}
     proc = subprocess.run([sys.executable, "-c", code], env=env, capture_output=True, text=True)
     assert proc.returncode == 0, proc.stderr[-2000:]
+
+
+def test_every_module_folder_is_installed():
+    """pyproject.toml lists the packages a (non-editable) install copies: a new folder of modules
+    left out of it works in a checkout and is missing from every install."""
+    import re
+    from pathlib import Path
+
+    root = Path(__file__).resolve().parents[1]
+    text = (root / "pyproject.toml").read_text()  # no tomllib before Python 3.11
+    listed = set(re.findall(r'"([\w.]+)"', re.search(r"^packages = \[(.*?)\]", text,
+                                                       re.S | re.M).group(1)))
+    folders = {".".join(p.parent.relative_to(root).parts) for p in (root / "tvmconv").rglob("*.py")}
+    assert "tvmconv.templates.x86" in listed and folders <= listed, \
+        f"not installed: {sorted(folders - listed)}"

@@ -54,7 +54,7 @@ def _reduction_length(wl) -> int:
 
 def space(wl, target) -> Space:
     longest = _reduction_length(wl)
-    spread = [1] + [t for t in powers_of_two(WARP, 512) if t <= max(WARP, longest)]
+    spread = [1] + [t for t in powers_of_two(WARP, 512) if 1 < longest and t <= max(WARP, longest)]
     return Space({"threads": powers_of_two(64, MAX_THREADS), "reduce_threads": spread,
                   "unroll": list(UNROLL_STEPS)})
 
@@ -102,12 +102,13 @@ def _kernel(sch, block, inner: list, cfg: Config) -> None:
     for stage in reversed(inner):
         sch.compute_at(stage, fused)
         sch.set_scope(stage, 0, "local")
-        _spread(sch, sch.get_loops(stage)[1:], spread)
+        _spread(sch, stage, spread)
 
 
-def _spread(sch, reduction: list, threads: int) -> None:
-    """A reduction over ``threads`` threads (the last ones idle when it is shorter): TVM lowers it
-    to warp shuffles and a shared-memory step across warps."""
+def _spread(sch, stage, threads: int) -> None:
+    """A stage computed in a block, its reduction over ``threads`` threads (the last ones idle
+    when it is shorter): TVM lowers it to warp shuffles and a shared-memory step across warps."""
+    reduction = sch.get_loops(stage)[1:]
     loop = sch.fuse(*reduction) if len(reduction) > 1 else reduction[0]
     _, tx = sch.split(loop, [None, threads])
     sch.bind(tx, "threadIdx.x")
