@@ -26,6 +26,7 @@ import tvmconv
 from tvmconv import kernels, nvcc, templates
 from tvmconv.demo import bundled
 from tvmconv.errors import TargetError
+from tvmconv.hostinfo import runs_here
 from tvmconv.target import resolve
 
 CUDA = resolve("cuda")
@@ -194,8 +195,6 @@ def test_cuda_kernels_fit_the_gpu(zoo_model, name):
 def test_cuda_artefact(tmp_path):
     """A CUDA artefact exports as one file; on a machine with a GPU it runs and matches
     onnxruntime, elsewhere loading it says why it cannot run."""
-    from tvmconv.hostinfo import runs_here
-
     model = onnx.load(str(bundled("digits_cnn.onnx")))
     path = tvmconv.compile(model, target="cuda").export(tmp_path / "digits-cuda.so")
     feeds = rng_inputs(model)
@@ -204,6 +203,16 @@ def test_cuda_artefact(tmp_path):
     else:
         with pytest.raises(TargetError, match="cuda-sm_80; this machine has no CUDA GPU"):
             tvmconv.load(path)
+
+
+@pytest.mark.skipif(not runs_here(CUDA.key), reason="needs an NVIDIA GPU (sm_80 or newer)")
+@pytest.mark.parametrize("name", ["resnet18", "mobilenet_v2", "inception", "shufflenet_v2"])
+def test_zoo_on_the_gpu(zoo_model, name):
+    """The real kernels on a GPU: whole reference networks against onnxruntime on the CPU."""
+    model = onnx.load(str(zoo_model(name)))
+    feeds = rng_inputs(model)
+    got = tvmconv.compile(model, target="cuda").model().run(feeds)
+    assert_close(got[0], run_ort(model, feeds)[0])
 
 
 @needs_nvcc
