@@ -82,7 +82,7 @@ def default(wl, target) -> Config:
         total = output_blocks // (c["tile_x"] * c["tile_y"] * c["tile_oc"])
         return (min(threads(c), WARP), min(total, FILL_THREADS), -abs(threads(c) - 128),
                 -abs(accumulators(c, ob) - 24), 4 * shared_floats(wl, c) <= SHARED_BYTES // 3,
-                c["tile_oc"], c["rc"], c["unroll"] == 512)
+                c["tile_oc"], c["rc"], c["unroll"] == 64)
 
     return max(space(wl, target), key=rank)
 
