@@ -27,6 +27,11 @@ def test_json_targets():
         resolve("llvm -mcpu=znver3")
     with pytest.raises(TargetError, match="unknown target"):
         resolve("tpu")
+    assert resolve({"kind": "cuda", "arch": "sm_90a"}).key == "cuda-sm_90a"
+    assert resolve("cuda-sm_86").tvm == {"kind": "cuda", "arch": "sm_86"}
+    for bad in ("cuda-sm86", "cuda-xx", {"kind": "cuda", "arch": 80}):
+        with pytest.raises(TargetError, match="CUDA architecture"):
+            resolve(bad)
 
 
 @pytest.mark.parametrize("target, fma, cc, machine", [

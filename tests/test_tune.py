@@ -122,6 +122,26 @@ def test_rpc_runner_against_local_server(tiny, tmp_path):
         server.terminate()
 
 
+def test_cuda_candidates_build_here_and_references_run_on_the_cpu(tiny, tmp_path):
+    """Tuning for a GPU: every task's candidates compile for CUDA on this machine, and the
+    reference each must reproduce is computed on this CPU (an unscheduled kernel cannot run on a
+    GPU)."""
+    cuda = resolve("cuda")
+    tasks = make_tasks(workloads(tiny, cuda), cuda)
+    assert {t.wl.kind for t in tasks} >= {"conv2d", "dense"}
+    tuner = Tuner(tasks, cuda, tmp_path / "cuda.jsonl", workers=1)
+    try:
+        for task in tasks:
+            tuner._reference(task)
+            assert np.isfinite(task.reference).all() and np.abs(task.reference).max() > 0
+            jobs = [(task.wl, cuda, t.NAME, t.default(task.wl, cuda), str(tmp_path))
+                    for t in task.templates]
+            for path, err in tuner.builder.build_all(jobs):
+                assert err is None and path.endswith(".so")
+    finally:
+        tuner.close()
+
+
 def test_best_ranks_configs_by_median(tmp_path):
     """One lucky timing must not decide: a config re-timed three times is ranked by its median."""
     log = tmp_path / "log.jsonl"

@@ -43,9 +43,9 @@ def check(executable, arch: str) -> None:
                                    os.path.join(tmp, f"kernels{i}.fatbin"), src],
                                   capture_output=True, text=True)
             if done.returncode:
-                errors = [ln for ln in done.stderr.splitlines() if "error" in ln] or [done.stderr]
-                raise TvmconvError(f"nvcc could not compile the CUDA kernels for {arch}: "
-                                   f"{errors[0].strip()}")
+                lines = [ln.strip() for ln in done.stderr.splitlines() if ln.strip()] or ["?"]
+                first = next((ln for ln in lines if "error" in ln or "fatal" in ln), lines[0])
+                raise TvmconvError(f"nvcc could not compile the CUDA kernels for {arch}: {first}")
 
 
 def enable_runtime_compiler() -> None:

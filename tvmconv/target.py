@@ -8,6 +8,7 @@ artefact are valid for; the TVM target dict says how to generate code.
 from __future__ import annotations
 
 import json
+import re
 from dataclasses import dataclass, field
 
 from .errors import TargetError
@@ -116,11 +117,20 @@ def resolve(target: str | dict | TargetSpec) -> TargetSpec:
                  "mattr": ["+neon", "+vfp4"], "num-cores": 4}
         return TargetSpec(name, "armv7-neon", "arm", tvm_t, lanes=4,
                           cross_cc="arm-linux-gnueabihf-gcc")
-    if name == "cuda" or name.startswith("cuda-sm_"):
-        arch = name.split("-", 1)[1] if "-" in name else "sm_80"
+    if name == "cuda" or name.startswith("cuda-"):
+        arch = _cuda_arch(name.split("-", 1)[1] if "-" in name else "sm_80")
         return TargetSpec(name, f"cuda-{arch}", "cuda", {"kind": "cuda", "arch": arch}, lanes=4)
     raise TargetError(f"unknown target {target!r}; known targets: {', '.join(TARGET_NAMES)} "
                       "(or a TVM JSON target dict)")
+
+
+def _cuda_arch(arch) -> str:
+    """A CUDA architecture as nvcc names it (sm_80, sm_90a); anything else is refused here rather
+    than by nvcc after the whole compile."""
+    if not isinstance(arch, str) or not re.fullmatch(r"sm_[1-9][0-9]{1,2}[af]?", arch):
+        raise TargetError(f"CUDA architecture {arch!r}: expected sm_XY as in cuda-sm_86 "
+                          "(X.Y is the GPU's compute capability)")
+    return arch
 
 
 def host_target() -> TargetSpec:
@@ -137,7 +147,7 @@ def _llvm(mcpu: str) -> dict:
 def _from_dict(d: dict) -> TargetSpec:
     kind = d.get("kind")
     if kind == "cuda":
-        arch = d.get("arch", "sm_80")
+        arch = _cuda_arch(d.get("arch", "sm_80"))
         return TargetSpec(json.dumps(d), f"cuda-{arch}", "cuda", dict(d), lanes=4)
     if kind != "llvm":
         raise TargetError(f"target kind {kind!r} is not supported (llvm or cuda)")
