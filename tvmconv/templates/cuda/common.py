@@ -1,8 +1,8 @@
 """Thread-binding helpers shared by the CUDA templates.
 
 Limits are the ones every CUDA GPU since sm_50 honours: 1024 threads and 48 KiB of static shared
-memory per block. Loops are split by divisors where a template can choose, so kernels need no
-bounds tests in their inner loops.
+memory per block. The conv template tiles by divisors, so its inner loops test no bounds; a flat
+kernel tests its thread's index once.
 """
 
 from __future__ import annotations
