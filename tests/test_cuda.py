@@ -231,3 +231,12 @@ def test_nvcc_errors_surface_at_compile_time(monkeypatch):
     monkeypatch.setattr(nvcc, "sources", lambda ex: [s + "\nint broken(" for s in real(ex)])
     with pytest.raises(tvmconv.TvmconvError, match="nvcc could not compile"):
         tvmconv.compile(bundled("digits_cnn.onnx"), target="cuda")
+
+
+def test_without_nvcc_compile_warns(monkeypatch):
+    """Without the CUDA toolkit the artefact is still written (the GPU machine compiles its
+    kernels when it loads them), with a warning that nothing checked them here."""
+    monkeypatch.setattr(nvcc.shutil, "which", lambda name: None)
+    with pytest.warns(UserWarning, match="nvcc not found"):
+        compiled = tvmconv.compile(bundled("digits_cnn.onnx"), target="cuda")
+    assert nvcc.sources(compiled.executable)
