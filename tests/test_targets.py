@@ -53,3 +53,15 @@ def test_arm_code_is_neon(tmp_path, target, fma, cc, machine):
     else:
         with pytest.raises(TargetError, match=cc.rsplit("-", 1)[0]):  # in the package name
             mod.export(tmp_path / "digits-arm.so")
+
+
+@pytest.mark.parametrize("gpu, runs", [(None, [False, False, False]),
+                                       ("sm_80", [True, False, False]),
+                                       ("sm_90", [True, True, True])])
+def test_which_gpu_code_runs_here(monkeypatch, gpu, runs):
+    """Code for sm_80 runs on any newer GPU; sm_90a (architecture-specific) on sm_90 alone."""
+    from tvmconv import hostinfo
+
+    monkeypatch.setattr(hostinfo, "cuda_arch", lambda: gpu)
+    keys = ["cuda-sm_80", "cuda-sm_90a", "cuda-sm_86"]
+    assert [hostinfo.runs_here(k) for k in keys] == runs

@@ -45,7 +45,12 @@ def runs_here(target_key: str) -> bool:
     CUDA code for sm_XY on any GPU of that compute capability or newer)."""
     if target_key.startswith("cuda-sm_"):
         here = cuda_arch()
-        return here is not None and int(here[3:]) >= int(target_key[len("cuda-sm_"):])
+        if here is None:
+            return False
+        need = target_key[len("cuda-sm_"):]
+        if not need.isdigit():  # sm_90a: that architecture's own features, that GPU only
+            return need.rstrip("af") == here[3:]
+        return int(here[3:]) >= int(need)
     here = host_key()
     return target_key == here or (target_key, here) == ("x86-avx2", "x86-avx512")
 
