@@ -16,8 +16,10 @@ KINDS = ("conv2d",)
 
 # Registers a thread may spend on accumulators (of 255); more spills to local memory.
 MAX_ACCUMULATORS = 64
-# Threads in flight that keep a large GPU's SMs busy (132 SMs x 128).
+# Threads in flight that keep a large GPU's SMs busy (132 SMs x 128), and blocks to give each of
+# its SMs one (a layer too small for both runs narrower blocks rather than idle SMs).
 FILL_THREADS = 16384
+FILL_BLOCKS = 132
 
 
 def threads(cfg: Config) -> int:
@@ -71,18 +73,21 @@ def space(wl, target) -> Space:
 
 
 def default(wl, target) -> Config:
-    """At least a warp per block, then enough threads in all to fill a large GPU, then about 128
-    threads per block with 16-32 accumulators each (a tile that reuses each staged input value
-    across its channels and each weight across its pixels, without spilling), then the deepest
-    shared-memory step that leaves room for three blocks per SM."""
+    """At least a warp per block and whole warps, then enough threads in all to fill a large GPU,
+    and a block per SM, then about 128 threads per block with 16-32 accumulators each (a tile
+    that reuses each staged input value across its channels and each weight across its pixels,
+    without spilling), then the deepest shared-memory step that leaves room for three blocks
+    per SM. Unmeasured on a GPU so far: a starting point for ``tune``."""
     _, ocb, oh, ow, ob = wl.params["out"]
     output_blocks = ocb * oh * ow * wl.params["out"][0]
 
     def rank(c):
         total = output_blocks // (c["tile_x"] * c["tile_y"] * c["tile_oc"])
-        return (min(threads(c), WARP), min(total, FILL_THREADS), -abs(threads(c) - 128),
-                -abs(accumulators(c, ob) - 24), 4 * shared_floats(wl, c) <= SHARED_BYTES // 3,
-                c["tile_oc"], c["rc"], c["unroll"] == 64)
+        grid = total // threads(c)
+        return (min(threads(c), WARP), threads(c) % WARP == 0, min(total, FILL_THREADS),
+                min(grid, FILL_BLOCKS), -abs(threads(c) - 128), -abs(accumulators(c, ob) - 24),
+                4 * shared_floats(wl, c) <= SHARED_BYTES // 3, c["tile_oc"], c["rc"],
+                c["unroll"] == 64)
 
     return max(space(wl, target), key=rank)
 
