@@ -9,6 +9,7 @@ each template's analytic default.
 from __future__ import annotations
 
 import os
+import sys
 import tempfile
 import warnings
 from pathlib import Path
@@ -199,5 +200,7 @@ def compile_model(model, target="x86", log=None, input_shapes=None, progress=Fal
     mod = lower(graph, spec, tuned_records(spec.key, logs, book), progress)
     executable = tvm.compile(mod, target=spec.tvm_target())
     if spec.family == "cuda":
+        if progress:  # seconds of nvcc after the kernels' bar has finished
+            print("checking the CUDA kernels with nvcc ...", file=sys.stderr, flush=True)
         nvcc.check(executable, spec.key.split("-", 1)[1])
     return CompiledModel(executable, meta, spec)
