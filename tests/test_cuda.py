@@ -96,6 +96,8 @@ def _layers() -> dict:
                                   pads=[1, 0, 0, 0]),  # a one-element weight tile
         "conv_grouped": single("Conv", (1, 24, 9, 9), {"w": weights((48, 8, 3, 3), 3, 0.2)},
                                ["w"], group=3, pads=[1, 1, 1, 1]),
+        "conv_1d": single("Conv", (2, 6, 29), {"w": weights((9, 2, 3), 7)}, ["w"], group=3,
+                          strides=[2], pads=[1, 1]),
         "depthwise": single("Conv", (1, 16, 9, 7), {"w": weights((32, 1, 5, 5), 4)}, ["w"],
                             group=16, strides=[2, 2], pads=[2, 2, 2, 2]),
         "max_pool": single("MaxPool", (1, 5, 11, 11), kernel_shape=[3, 3], strides=[2, 2],

@@ -1031,3 +1031,50 @@ def test_long_activation_chain_after_conv():
 def test_pool_window_larger_than_input():
     with pytest.raises(tvmconv.ModelError, match="larger than the padded input"):
         tvmconv.compile(single("MaxPool", (1, 1, 4, 4), kernel_shape=[2, 5]))
+
+
+ONE_D = {
+    "conv": single("Conv", (1, 4, 17), {"w": weights((6, 4, 3))}, ["w"], pads=[1, 1]),
+    "conv_strided_dilated_grouped": single("Conv", (2, 6, 29),
+                                           {"w": weights((9, 2, 3)), "b": weights(9, 2)},
+                                           ["w", "b"], strides=[2], dilations=[2], group=3,
+                                           pads=[2, 1]),
+    "conv_same": single("Conv", (1, 3, 20), {"w": weights((5, 3, 4))}, ["w"],
+                        auto_pad="SAME_UPPER", strides=[3]),
+    "conv_transpose": single("ConvTranspose", (1, 4, 9), {"w": weights((4, 3, 4))}, ["w"],
+                             strides=[2], pads=[1, 1], output_padding=[1]),
+    "max_pool": single("MaxPool", (1, 4, 17), kernel_shape=[3], strides=[2], ceil_mode=1),
+    "avg_pool": single("AveragePool", (1, 4, 16), kernel_shape=[4], strides=[3], pads=[1, 2],
+                       count_include_pad=1),
+    "lp_pool": single("LpPool", (1, 3, 10), kernel_shape=[2], p=2),
+    "global_avg_pool": single("GlobalAveragePool", (2, 5, 13)),
+    "global_max_pool": single("GlobalMaxPool", (1, 5, 13)),
+}
+
+
+@pytest.mark.parametrize("case", list(ONE_D))
+def test_one_d(case):
+    """1-D convs and pools ([N, C, L]: audio, sequences) run as 2-D ones of height 1."""
+    check_vs_ort(ONE_D[case])
+
+
+def test_one_d_cnn():
+    """A small 1-D CNN: conv, batch norm, ReLU, max pool, conv, global pool, classifier."""
+    nodes = [helper.make_node("Conv", ["x", "w1", "b1"], ["c1"], pads=[2, 2], strides=[2]),
+             helper.make_node("BatchNormalization", ["c1", "g", "bt", "m", "v"], ["n1"]),
+             helper.make_node("Relu", ["n1"], ["r1"]),
+             helper.make_node("MaxPool", ["r1"], ["p1"], kernel_shape=[3], strides=[2]),
+             helper.make_node("Conv", ["p1", "w2"], ["c2"], pads=[1, 1]),
+             helper.make_node("Relu", ["c2"], ["r2"]),
+             helper.make_node("GlobalAveragePool", ["r2"], ["g2"]),
+             helper.make_node("Flatten", ["g2"], ["f"]),
+             helper.make_node("Gemm", ["f", "fc"], ["y"], transB=1)]
+    consts = {"w1": _he((16, 2, 5)), "b1": weights(16, 2), "g": weights(16, 3) + 1,
+              "bt": weights(16, 4), "m": weights(16, 5), "v": np.abs(weights(16, 6)) + 0.5,
+              "w2": _he((24, 16, 3)), "fc": _he((7, 24))}
+    check_vs_ort(make_model(nodes, {"x": (1, 2, 101)}, ["y"], consts))
+
+
+def test_three_d_is_refused_by_name():
+    with pytest.raises(tvmconv.UnsupportedError, match="only 1-D .* and 2-D .* got rank 5"):
+        tvmconv.compile(single("Conv", (1, 2, 5, 6, 7), {"w": weights((3, 2, 3, 3, 3))}, ["w"]))

@@ -4,6 +4,7 @@ Softmax, reductions."""
 from __future__ import annotations
 
 import numpy as np
+from onnx import helper
 
 from ..errors import ModelError, UnsupportedError
 from .context import Context, _need_2d, axes_of, normal_axes, reshape_to
@@ -203,6 +204,39 @@ def global_pool(kind):
         _need_2d(node, ctx.shape(ins[0]))
         _global_pool(ctx, ins[0], kind, float(ctx.attr(node, "p", 2)), node.output[0], node.name)
     return convert
+
+
+# 1-D window attributes and how each becomes its 2-D form over a height of 1
+_LIFTED = {"kernel_shape": lambda v: [1, *v], "strides": lambda v: [1, *v],
+           "dilations": lambda v: [1, *v], "output_padding": lambda v: [0, *v],
+           "output_shape": lambda v: [1, *v[-1:]], "pads": lambda v: [0, v[0], 0, v[1]]}
+
+
+def one_d(convert):
+    """A 2-D window converter that also takes the 1-D op ([N, C, L], audio and sequence CNNs) as
+    the 2-D one over [N, C, 1, L]: weights [O, I, K] -> [O, I, 1, K], every window attribute
+    given a leading unit axis; reshapes, which cost nothing, on either side."""
+    def convert_1d(ctx: Context, node, ins):
+        shape = ctx.shape(ins[0])
+        if len(shape) not in (3, 4):
+            raise UnsupportedError(f"{node.op_type} node {node.name!r}: only 1-D (NCL) and 2-D "
+                                   f"(NCHW) inputs are supported, got rank {len(shape)}")
+        if len(shape) == 4:
+            return convert(ctx, node, ins)
+        n, c, length = shape
+        lifted = [reshape_to(ctx, ins[0], (n, c, 1, length)), *ins[1:]]
+        if node.op_type in ("Conv", "ConvTranspose"):
+            w = ctx.const(ins[1], f"{node.op_type} {node.name!r} weights")
+            if w.ndim == 3:
+                lifted[1] = ctx.graph.add_const(w[:, :, None, :], "weights_2d")
+        attrs = {a.name: _LIFTED.get(a.name, lambda v: v)(Context.attr(node, a.name))
+                 for a in node.attribute}
+        out = ctx.graph.fresh("lifted")
+        convert(ctx, helper.make_node(node.op_type, lifted, [out, *node.output[1:]],
+                                      name=node.name, **attrs), lifted)
+        n, o, _, out_len = ctx.shape(out)
+        reshape_to(ctx, out, (n, o, out_len), node.output[0], node.name)
+    return convert_1d
 
 
 def _dense(ctx, a, w, bias, out, name):
