@@ -297,15 +297,25 @@ def regnet() -> nn.Module:
                            first_stride=2)
 
 
+def m5() -> nn.Module:
+    """M5 (Dai et al., 2017), a 1-D CNN on raw audio: 0.5 s at 16 kHz -> 35 keywords."""
+    def block(cin, cout, k, stride=1):
+        return [nn.Conv1d(cin, cout, k, stride), nn.BatchNorm1d(cout), nn.ReLU(), nn.MaxPool1d(4)]
+
+    return nn.Sequential(*block(1, 128, 80, 4), *block(128, 128, 3), *block(128, 256, 3),
+                         *block(256, 512, 3), nn.AdaptiveAvgPool1d(1), nn.Flatten(),
+                         nn.Linear(512, 35))
+
+
 MODELS = {f.__name__: f for f in
           [resnet18, resnet50, mobilenet_v2, squeezenet, vgg, lenet5, inception, efficientnet,
-           mobilenet_v3, shufflenet_v2, resnext, regnet]}
-_SHAPES = {"lenet5": (1, 1, 32, 32), "inception": (1, 3, 112, 112)}
+           mobilenet_v3, shufflenet_v2, resnext, regnet, m5]}
+_SHAPES = {"lenet5": (1, 1, 32, 32), "inception": (1, 3, 112, 112), "m5": (1, 1, 8000)}
 
 
 def input_shape(name: str, size: tuple[int, int] | None = None) -> tuple[int, ...]:
-    """The model's input shape; ``size`` (H, W) replaces its image size (the nets pool globally,
-    so any size from about 32 up works)."""
+    """The model's input shape; ``size`` (H, W; a length for the 1-D m5) replaces its image size
+    (the nets pool globally, so any size from about 32 up works)."""
     if name not in MODELS:
         raise KeyError(f"unknown model {name!r}; choose from {', '.join(MODELS)}")
     shape = _SHAPES.get(name, (1, 3, 224, 224))
@@ -318,12 +328,12 @@ def build(name: str) -> nn.Module:
     model = MODELS[name]()
     gen = torch.Generator().manual_seed(SEED)
     for m in model.modules():
-        if isinstance(m, (nn.Conv2d, nn.Linear)):
+        if isinstance(m, (nn.Conv1d, nn.Conv2d, nn.Linear)):
             # fan-in He init keeps activations O(1) through deep stacks
             nn.init.kaiming_normal_(m.weight, nonlinearity="relu", generator=gen)
             if m.bias is not None:
                 nn.init.uniform_(m.bias, -0.1, 0.1, generator=gen)
-        elif isinstance(m, nn.BatchNorm2d):
+        elif isinstance(m, (nn.BatchNorm1d, nn.BatchNorm2d)):
             nn.init.uniform_(m.weight, 0.5, 1.5, generator=gen)
             nn.init.uniform_(m.bias, -0.2, 0.2, generator=gen)
             m.running_mean.uniform_(-0.5, 0.5, generator=gen)
@@ -372,7 +382,7 @@ def model_path(name: str, cache_dir: Path | None = None,
     if cache_dir is None:
         env = os.environ.get("TVMCONV_CACHE")
         cache_dir = Path(env) if env else Path.home() / ".cache" / "tvmconv" / "models"
-    tag = "" if size is None else f"-{size[0]}x{size[1]}"
+    tag = "" if size is None else "-" + "x".join(str(d) for d in size)
     path = Path(cache_dir) / f"{name}{tag}-v{ZOO_VERSION}.onnx"
     if not path.exists():
         path.parent.mkdir(parents=True, exist_ok=True)

@@ -1058,7 +1058,7 @@ def test_one_d(case):
     check_vs_ort(ONE_D[case])
 
 
-def test_one_d_cnn():
+def _one_d_cnn():
     """A small 1-D CNN: conv, batch norm, ReLU, max pool, conv, global pool, classifier."""
     nodes = [helper.make_node("Conv", ["x", "w1", "b1"], ["c1"], pads=[2, 2], strides=[2]),
              helper.make_node("BatchNormalization", ["c1", "g", "bt", "m", "v"], ["n1"]),
@@ -1072,7 +1072,19 @@ def test_one_d_cnn():
     consts = {"w1": _he((16, 2, 5)), "b1": weights(16, 2), "g": weights(16, 3) + 1,
               "bt": weights(16, 4), "m": weights(16, 5), "v": np.abs(weights(16, 6)) + 0.5,
               "w2": _he((24, 16, 3)), "fc": _he((7, 24))}
-    check_vs_ort(make_model(nodes, {"x": (1, 2, 101)}, ["y"], consts))
+    return make_model(nodes, {"x": (1, 2, 101)}, ["y"], consts)
+
+
+def test_one_d_cnn():
+    check_vs_ort(_one_d_cnn())
+
+
+def test_one_d_layers_fuse_as_two_d_ones():
+    """Batch norm and ReLU between 1-D layers fold and fuse into the conv before them, as in a 2-D
+    network: no kernel of their own, no layout transform around the 3-D views
+    (``passes.lift``)."""
+    kinds = [wl.kind for wl in workloads(_one_d_cnn())]
+    assert kinds[:4] == ["conv2d", "pool2d", "conv2d", "pool2d"], kinds
 
 
 def test_three_d_is_refused_by_name():

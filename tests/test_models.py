@@ -14,7 +14,7 @@ from conftest import assert_close, ort_session, run_ort
 import tvmconv
 
 ZOO = ["resnet18", "mobilenet_v2", "squeezenet", "vgg", "lenet5", "inception", "efficientnet",
-       "mobilenet_v3", "shufflenet_v2", "resnext", "regnet"]
+       "mobilenet_v3", "shufflenet_v2", "resnext", "regnet", "m5"]
 
 
 def _data(name: str) -> Path:

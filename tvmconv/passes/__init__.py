@@ -1,14 +1,15 @@
-"""Graph passes, run in this order by ``optimize``: fold affine ops into convs, fuse epilogues,
-remove dead nodes, plan the blocked layout for the target, then let the producers of a concat's
-parts write into its buffer."""
+"""Graph passes, run in this order by ``optimize``: keep 1-D networks in their 2-D form, fold
+affine ops into convs, fuse epilogues, remove dead nodes, plan the blocked layout for the target,
+then let the producers of a concat's parts write into its buffer."""
 
 from __future__ import annotations
 
 from ..graph import Graph
-from . import fold, fuse, layout, place, prune
+from . import fold, fuse, layout, lift, place, prune
 
 
 def optimize(graph: Graph, target) -> Graph:
+    lift.sink_reshapes(graph)
     fold.fold_affine(graph)
     fuse.fuse_elementwise(graph)
     prune.remove_dead(graph)

@@ -1,0 +1,71 @@
+"""Keep 1-D networks in the 2-D form their convs and pools run in.
+
+The frontend runs a 1-D conv or pool ([N, C, L]) as the 2-D one over [N, C, 1, L], with a reshape
+on either side (``frontend.nn.one_d``). The BatchNorm and activations between two such layers
+would then read the 3-D view: they could not fold or fuse into the conv, and each reshape of a
+channel-blocked value needs a layout transform. This pass moves elementwise ops onto the 4-D
+value, so the reshapes meet and cancel. M5's first block went from conv, layout transform, BN,
+ReLU, pool (0.19 ms, kernels alone) to conv + BN + ReLU, pool (0.08 ms); the network from 0.84x
+to 1.13x the best peer.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+
+from ..graph import Graph, Node
+from .prune import remove_dead, rename, rewrite_until_done
+
+
+def _unit_height(shape) -> tuple[int, ...] | None:
+    """[N, C, L] -> [N, C, 1, L]; None for other ranks."""
+    return (*shape[:2], 1, shape[2]) if len(shape) == 3 else None
+
+
+def _lifted_input(graph: Graph, name: str, producers) -> str | None:
+    """The 4-D value ``name`` is a view of, or None."""
+    prod = producers.get(name)
+    if prod is None or prod.op != "reshape":
+        return None
+    src = prod.inputs[0]
+    return src if graph.shapes[src] == _unit_height(graph.shapes[name]) else None
+
+
+def _lifted_const(graph: Graph, name: str) -> str:
+    """A constant operand of a [N, C, L] op, aligned to [N, C, 1, L] (a unit axis before the
+    last one, for constants that reach past it)."""
+    c = graph.consts[name]
+    return name if c.ndim < 2 else graph.add_const(np.expand_dims(c, -2), "lifted")
+
+
+def sink_reshapes(graph: Graph) -> None:
+    def attempt(node: Node, producers, consumers) -> bool:
+        if node.op == "reshape":  # 4-D -> 3-D -> 4-D: the original value
+            src = _lifted_input(graph, node.inputs[0], producers)
+            if src is None or graph.shapes[src] != graph.shapes[node.outputs[0]]:
+                return False
+            graph.nodes.remove(node)
+            rename(graph, node.outputs[0], src)
+            return True
+        if node.op != "elementwise":
+            return False
+        out = node.outputs[0]
+        target = _unit_height(graph.shapes[out])
+        if target is None or not any(_lifted_input(graph, i, producers) for i in node.inputs):
+            return False
+        inputs = []
+        for i in node.inputs:
+            if graph.is_const(i):
+                inputs.append(_lifted_const(graph, i))
+            elif (src := _lifted_input(graph, i, producers)) is not None:
+                inputs.append(src)
+            else:
+                return False
+        lifted = graph.fresh("lifted")
+        graph.shapes[lifted] = target
+        node.inputs, node.outputs = inputs, [lifted]
+        graph.nodes.insert(graph.nodes.index(node) + 1, Node("reshape", [lifted], [out]))
+        return True
+
+    rewrite_until_done(graph, attempt)
+    remove_dead(graph)  # the 3-D views left unread, so the folding and fusion after see one reader
