@@ -1087,6 +1087,26 @@ def test_one_d_layers_fuse_as_two_d_ones():
     assert kinds[:4] == ["conv2d", "pool2d", "conv2d", "pool2d"], kinds
 
 
+def test_one_d_resnet_block_stays_blocked():
+    """A 1-D residual block with a squeeze-excite gate and a channel concat: the add, the gate
+    and the concat run on the 2-D form too, with no layout transform among the convs."""
+    nodes = [helper.make_node("Conv", ["x", "w1"], ["c1"], pads=[1, 1]),
+             helper.make_node("Relu", ["c1"], ["r1"]),
+             helper.make_node("Conv", ["r1", "w2"], ["c2"], pads=[1, 1]),
+             helper.make_node("Add", ["c2", "r1"], ["a"]),
+             helper.make_node("Relu", ["a"], ["r2"]),
+             helper.make_node("GlobalAveragePool", ["r2"], ["g"]),
+             helper.make_node("Sigmoid", ["g"], ["s"]),
+             helper.make_node("Mul", ["r2", "s"], ["se"]),
+             helper.make_node("Conv", ["se", "w3"], ["c3"], pads=[2, 2], dilations=[2]),
+             helper.make_node("Concat", ["se", "c3"], ["y"], axis=1)]
+    consts = {"w1": _he((16, 3, 3)), "w2": _he((16, 16, 3), 2), "w3": _he((16, 16, 3), 3)}
+    model = make_model(nodes, {"x": (2, 3, 50)}, ["y"], consts)
+    check_vs_ort(model)
+    kinds = [wl.kind for wl in workloads(model)]
+    assert "layout_transform" not in kinds[:kinds.index("concat")], kinds
+
+
 def test_three_d_is_refused_by_name():
     with pytest.raises(tvmconv.UnsupportedError, match="only 1-D .* and 2-D .* got rank 5"):
         tvmconv.compile(single("Conv", (1, 2, 5, 6, 7), {"w": weights((3, 2, 3, 3, 3))}, ["w"]))
