@@ -49,8 +49,10 @@ def prim_func(wl: Workload, target, template=None, cfg: Config | None = None):
     func = te.create_prim_func(tensors(merged or wl, template, cfg))
     sch = Schedule(func)
     template.apply(sch, merged or wl, cfg, target)
-    # marked so that TVM's GPU pipeline (dlight's default schedules) leaves it as it is
-    func = sch.mod["main"].with_attr("tirx.is_scheduled", True)
+    # Marked as scheduled and opaque (op_pattern 8), so that TVM's Relax pipeline neither
+    # reschedules it (dlight, on GPUs) nor fuses it with its neighbours: fusing thread-bound
+    # kernels failed on CUDA where a concat's parts are views of one buffer (ShuffleNetV2).
+    func = sch.mod["main"].with_attrs({"tirx.is_scheduled": True, "op_pattern": 8})
     if merged is None:
         return func
     shapes = [*wl.params["inputs"], wl.params["out"]]
