@@ -8,6 +8,11 @@ the artefact with a seeded input and onnxruntime's output for it. ``run`` needs 
 runtime and TVM's (with nvcc or NVRTC for TVM to compile the kernels when they load). It prints
 each model's relative error and median latency, and exits non-zero if any is off by more than
 1e-4.
+
+TVM's runtime alone is 6.5 MB (the apache-tvm wheel without ``lib/libtvm_compiler.so``, plus the
+apache-tvm-ffi wheel for the GPU machine's Python), so it travels with the default models'
+artefacts (43 MB); there, ``TVM_USE_RUNTIME_LIB=1 PYTHONPATH=<runtime>:. python3
+scripts/gpu_check.py run DIR``.
 """
 
 from __future__ import annotations
