@@ -1049,6 +1049,13 @@ ONE_D = {
     "lp_pool": single("LpPool", (1, 3, 10), kernel_shape=[2], p=2),
     "global_avg_pool": single("GlobalAveragePool", (2, 5, 13)),
     "global_max_pool": single("GlobalMaxPool", (1, 5, 13)),
+    "resize_linear": single("Resize", (2, 3, 11), {"roi": np.zeros(0, np.float32),
+                                                   "scales": np.array([1, 1, 2.5], np.float32)},
+                            ["roi", "scales"], mode="linear"),
+    "resize_nearest_sizes": single("Resize", (1, 4, 17), {"sizes": np.array([1, 4, 9], np.int64)},
+                                   ["", "", "sizes"], mode="nearest"),
+    "upsample": single("Upsample", (1, 4, 7), {"scales": np.array([1, 1, 3], np.float32)},
+                       ["scales"], opset=9),
 }
 
 
@@ -1073,6 +1080,17 @@ def _one_d_cnn():
               "bt": weights(16, 4), "m": weights(16, 5), "v": np.abs(weights(16, 6)) + 0.5,
               "w2": _he((24, 16, 3)), "fc": _he((7, 24))}
     return make_model(nodes, {"x": (1, 2, 101)}, ["y"], consts)
+
+
+@pytest.mark.parametrize("mode", ["nearest", "linear"])
+@pytest.mark.parametrize("shape", [(2, 3, 5, 11), (2, 3, 11)])
+def test_resize_align_corners_fractional_scale(mode, shape):
+    """align_corners over the output's own length, as onnxruntime and PyTorch compute it (the
+    ONNX reference divides by length x scale instead: 27.5, not 27, for 11 x 2.5)."""
+    scales = np.array([1, 1, *[2.5] * (len(shape) - 2)], np.float32)
+    check_vs_ort(single("Resize", shape, {"roi": np.zeros(0, np.float32), "scales": scales},
+                        ["roi", "scales"], mode=mode,
+                        coordinate_transformation_mode="align_corners"))
 
 
 def test_one_d_cnn():

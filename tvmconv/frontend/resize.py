@@ -10,7 +10,7 @@ from __future__ import annotations
 import numpy as np
 
 from ..errors import ModelError, UnsupportedError
-from .context import Context, _need_2d
+from .context import Context, reshape_to
 
 COORDINATE_MODES = ("half_pixel", "half_pixel_symmetric", "pytorch_half_pixel", "align_corners",
                     "asymmetric", "tf_half_pixel_for_nn")
@@ -22,8 +22,10 @@ def resize(ctx: Context, node, ins):
     18: axes) and Upsample (opset 7-9, the opset-10 semantics)."""
     x = ins[0]
     shape = ctx.shape(x)
-    _need_2d(node, shape)
     what = f"{node.op_type} node {node.name!r}"
+    if len(shape) not in (3, 4):
+        raise UnsupportedError(f"{what}: only 1-D (NCL) and 2-D (NCHW) inputs are supported, "
+                               f"got rank {len(shape)}")
     mode = ctx.attr(node, "mode", "nearest")
     if mode not in ("nearest", "linear", "bilinear"):
         raise UnsupportedError(f"{what}: mode {mode!r} (tvmconv resizes nearest and linear)")
@@ -39,7 +41,7 @@ def resize(ctx: Context, node, ins):
     policy = ctx.attr(node, "keep_aspect_ratio_policy", "stretch")
     if sizes is not None and policy in ("not_larger", "not_smaller"):
         # one scale for the resized axes, the smallest or largest the sizes ask for
-        axes = [a for a in range(len(shape)) if sizes[a] != shape[a]] or [2, 3]
+        axes = [a for a in range(len(shape)) if sizes[a] != shape[a]] or [2, len(shape) - 1]
         pick = min if policy == "not_larger" else max
         scale = pick(np.float32(sizes[a]) / np.float32(shape[a]) for a in axes)
         sizes = [int(np.round(scale * d)) if a in axes else d for a, d in enumerate(shape)]
@@ -52,17 +54,24 @@ def resize(ctx: Context, node, ins):
         scales = [np.float32(o) / np.float32(d) for o, d in zip(sizes, shape)]
     if list(sizes[:2]) != list(shape[:2]):
         raise UnsupportedError(f"{what}: resizes batch or channels ({tuple(shape)} -> "
-                               f"{tuple(sizes)}); tvmconv resizes H and W")
+                               f"{tuple(sizes)}); tvmconv resizes the spatial axes")
     if min(sizes) < 1:
         raise ModelError(f"{what}: output size {tuple(sizes)} is empty")
     if ctx.attr(node, "antialias", 0) and min(scales[2:]) < 1 and mode != "nearest":
         raise UnsupportedError(f"{what}: antialiased downsampling")
     linear = mode != "nearest"
     tables = [_table(shape[a], sizes[a], np.float32(scales[a]), coord, nearest, linear)
-              for a in (2, 3)]
+              for a in range(2, len(shape))]
+    attrs = {"mode": "linear" if linear else "nearest"}
+    if len(shape) == 3:  # 1-D: the 2-D resize over a height of 1 (an identity table for it)
+        tables.insert(0, _table(1, 1, np.float32(1), coord, nearest, linear))
+        x = reshape_to(ctx, x, (shape[0], shape[1], 1, shape[2]))
+        y = ctx.emit("resize", [x, *(ctx.graph.add_const(t, "resize_table") for t in tables)],
+                     (sizes[0], sizes[1], 1, sizes[2]), attrs)
+        reshape_to(ctx, y, sizes, node.output[0], node.name)
+        return
     names = [ctx.graph.add_const(t, "resize_table") for t in tables]
-    ctx.emit("resize", [x, *names], sizes, {"mode": "linear" if linear else "nearest"},
-             node.output[0], node.name)
+    ctx.emit("resize", [x, *names], sizes, attrs, node.output[0], node.name)
 
 
 def _scales_and_sizes(ctx: Context, node, ins, shape, legacy, what):
@@ -96,8 +105,8 @@ def _table(size: int, out: int, scale, coord: str, nearest: str, linear: bool) -
     length = f(size) * scale  # ONNX's resized length: not rounded to the output size
     if coord == "asymmetric":
         src = i / scale
-    elif coord == "align_corners":
-        src = i * f(size - 1) / (length - f(1)) if out > 1 else np.zeros(out, f)
+    elif coord == "align_corners":  # over the output's own length, as onnxruntime does
+        src = i * f(size - 1) / f(out - 1) if out > 1 else np.zeros(out, f)
     elif coord == "pytorch_half_pixel":
         src = (i + f(0.5)) / scale - f(0.5) if length > 1 else np.zeros(out, f)
     elif coord == "tf_half_pixel_for_nn":
