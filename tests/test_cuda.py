@@ -257,3 +257,20 @@ def test_without_nvcc_compile_warns(monkeypatch):
     with pytest.warns(UserWarning, match="nvcc not found"):
         compiled = tvmconv.compile(bundled("digits_cnn.onnx"), target="cuda")
     assert nvcc.sources(compiled.executable)
+
+
+@needs_nvcc
+def test_gpu_check_prepares_what_a_gpu_machine_runs(tmp_path):
+    """scripts/gpu_check.py: artefacts and onnxruntime's outputs are written here; running them
+    needs the GPU (and, where there is one, matches)."""
+    import gpu_check
+
+    gpu_check.prepare(tmp_path, ["lenet5"], "sm_80")
+    assert sorted(p.suffix for p in tmp_path.iterdir()) == [".npz", ".so"]
+    data = np.load(next(tmp_path.glob("*.npz")))
+    assert {"in_input", "out_0"} <= set(data.files) and np.abs(data["out_0"]).max() > 0
+    if runs_here(CUDA.key):
+        assert gpu_check.run(tmp_path, repeat=5) == 0
+    else:
+        with pytest.raises(TargetError, match="no CUDA GPU"):
+            gpu_check.run(tmp_path, repeat=5)
