@@ -1128,3 +1128,29 @@ def test_one_d_resnet_block_stays_blocked():
 def test_three_d_is_refused_by_name():
     with pytest.raises(tvmconv.UnsupportedError, match="only 1-D .* and 2-D .* got rank 5"):
         tvmconv.compile(single("Conv", (1, 2, 5, 6, 7), {"w": weights((3, 2, 3, 3, 3))}, ["w"]))
+
+
+def _group_norm(shape, groups, channels_of_scale):
+    from onnx import TensorProto, numpy_helper
+
+    node = helper.make_node("GroupNormalization", ["x", "s", "b"], ["y"], num_groups=groups,
+                            epsilon=1e-3)
+    graph = helper.make_graph(
+        [node], "gn", [helper.make_tensor_value_info("x", TensorProto.FLOAT, shape)],
+        [helper.make_tensor_value_info("y", TensorProto.FLOAT, shape)],  # no shape inference
+        [numpy_helper.from_array(weights(channels_of_scale, 1) + 1, "s"),
+         numpy_helper.from_array(weights(channels_of_scale, 2), "b")])
+    model = helper.make_model(graph, opset_imports=[helper.make_opsetid("", 21)])
+    model.ir_version = 10
+    return model
+
+
+@pytest.mark.parametrize("shape", [(2, 12, 5, 7), (1, 12, 9)])
+def test_group_norm(shape):
+    """GroupNormalization (opset 21: a scale and shift per channel), 2-D and 1-D."""
+    check_vs_ort(_group_norm(shape, 3, 12))
+
+
+def test_group_norm_groups_must_divide_the_channels():
+    with pytest.raises(tvmconv.ModelError, match="5 groups do not divide"):
+        tvmconv.compile(_group_norm((1, 12, 4, 4), 5, 12))

@@ -364,6 +364,34 @@ def instance_norm(ctx: Context, node, ins):
              {"epsilon": float(ctx.attr(node, "epsilon", 1e-5))}, node.output[0], node.name)
 
 
+def group_norm(ctx: Context, node, ins):
+    """GroupNormalization as PyTorch exports GroupNorm below opset 18: each group's channels and
+    pixels as one row of an instance norm, then the scale and shift, per channel (opset 21) or
+    per group (opset 18, repeated over its channels)."""
+    x = ins[0]
+    shape = ctx.shape(x)
+    what = f"GroupNormalization {node.name!r}"
+    groups = int(ctx.attr(node, "num_groups", 0))
+    if len(shape) < 3 or groups < 1 or shape[1] % groups:
+        raise ModelError(f"{what}: {groups} groups do not divide the channels of {shape}")
+    n, c = shape[:2]
+    per_channel = []
+    for name, part in zip(ins[1:3], ("scale", "bias")):
+        v = ctx.const(name, f"{what} {part}").astype(np.float32).reshape(-1)
+        if v.size not in (c, groups):
+            raise ModelError(f"{what}: {part} has {v.size} values for {c} channels")
+        per_channel.append(v if v.size == c else np.repeat(v, c // groups))
+    rows = reshape_to(ctx, x, (n, groups, int(np.prod(shape[1:])) // groups))
+    unit = [ctx.graph.add_const(np.full(groups, v, np.float32), "gn") for v in (1.0, 0.0)]
+    normed = ctx.emit("instance_norm", [rows, *unit], ctx.shape(rows),
+                      {"epsilon": float(ctx.attr(node, "epsilon", 1e-5))})
+    back = reshape_to(ctx, normed, shape)
+    bshape = (-1,) + (1,) * (len(shape) - 2)
+    s, t = (ctx.graph.add_const(v.reshape(bshape), "gn_affine") for v in per_channel)
+    ctx.elementwise([("mul", (None, 1), ()), ("add", (None, 2), ())], [back, s, t],
+                    node.output[0], node.name)
+
+
 def layer_norm(ctx: Context, node, ins):
     """LayerNormalization (ConvNeXt's, after a permute to channels-last) as a [rows, columns]
     kernel: the axes from ``axis`` on are one flattened row, the constant scale and bias are
