@@ -72,10 +72,11 @@ class Context:
         return self.graph.shapes[name]
 
 
-def _need_2d(node, shape):
-    if len(shape) != 4:
-        raise UnsupportedError(f"{node.op_type} node {node.name!r}: only 2-D (NCHW) inputs are "
-                               f"supported, got rank {len(shape)}")
+def need_1d_or_2d(node, shape):
+    """Window ops and resizes take [N, C, L] (run over a height of 1) and [N, C, H, W]."""
+    if len(shape) not in (3, 4):
+        raise UnsupportedError(f"{node.op_type} node {node.name!r}: only 1-D (NCL) and 2-D "
+                               f"(NCHW) inputs are supported, got rank {len(shape)}")
 
 
 def axes_of(ctx, node, ins):

@@ -7,7 +7,7 @@ import numpy as np
 from onnx import helper
 
 from ..errors import ModelError, UnsupportedError
-from .context import Context, _need_2d, axes_of, normal_axes, reshape_to
+from .context import Context, axes_of, need_1d_or_2d, normal_axes, reshape_to
 
 
 def _pads_2d(ctx, node, in_hw, kernel, strides, dilations):
@@ -29,10 +29,10 @@ def _pads_2d(ctx, node, in_hw, kernel, strides, dilations):
 
 
 def _conv_operands(ctx: Context, node, ins):
-    """(input shape, weights, groups) of a Conv or ConvTranspose, checked to be 2-D."""
+    """(input shape, weights, groups) of a Conv or ConvTranspose (its input 4-D, ``one_d``),
+    the weights checked to be 2-D."""
     w = ctx.const(ins[1], f"{node.op_type} {node.name!r} weights")
     shape = ctx.shape(ins[0])
-    _need_2d(node, shape)
     if w.ndim != 4:
         raise UnsupportedError(f"{node.op_type} {node.name!r}: only 2-D ones are supported")
     return shape, w, int(ctx.attr(node, "group", 1))
@@ -171,7 +171,6 @@ def pool(kind):
             raise UnsupportedError(f"MaxPool {node.name!r}: the Indices output is not supported")
         x = ins[0]
         shape = ctx.shape(x)
-        _need_2d(node, shape)
         kernel = tuple(ctx.attr(node, "kernel_shape"))
         strides = tuple(ctx.attr(node, "strides", [1, 1]))
         dil = tuple(ctx.attr(node, "dilations", [1, 1]))
@@ -201,7 +200,6 @@ def _global_pool(ctx: Context, x, kind, p, out, name) -> str:
 
 def global_pool(kind):
     def convert(ctx: Context, node, ins):
-        _need_2d(node, ctx.shape(ins[0]))
         _global_pool(ctx, ins[0], kind, float(ctx.attr(node, "p", 2)), node.output[0], node.name)
     return convert
 
@@ -215,12 +213,11 @@ _LIFTED = {"kernel_shape": lambda v: [1, *v], "strides": lambda v: [1, *v],
 def one_d(convert):
     """A 2-D window converter that also takes the 1-D op ([N, C, L], audio and sequence CNNs) as
     the 2-D one over [N, C, 1, L]: weights [O, I, K] -> [O, I, 1, K], every window attribute
-    given a leading unit axis; reshapes, which cost nothing, on either side."""
+    given a leading unit axis; reshapes, which cost nothing, on either side. The rank is checked
+    here, so ``convert`` sees [N, C, H, W] only."""
     def convert_1d(ctx: Context, node, ins):
         shape = ctx.shape(ins[0])
-        if len(shape) not in (3, 4):
-            raise UnsupportedError(f"{node.op_type} node {node.name!r}: only 1-D (NCL) and 2-D "
-                                   f"(NCHW) inputs are supported, got rank {len(shape)}")
+        need_1d_or_2d(node, shape)
         if len(shape) == 4:
             return convert(ctx, node, ins)
         n, c, length = shape

@@ -10,7 +10,7 @@ from __future__ import annotations
 import numpy as np
 
 from ..errors import ModelError, UnsupportedError
-from .context import Context, reshape_to
+from .context import Context, need_1d_or_2d, reshape_to
 
 COORDINATE_MODES = ("half_pixel", "half_pixel_symmetric", "pytorch_half_pixel", "align_corners",
                     "asymmetric", "tf_half_pixel_for_nn")
@@ -22,10 +22,8 @@ def resize(ctx: Context, node, ins):
     18: axes) and Upsample (opset 7-9, the opset-10 semantics)."""
     x = ins[0]
     shape = ctx.shape(x)
+    need_1d_or_2d(node, shape)
     what = f"{node.op_type} node {node.name!r}"
-    if len(shape) not in (3, 4):
-        raise UnsupportedError(f"{what}: only 1-D (NCL) and 2-D (NCHW) inputs are supported, "
-                               f"got rank {len(shape)}")
     mode = ctx.attr(node, "mode", "nearest")
     if mode not in ("nearest", "linear", "bilinear"):
         raise UnsupportedError(f"{what}: mode {mode!r} (tvmconv resizes nearest and linear)")
@@ -62,16 +60,16 @@ def resize(ctx: Context, node, ins):
     linear = mode != "nearest"
     tables = [_table(shape[a], sizes[a], np.float32(scales[a]), coord, nearest, linear)
               for a in range(2, len(shape))]
-    attrs = {"mode": "linear" if linear else "nearest"}
-    if len(shape) == 3:  # 1-D: the 2-D resize over a height of 1 (an identity table for it)
+    one_d = len(shape) == 3  # the 2-D resize over a height of 1 (an identity table for it)
+    if one_d:
         tables.insert(0, _table(1, 1, np.float32(1), coord, nearest, linear))
         x = reshape_to(ctx, x, (shape[0], shape[1], 1, shape[2]))
-        y = ctx.emit("resize", [x, *(ctx.graph.add_const(t, "resize_table") for t in tables)],
-                     (sizes[0], sizes[1], 1, sizes[2]), attrs)
-        reshape_to(ctx, y, sizes, node.output[0], node.name)
-        return
     names = [ctx.graph.add_const(t, "resize_table") for t in tables]
-    ctx.emit("resize", [x, *names], sizes, attrs, node.output[0], node.name)
+    y = ctx.emit("resize", [x, *names], (*sizes[:2], 1, sizes[2]) if one_d else sizes,
+                 {"mode": "linear" if linear else "nearest"}, None if one_d else node.output[0],
+                 node.name)
+    if one_d:
+        reshape_to(ctx, y, sizes, node.output[0], node.name)
 
 
 def _scales_and_sizes(ctx: Context, node, ins, shape, legacy, what):
