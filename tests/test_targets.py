@@ -28,6 +28,7 @@ def test_json_targets():
     with pytest.raises(TargetError, match="unknown target"):
         resolve("tpu")
     assert resolve({"kind": "cuda", "arch": "sm_90a"}).key == "cuda-sm_90a"
+    assert resolve({"kind": "cuda"}).tvm == {"kind": "cuda", "arch": "sm_80"}  # as its key says
     assert resolve("cuda-sm_86").tvm == {"kind": "cuda", "arch": "sm_86"}
     for bad in ("cuda-sm86", "cuda-xx", {"kind": "cuda", "arch": 80}):
         with pytest.raises(TargetError, match="CUDA architecture"):

@@ -202,5 +202,5 @@ def compile_model(model, target="x86", log=None, input_shapes=None, progress=Fal
     if spec.family == "cuda":
         if progress:  # seconds of nvcc after the kernels' bar has finished
             print("checking the CUDA kernels with nvcc ...", file=sys.stderr, flush=True)
-        nvcc.check(executable, spec.key.split("-", 1)[1])
+        nvcc.check(executable, spec.tvm["arch"])
     return CompiledModel(executable, meta, spec)

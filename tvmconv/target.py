@@ -146,9 +146,9 @@ def _llvm(mcpu: str) -> dict:
 
 def _from_dict(d: dict) -> TargetSpec:
     kind = d.get("kind")
-    if kind == "cuda":
+    if kind == "cuda":  # the key's architecture is the one code is generated for
         arch = _cuda_arch(d.get("arch", "sm_80"))
-        return TargetSpec(json.dumps(d), f"cuda-{arch}", "cuda", dict(d), lanes=4)
+        return TargetSpec(json.dumps(d), f"cuda-{arch}", "cuda", {**d, "arch": arch}, lanes=4)
     if kind != "llvm":
         raise TargetError(f"target kind {kind!r} is not supported (llvm or cuda)")
     triple = str(d.get("mtriple", ""))
