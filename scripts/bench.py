@@ -34,9 +34,7 @@ from tvmconv.bench import interleaved, layer_rows, peers, sgemm_rate  # noqa: E4
 from tvmconv.build import compile_model  # noqa: E402
 from tvmconv.target import resolve  # noqa: E402
 
-DEFAULT_MODELS = ["resnet18", "resnet50", "mobilenet_v2", "squeezenet", "vgg", "lenet5",
-                  "inception", "efficientnet", "mobilenet_v3", "shufflenet_v2", "resnext", "regnet",
-                  "m5"]
+DEFAULT_MODELS = list(zoo.MODELS)  # every reference model
 
 
 def machine(target) -> str:

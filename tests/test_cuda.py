@@ -19,6 +19,7 @@ import shutil
 import numpy as np
 import onnx
 import pytest
+import zoo
 from conftest import assert_close, make_model, rng_inputs, run_ort, single, weights
 from onnx import helper
 
@@ -30,8 +31,6 @@ from tvmconv.hostinfo import runs_here
 from tvmconv.target import resolve
 
 CUDA = resolve("cuda")
-ZOO = ["resnet18", "resnet50", "mobilenet_v2", "squeezenet", "vgg", "lenet5", "inception",
-       "efficientnet", "mobilenet_v3", "shufflenet_v2", "resnext", "regnet", "m5"]
 needs_nvcc = pytest.mark.skipif(shutil.which("nvcc") is None, reason="nvcc (CUDA toolkit) absent")
 
 
@@ -189,7 +188,7 @@ def _kernels(source: str) -> dict[str, str]:
     return {name: body for name, body in zip(parts[1::2], parts[2::2]) if "{" in body[:400]}
 
 
-@pytest.mark.parametrize("name", ZOO)
+@pytest.mark.parametrize("name", list(zoo.MODELS))
 def test_zoo_compiles_for_cuda(zoo_model, name, monkeypatch):
     """Every reference network through TVM's CUDA pipeline, each kernel its own (nvcc is the
     next test's). Fusing neighbouring kernels failed on ShuffleNetV2's concat views."""
