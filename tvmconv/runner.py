@@ -128,7 +128,7 @@ def _serve(conn, rpc_addr, gpu: bool) -> None:
     from .measure import time_kernel
 
     session = rpc_session(rpc_addr) if rpc_addr else None
-    if gpu:
+    if gpu and session is None:  # on a board, its own runtime compiles the kernels it loads
         from .nvcc import enable_runtime_compiler
 
         enable_runtime_compiler()
