@@ -4,7 +4,10 @@ not fill a vector block, stride > kernel, big or one-sided pads, groups, fused e
 
 from __future__ import annotations
 
+import re
+
 import numpy as np
+import onnx
 import pytest
 from conftest import check_vs_ort, make_model, rng_inputs, single, weights, workloads
 from onnx import helper
@@ -1063,6 +1066,89 @@ ONE_D = {
 def test_one_d(case):
     """1-D convs and pools ([N, C, L]: audio, sequences) run as 2-D ones of height 1."""
     check_vs_ort(ONE_D[case])
+
+
+N_D_POOLS = {
+    # PyTorch's LocalResponseNorm: [N, 1, C, H, W] pooled over C alone
+    "avg_over_channels": single("AveragePool", (1, 1, 12, 7, 5), kernel_shape=[5, 1, 1],
+                                pads=[2, 0, 0, 2, 0, 0], count_include_pad=1),
+    "max_frames_one_by_one": single("MaxPool", (2, 3, 4, 9, 8), kernel_shape=[1, 3, 3],
+                                    strides=[1, 2, 2], pads=[0, 1, 0, 0, 1, 1], ceil_mode=1),
+    "lp_last_axis": single("LpPool", (1, 2, 3, 4, 6), kernel_shape=[1, 1, 2], strides=[1, 1, 2],
+                           p=2),
+    "avg_same": single("AveragePool", (1, 2, 5, 4, 7), kernel_shape=[1, 3, 2], strides=[1, 2, 1],
+                       auto_pad="SAME_UPPER"),
+    "global_avg": single("GlobalAveragePool", (2, 3, 4, 5, 6)),
+    "global_max": single("GlobalMaxPool", (1, 4, 3, 2, 5)),
+}
+
+
+@pytest.mark.parametrize("case", list(N_D_POOLS))
+def test_n_d_pool(case):
+    """Pools over 3 or more spatial axes whose window moves along at most two run as 1-D or 2-D
+    pools over a reshaped view."""
+    check_vs_ort(N_D_POOLS[case])
+
+
+@pytest.mark.parametrize("kernel", [[2, 2, 2], [3, 1, 3], [3, 3, 1]])
+def test_n_d_pool_that_does_not_reduce_is_refused_by_name(kernel):
+    with pytest.raises(tvmconv.UnsupportedError,
+                       match=re.escape(f"MaxPool 'maxpool_node': window {kernel} over 3 spatial")):
+        tvmconv.compile(single("MaxPool", (1, 2, 5, 6, 7), kernel_shape=kernel))
+
+
+def _shape_if(x_shape):
+    """y = If(dim 1 of x == 1) then Flatten(x, 2) else Identity(x), then a ReLU: a branch on a
+    shape, as PyTorch exports LocalResponseNorm and squeezes of dimensions it could not size. (A
+    condition on the input's values cannot reach an If: tvmconv refuses the comparisons and
+    boolean casts of activations before it; onnx_backend binds such inputs.)"""
+    then_g = helper.make_graph(
+        [helper.make_node("Flatten", ["x"], ["t"], axis=2)], "then", [],
+        [helper.make_tensor_value_info("t", onnx.TensorProto.FLOAT, [None] * 2)])
+    else_g = helper.make_graph(
+        [helper.make_node("Identity", ["x"], ["e"])], "else", [],
+        [helper.make_tensor_value_info("e", onnx.TensorProto.FLOAT, x_shape)])
+    nodes = [helper.make_node("Shape", ["x"], ["s"]),
+             helper.make_node("Gather", ["s", "one"], ["d"], axis=0),
+             helper.make_node("Equal", ["d", "one"], ["c"]),
+             helper.make_node("If", ["c"], ["b"], name="the_if",
+                              then_branch=then_g, else_branch=else_g),
+             helper.make_node("Relu", ["b"], ["y"])]
+    inputs = [helper.make_tensor_value_info("x", onnx.TensorProto.FLOAT, x_shape)]
+    y_shape = [x_shape[0] * x_shape[1], x_shape[2] * x_shape[3]] if x_shape[1] == 1 else x_shape
+    graph = helper.make_graph(nodes, "shape_if", inputs,
+                              [helper.make_tensor_value_info("y", onnx.TensorProto.FLOAT, y_shape)],
+                              [onnx.numpy_helper.from_array(np.array(1, np.int64), "one")])
+    # Not make_model: ONNX's strict shape inference checks the branch not taken too.
+    model = helper.make_model(graph, opset_imports=[helper.make_opsetid("", 17)])
+    model.ir_version = 8
+    onnx.checker.check_model(model)
+    return model
+
+
+@pytest.mark.parametrize("x_shape", [(2, 1, 5, 3), (2, 4, 5, 3)])
+def test_if_on_a_shape_runs_the_taken_branch(x_shape):
+    y = check_vs_ort(_shape_if(x_shape))[0]
+    assert y.ndim == (2 if x_shape[1] == 1 else 4)
+
+
+def test_local_response_norm_as_pytorch_exports_it():
+    """PyTorch exports nn.LocalResponseNorm as a Pad and a 3-D AveragePool over the channels of
+    [N, 1, C, H, W], behind an If on the rank: both run (N-D pools, Ifs on shapes)."""
+    import io
+    import warnings
+
+    import torch
+    net = torch.nn.Sequential(torch.nn.Conv2d(3, 12, 3), torch.nn.ReLU(),
+                              torch.nn.LocalResponseNorm(5, alpha=1e-2, beta=0.75, k=2.0)).eval()
+    buf = io.BytesIO()
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", DeprecationWarning)  # the legacy exporter's notice
+        torch.onnx.export(net, torch.zeros(1, 3, 9, 11), buf, dynamo=False, opset_version=17,
+                          do_constant_folding=False, input_names=["x"])
+    model = onnx.load_from_string(buf.getvalue())
+    assert {"If", "AveragePool"} <= {n.op_type for n in model.graph.node}
+    check_vs_ort(model)
 
 
 def _one_d_cnn():

@@ -34,7 +34,8 @@ OPERATORS = {
     "GlobalAveragePool": "globalaveragepool", "GlobalMaxPool": "globalmaxpool",
     "GlobalLpPool": "globallppool", "GroupNormalization": "group_normalization",
     "HardSigmoid": "hardsigmoid", "HardSwish": "hardswish",
-    "Identity": "identity", "InstanceNormalization": "instancenorm", "LeakyRelu": "leakyrelu",
+    "Identity": "identity", "If": "if", "InstanceNormalization": "instancenorm",
+    "LeakyRelu": "leakyrelu",
     "Log": "log", "LogSoftmax": "logsoftmax", "LpPool": "lppool", "LRN": "lrn",
     "MatMul": "matmul", "Max": "max", "MaxPool": "maxpool", "Mean": "mean", "Min": "min",
     "Mish": "mish", "Mul": "mul", "Neg": "neg", "Pad": "(constant|edge|reflect|wrap)_pad",
@@ -54,7 +55,8 @@ INCLUDE = [rf"^test_{prefix}(_.*)?_cpu$" for prefix in OPERATORS.values()]
 
 # Cases outside what tvmconv compiles at all; skipped, and not counted in the pass ratio.
 OUT_OF_SCOPE = {
-    r"^test_(averagepool|maxpool|lppool)_3d_": "3-D pooling: tvmconv pools 1-D and 2-D",
+    r"^test_(averagepool|maxpool|lppool)_3d_": "3-D pooling with windows moving along all three "
+                                               "axes: tvmconv pools along at most two",
     r"^test_convtranspose_3d_": "3-D transposed convolutions: tvmconv's are 1-D and 2-D",
     r"(?<!float32)_u?int(8|16|32|64)_": "integer tensors: tvmconv computes in float32",
     r"^test_(edge|reflect|wrap)_pad_": "int32 tensors: tvmconv computes in float32",
@@ -63,7 +65,8 @@ OUT_OF_SCOPE = {
     r"^test_dropout_.*_mask_": "Dropout's mask output is bool; tvmconv's outputs are float32",
     r"^test_maxpool_with_argmax_": "MaxPool's Indices output is int64; tvmconv outputs float32",
     r"^test_constantofshape_int_": "an int64 output; tvmconv's outputs are float32",
-    r"^test_identity_(opt|sequence)_": "optional and sequence values: tvmconv takes tensors",
+    r"^test_(identity|if)_(opt|seq|sequence)_": "optional and sequence values: tvmconv takes "
+                                                "tensors",
     r"^test_split_to_sequence_": "SplitToSequence (another operator): sequence outputs",
     # An expanded case runs the function body an operator is defined by, so it tests the operators
     # of that body; these bodies use operators outside tvmconv's list.

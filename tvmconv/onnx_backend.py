@@ -106,7 +106,7 @@ class TvmconvBackend(Backend):
         if not cls.supports_device(device):
             raise UnsupportedError(f"tvmconv's ONNX backend runs on the CPU only, not {device}")
         onnx.checker.check_model(model)
-        check_supported(model)
+        check_supported(model.graph)
         for vi in model.graph.output:
             elem = vi.type.tensor_type.elem_type
             if elem != onnx.TensorProto.FLOAT:

@@ -14,10 +14,10 @@ from onnx import numpy_helper
 from ..errors import ModelError, UnsupportedError
 from ..graph import Graph
 from . import numpy_eval
-from .ops import CONVERTERS, Context
+from .ops import CONVERTERS, ConstantRequired, Context
 
 MIN_OPSET, MAX_OPSET = 7, 21
-SUPPORTED_OPS = tuple(sorted(set(CONVERTERS) | set(numpy_eval.EVAL) | {"Shape", "Size"}))
+SUPPORTED_OPS = tuple(sorted(set(CONVERTERS) | set(numpy_eval.EVAL) | {"Shape", "Size", "If"}))
 # Evaluated only when every input is a constant; on activations they are not CNN layers.
 CONST_ONLY_OPS = tuple(sorted(set(numpy_eval.EVAL) - set(CONVERTERS)))
 
@@ -52,9 +52,13 @@ def opset_of(proto: onnx.ModelProto) -> int:
     return MIN_OPSET
 
 
-def check_supported(proto: onnx.ModelProto) -> None:
-    """Fail before any work if a node's operator is outside the supported set."""
-    for node in proto.graph.node:
+def check_supported(graph: onnx.GraphProto) -> None:
+    """Fail before any work if a node's operator, in the graph or an If's branch, is outside the
+    supported set."""
+    for node in graph.node:
+        for branch in node.attribute:
+            if branch.type == onnx.AttributeProto.GRAPH:
+                check_supported(branch.g)
         if node.domain not in ("", "ai.onnx") or node.op_type not in SUPPORTED_OPS:
             op = node.op_type if node.domain in ("", "ai.onnx") else f"{node.domain}.{node.op_type}"
             raise UnsupportedError(
@@ -92,7 +96,7 @@ def from_onnx(model, input_shapes: dict | None = None) -> Graph:
         warnings.warn(f"ONNX opset {opset} is newer than {MAX_OPSET}; "
                       f"converting as opset {MAX_OPSET}",
                       stacklevel=2)
-    check_supported(proto)
+    check_supported(proto.graph)
     overrides = dict(input_shapes or {})
     g = proto.graph
     graph = Graph(inputs=[], outputs=[])
@@ -144,6 +148,9 @@ def _convert(ctx: Context, node) -> None:
             value = np.array(shape[start:end], np.int64)
         ctx.set_const(node.output[0], value)
         return
+    if op == "If":
+        _inline_branch(ctx, node, names[0], consts[0])
+        return
     if op in numpy_eval.EVAL and all_const:
         try:
             outs = numpy_eval.evaluate(node, consts)
@@ -164,6 +171,34 @@ def _convert(ctx: Context, node) -> None:
             f"operator {op} (node {node.name or node.output[0]!r}) is supported only on constant "
             f"inputs, but it reads an activation")
     CONVERTERS[op](ctx, node, names)
+
+
+def _inline_branch(ctx: Context, node, cond_name: str, cond) -> None:
+    """An If whose condition is known when compiling (PyTorch exports them from shape checks, as
+    in its LocalResponseNorm): the taken branch's nodes join the graph. A condition computed from
+    the input's values would need control flow in a static graph, and is refused."""
+    if cond is None:
+        raise ConstantRequired(f"If node {node.name or node.output[0]!r} branches on a value "
+                               "computed from the input; tvmconv compiles graphs whose "
+                               "branches are known when compiling", cond_name)
+    if np.size(cond) != 1:
+        raise ModelError(f"If node {node.name or node.output[0]!r}: its condition has "
+                         f"{np.size(cond)} elements, not one")
+    branch = Context.attr(node, "then_branch" if bool(np.asarray(cond).reshape(())) else
+                          "else_branch")
+    for init in branch.initializer:
+        ctx.set_const(init.name, numpy_helper.to_array(init))
+    for inner in branch.node:
+        _convert(ctx, inner)
+    if len(branch.output) != len(node.output):
+        raise ModelError(f"If node {node.name or node.output[0]!r}: its branch has "
+                         f"{len(branch.output)} outputs for {len(node.output)}")
+    for out, vi in zip(node.output, branch.output):
+        value = ctx.alias.get(vi.name, vi.name)
+        if value in ctx.graph.consts:
+            ctx.set_const(out, ctx.graph.consts[value])
+        else:
+            ctx.alias[out] = value
 
 
 def _reference_eval(ctx: Context, node, names: list[str]) -> list[np.ndarray]:

@@ -236,6 +236,77 @@ def one_d(convert):
     return convert_1d
 
 
+def n_d(convert):
+    """A pool over 3 or more spatial axes whose window moves along at most two of them, as the
+    1-D or 2-D pool over a reshaped view (reshapes cost nothing): axes the window leaves alone
+    (kernel 1, stride 1, no pads) merge with each other, and into the channels when they lead.
+    PyTorch exports LocalResponseNorm as such a pool ([N, 1, C, H, W], a window over C only);
+    video CNNs pool frames one by one with (1, k, k). Global pools of any rank pool the merged
+    spatial axes. ``convert`` takes the 1-D and 2-D forms (``one_d``)."""
+    def convert_n_d(ctx: Context, node, ins):
+        shape = ctx.shape(ins[0])
+        if len(shape) <= 4:
+            return convert(ctx, node, ins)
+        n, c, spatial = shape[0], shape[1], shape[2:]
+        whole = node.op_type.startswith("Global")
+        if whole:
+            groups, lead = [list(range(len(spatial)))], 1
+            attrs = {a.name: Context.attr(node, a.name) for a in node.attribute}
+        else:
+            groups, lead, attrs = _window_groups(ctx, node, spatial)
+        view = (n, c * lead, *(int(np.prod([spatial[a] for a in g])) for g in groups))
+        flat = reshape_to(ctx, ins[0], view)
+        out = ctx.graph.fresh("pooled")
+        convert(ctx, helper.make_node(node.op_type, [flat], [out, *node.output[1:]],
+                                      name=node.name, **attrs), [flat])
+        sizes = [1] * len(spatial) if whole else list(spatial)
+        for g, size in zip(groups, ctx.shape(out)[2:]):
+            if not whole and len(g) == 1:
+                sizes[g[0]] = size
+        reshape_to(ctx, out, (n, c, *sizes), node.output[0], node.name)
+    return convert_n_d
+
+
+def _window_groups(ctx: Context, node, spatial):
+    """The spatial axes of an N-D pool grouped for ``n_d``: each axis its window moves along
+    alone, each run of axes it leaves alone together; the leading run's size, merged into the
+    channels when more than two groups would be left; and the pool's attributes over the groups.
+    """
+    rank = len(spatial)
+    kernel = [int(k) for k in ctx.attr(node, "kernel_shape")]
+    strides = [int(s) for s in ctx.attr(node, "strides", [1] * rank)]
+    dil = [int(d) for d in ctx.attr(node, "dilations", [1] * rank)]
+    auto = ctx.attr(node, "auto_pad", "NOTSET")
+    pads = [int(p) for p in ctx.attr(node, "pads", [0] * 2 * rank)]
+    if auto != "NOTSET":
+        pads = [0] * 2 * rank  # a window of 1 at stride 1 gets no pads from auto_pad
+    if len(kernel) != rank or len(strides) != rank or len(dil) != rank or len(pads) != 2 * rank:
+        raise ModelError(f"{node.op_type} {node.name!r}: kernel_shape, strides, dilations or "
+                         f"pads do not match its {rank} spatial axes")
+    still = [kernel[a] == 1 and strides[a] == 1 and pads[a] == pads[rank + a] == 0
+             for a in range(rank)]
+    groups: list[list[int]] = []
+    for a in range(rank):
+        if still[a] and groups and still[groups[-1][0]]:
+            groups[-1].append(a)
+        else:
+            groups.append([a])
+    lead = 1
+    if len(groups) > 2 and still[groups[0][0]]:
+        lead = int(np.prod([spatial[a] for a in groups.pop(0)]))
+    if len(groups) > 2:
+        raise UnsupportedError(f"{node.op_type} {node.name!r}: window {kernel} over {rank} "
+                               "spatial axes; tvmconv pools N-D windows that move along one "
+                               "axis, or along the last two")
+    first = [g[0] for g in groups]
+    attrs = {a.name: Context.attr(node, a.name) for a in node.attribute}
+    attrs.update(kernel_shape=[kernel[a] for a in first], strides=[strides[a] for a in first],
+                 dilations=[dil[a] for a in first])
+    if auto == "NOTSET":
+        attrs["pads"] = [pads[a] for a in first] + [pads[rank + a] for a in first]
+    return groups, lead, attrs
+
+
 def _dense(ctx, a, w, bias, out, name):
     """a[..., K] x const w[K, N] (+ bias[N]) as a 2-D dense kernel,
     reshaping around it if needed."""
