@@ -78,6 +78,23 @@ def weights(shape, seed: int = 1, scale: float = 1.0) -> np.ndarray:
     return (np.random.default_rng(seed).standard_normal(shape) * scale).astype(np.float32)
 
 
+def image_to_image(channels: int = 16, hw: tuple[int, int] = (11, 37),
+                   out_channels: int = 3) -> onnx.ModelProto:
+    """A CycleGAN-style tail: reflection pad, conv, instance norm, ReLU, reflection pad, and a 5x5
+    conv to ``out_channels`` (blocked norms and pads, a conv to few channels)."""
+    reflect = np.array([0, 0, 2, 2, 0, 0, 2, 2], np.int64)
+    nodes = [helper.make_node("Pad", ["x", "p"], ["p1"], mode="reflect"),
+             helper.make_node("Conv", ["p1", "w1"], ["c1"]),
+             helper.make_node("InstanceNormalization", ["c1", "s", "b"], ["n1"]),
+             helper.make_node("Relu", ["n1"], ["r1"]),
+             helper.make_node("Pad", ["r1", "p"], ["p2"], mode="reflect"),
+             helper.make_node("Conv", ["p2", "w2", "b2"], ["y"])]
+    return make_model(nodes, {"x": (1, 3, *hw)}, ["y"], {
+        "p": reflect, "w1": weights((channels, 3, 5, 5), 1, 0.2), "s": weights(channels, 2) + 1,
+        "b": weights(channels, 3), "w2": weights((out_channels, channels, 5, 5), 4, 0.1),
+        "b2": weights(out_channels, 5)})
+
+
 # -- running --------------------------------------------------------------------------------------
 
 def ort_session(model: onnx.ModelProto):

@@ -20,7 +20,15 @@ import numpy as np
 import onnx
 import pytest
 import zoo
-from conftest import assert_close, make_model, rng_inputs, run_ort, single, weights
+from conftest import (
+    assert_close,
+    image_to_image,
+    make_model,
+    rng_inputs,
+    run_ort,
+    single,
+    weights,
+)
 from onnx import helper
 
 import tvmconv
@@ -116,6 +124,7 @@ def _layers() -> dict:
         "lrn": single("LRN", (1, 9, 6, 5), size=5, alpha=1e-3, beta=0.75, bias=2.0),
         "instance_norm": single("InstanceNormalization", (2, 3, 17, 19),
                                 {"s": weights(3, 5), "b": weights(3, 6)}, ["s", "b"]),
+        "image_to_image": image_to_image(6, (9, 13)),  # blocked norm and pads, 3-channel conv
         "layer_norm": single("LayerNormalization", (3, 7, 96),
                              {"s": weights(96, 5), "b": weights(96, 6)}, ["s", "b"], axis=-1),
         "reduce_mean": single("ReduceMean", (2, 6, 33), keepdims=0, axes=[1]),

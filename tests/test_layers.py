@@ -9,7 +9,15 @@ import re
 import numpy as np
 import onnx
 import pytest
-from conftest import check_vs_ort, make_model, rng_inputs, single, weights, workloads
+from conftest import (
+    check_vs_ort,
+    image_to_image,
+    make_model,
+    rng_inputs,
+    single,
+    weights,
+    workloads,
+)
 from onnx import helper
 
 import tvmconv
@@ -372,6 +380,24 @@ def test_instance_norm(x_shape):
     c = x_shape[1]
     check_vs_ort(single("InstanceNormalization", x_shape,
                         {"s": weights(c, 1), "b": weights(c, 2)}, ["s", "b"], epsilon=1e-4))
+
+
+@pytest.mark.parametrize("channels, out_channels", [(16, 3), (20, 8), (32, 1), (8, 5)])
+@pytest.mark.parametrize("target", ["x86-avx2", "x86-avx512"])
+def test_image_to_image_tail(channels, out_channels, target):
+    """Reflection pads and instance norms on channel blocks, a ReLU fused into the norm, and a
+    last conv to few channels (vectors along rows when they fill less than half a vector)."""
+    check_vs_ort(image_to_image(channels, (11, 37), out_channels), target=target)
+
+
+def test_image_to_image_tail_runs_blocked():
+    """No layout transform between the first conv and the last one's input; the ReLU is fused
+    into the norm; the last conv (3 channels) runs on plain NCHW, vectors along rows."""
+    kinds = [wl.kind for wl in workloads(image_to_image(), "x86-avx512")]
+    assert kinds == ["pad", "conv2d", "instance_norm", "pad", "layout_transform", "conv2d"], kinds
+    last = workloads(image_to_image(), "x86-avx512")[-1]
+    spec = tvmconv.target.resolve("x86-avx512")
+    assert tvmconv.templates.templates_for("conv2d", "x86", last, spec)[0].NAME == "conv2d_pixels"
 
 
 @pytest.mark.parametrize("size, x_shape, alpha, beta, bias, spread", [

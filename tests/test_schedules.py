@@ -11,6 +11,7 @@ import numpy as np
 import pytest
 from conftest import (
     assert_close,
+    image_to_image,
     make_model,
     rng_inputs,
     run_ort,
@@ -82,8 +83,16 @@ def _softmax():
     return single("Softmax", (4, 10), axis=-1)
 
 
+def _conv_few_channels():
+    """3 output channels: vectors along rows (conv2d_pixels) beside the direct template."""
+    return single("Conv", (1, 16, 5, 37), {"w": weights((3, 16, 5, 5), 1, 0.2),
+                                           "b": weights(3, 2)}, ["w", "b"], pads=[2, 2, 2, 2])
+
+
 CASES = {
     # id: (model builder, workload kind the configs are drawn for)
+    "conv2d_few_channels": (_conv_few_channels, "conv2d"),
+    "instance_norm_blocked": (lambda: image_to_image(), "instance_norm"),
     "conv2d_relu": (_conv_relu, "conv2d"),
     "conv2d_prime": (_conv_prime, "conv2d"),
     "conv2d_many_blocks": (_conv_many_blocks, "conv2d"),
@@ -155,6 +164,9 @@ BIG = {
     "unblock": (lambda: single("Conv", (1, 3, 64, 64), {"w": weights((48, 3, 3, 3))}, ["w"]),
                 "layout_transform"),  # the output, from channel blocks to NCHW
     "global_pool_plain": (lambda: single("GlobalAveragePool", (1, 256, 28, 28)), "pool2d"),
+    "conv2d_few_channels": (lambda: single("Conv", (1, 32, 64, 64), {"w": weights((3, 32, 7, 7))},
+                                           ["w"]), "conv2d"),
+    "instance_norm_blocked": (lambda: image_to_image(64, (56, 56)), "instance_norm"),
     "channel_shuffle": (lambda: single("Transpose", (1, 2, 58, 28, 28), perm=[0, 2, 1, 3, 4]),
                         "transpose"),  # over its fewest axes, vectors along the last
     "channel_split": (lambda: single("Slice", (1, 116, 28, 28), {

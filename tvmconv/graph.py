@@ -22,7 +22,7 @@ OPS = {
     "elementwise": "x, *operands -> y; steps (see layers.elementwise)",
     "softmax": "x -> y; axis, log",
     "lrn": "x -> y; size, alpha, beta, bias",
-    "instance_norm": "x, scale, bias -> y; epsilon",
+    "instance_norm": "x, scale, bias, *operands -> y; epsilon, epilogue, blocked (set by layout)",
     "layer_norm": "x[M,K], scale[K], bias[K] -> y[M,K]; epsilon (normalises each row)",
     "reduce": "x -> y (reduced axes kept as 1); kind (mean|max|min|sum|sum_square|l1|l2), axes",
     "reshape": "x -> y (shape from the output)",

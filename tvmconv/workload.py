@@ -93,9 +93,11 @@ def from_node(node: Node, graph: Graph) -> Workload | None:
     if node.op == "pool2d":
         return _make("pool2d", data=shape(node.inputs[0]), out=out, **{
             k: a[k] for k in ("kind", "kernel", "strides", "pads", "dilations", "p")})
-    if node.op in ("softmax", "lrn", "instance_norm", "layer_norm", "reduce"):
-        attrs = {k: v for k, v in a.items()}
-        return _make(node.op, data=shape(node.inputs[0]), out=out, **attrs)
+    if node.op == "instance_norm":
+        return _make(node.op, data=shape(node.inputs[0]), out=out,
+                     operands=_operands(node, graph, 3), **a)
+    if node.op in ("softmax", "lrn", "layer_norm", "reduce"):
+        return _make(node.op, data=shape(node.inputs[0]), out=out, **a)
     if node.op == "reshape" or (node.op == "concat" and node.inputs[0] in graph.places):
         return None
     inputs = tuple(shape(i) for i in node.inputs)

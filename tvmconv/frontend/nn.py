@@ -429,7 +429,8 @@ def instance_norm(ctx: Context, node, ins):
     if len(ctx.shape(x)) < 3:
         raise ModelError(f"InstanceNormalization {node.name!r} needs rank >= 3")
     ctx.emit("instance_norm", [x, ctx.f32(ins[1]), ctx.f32(ins[2])], ctx.shape(x),
-             {"epsilon": float(ctx.attr(node, "epsilon", 1e-5))}, node.output[0], node.name)
+             {"epsilon": float(ctx.attr(node, "epsilon", 1e-5)), "epilogue": ()},
+             node.output[0], node.name)
 
 
 def group_norm(ctx: Context, node, ins):
@@ -452,7 +453,7 @@ def group_norm(ctx: Context, node, ins):
     rows = reshape_to(ctx, x, (n, groups, int(np.prod(shape[1:])) // groups))
     unit = [ctx.graph.add_const(np.full(groups, v, np.float32), "gn") for v in (1.0, 0.0)]
     normed = ctx.emit("instance_norm", [rows, *unit], ctx.shape(rows),
-                      {"epsilon": float(ctx.attr(node, "epsilon", 1e-5))})
+                      {"epsilon": float(ctx.attr(node, "epsilon", 1e-5)), "epilogue": ()})
     back = reshape_to(ctx, normed, shape)
     bshape = (-1,) + (1,) * (len(shape) - 2)
     s, t = (ctx.graph.add_const(v.reshape(bshape), "gn_affine") for v in per_channel)

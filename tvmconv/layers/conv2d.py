@@ -103,10 +103,12 @@ def depthwise_nchwc(data, kernel, strides, dilations, out_shape, multiplier=1,
     return te.compute(out_shape, body, name="depthwise_NCHWc")
 
 
-def compute(wl, out_w: int | None = None) -> list[te.Tensor]:
+def compute(wl, out_w: int | None = None, pad_columns: bool = False) -> list[te.Tensor]:
     """Kernel arguments for a conv workload: data, packed weights, epilogue operands, output.
     ``out_w`` wider than the output computes the conv over that many columns and stores the
-    real ones: register tiles of any width, not only divisors."""
+    real ones: register tiles of any width, not only divisors. Their taps re-read the last real
+    input column, or with ``pad_columns`` read a padded input that wide (a vector of columns is
+    then one load, not a gather)."""
     p = wl.params
     data = te.placeholder(p["data"], name="data")
     kernel = te.placeholder(p["kernel"], name="kernel")
@@ -116,11 +118,12 @@ def compute(wl, out_w: int | None = None) -> list[te.Tensor]:
     oh, ow = out_shape[2], out_shape[3]
     kh, kw = p["kernel_hw"]
     (sh, sw), (dh, dw), pads = p["strides"], p["dilations"], p["pads"]
-    ext = (padded_extent(h, kh, sh, dh, oh, pads[0]), padded_extent(w, kw, sw, dw, ow, pads[1]))
-    padded = pad_spatial(data, pads, ext)
     cw = max(ow, out_w or ow)
+    ext = (padded_extent(h, kh, sh, dh, oh, pads[0]),
+           padded_extent(w, kw, sw, dw, cw if pad_columns else ow, pads[1]))
+    padded = pad_spatial(data, pads, ext)
     conv_shape = (*out_shape[:3], cw, out_shape[4])
-    last = ext[1] - 1 if cw > ow else None
+    last = ext[1] - 1 if cw > ow and not pad_columns else None
     if wl.kind == "depthwise2d":
         conv = depthwise_nchwc(padded, kernel, p["strides"], p["dilations"], conv_shape,
                                p["multiplier"], last)

@@ -7,7 +7,7 @@ import math
 
 from tvm import te, tirx
 
-from .elementwise import exp, log, power
+from .elementwise import apply_steps, broadcast_index, exp, log, power
 
 
 def softmax(wl) -> list[te.Tensor]:
@@ -57,33 +57,54 @@ def lrn(wl) -> list[te.Tensor]:
     return [x, out]
 
 
-def _moments(x: te.Tensor, outer: tuple, inner: tuple):
-    """Mean and (biased) variance of ``x`` over its trailing ``inner`` axes, per ``outer`` index."""
+def _moments(read, outer: tuple, inner: tuple):
+    """Mean and (biased) variance of ``read(o, r)`` over the ``inner`` extents, per ``outer``
+    index ``o``."""
     count = math.prod(inner)
     # TE allows a reduction only as the whole body of a compute: scale inside the sum
     inv = tirx.const(1.0 / count, "float32")
     axes = [te.reduce_axis((0, d), f"r{k}") for k, d in enumerate(inner)]
-    mean = te.compute(outer, lambda *o: te.sum(x(*o, *axes) * inv, axis=axes), name="norm_mean")
+    mean = te.compute(outer, lambda *o: te.sum(read(o, axes) * inv, axis=axes), name="norm_mean")
     axes2 = [te.reduce_axis((0, d), f"s{k}") for k, d in enumerate(inner)]
 
     def sqdev(*o):
-        d = x(*o, *axes2) - mean(*o)
+        d = read(o, axes2) - mean(*o)
         return te.sum(d * d * inv, axis=axes2)
 
     return mean, te.compute(outer, sqdev, name="norm_var")
 
 
 def instance_norm(wl) -> list[te.Tensor]:
+    """Each channel's pixels normalised, scaled and shifted, then the fused epilogue (a ReLU, a
+    residual add). On channel blocks (``blocked``: [N, C/b, H, W, b], scale and bias [C/b, b])
+    the moments are taken per (image, block, lane) over H and W, a vector of lanes at a time."""
     p = wl.params
     shape = p["data"]
     x = te.placeholder(shape, name="data")
-    scale = te.placeholder((shape[1],), name="scale")
-    bias = te.placeholder((shape[1],), name="bias")
-    mean, var = _moments(x, shape[:2], shape[2:])
+    blocked = p.get("blocked", False)
+    channels = (shape[1], shape[4]) if blocked else (shape[1],)
+    scale = te.placeholder(channels, name="scale")
+    bias = te.placeholder(channels, name="bias")
+    operands = {i: te.placeholder(s, name=f"operand{i}") for i, s in p.get("operands", ())}
+    if blocked:
+        mean, var = _moments(lambda o, r: x(o[0], o[1], *r, o[2]), (shape[0], shape[1], shape[4]),
+                             shape[2:4])
+    else:
+        mean, var = _moments(lambda o, r: x(*o, *r), shape[:2], shape[2:])
     eps = tirx.const(p["epsilon"], "float32")
-    out = te.compute(shape, lambda n, c, *s: (x(n, c, *s) - mean[n, c])
-                     / tirx.sqrt(var[n, c] + eps) * scale[c] + bias[c], name="instance_norm")
-    return [x, scale, bias, out]
+
+    def body(*i):
+        at = (i[0], i[1], i[4]) if blocked else i[:2]
+        c = at[1:]
+        value = (x(*i) - mean(*at)) / tirx.sqrt(var(*at) + eps) * scale(*c) + bias(*c)
+
+        def operand(k):
+            t = operands[k]
+            return t(*broadcast_index(t.shape, i))
+        return apply_steps(value, p.get("epilogue", ()), operand)
+
+    out = te.compute(shape, body, name="instance_norm")
+    return [x, scale, bias, *(operands[k] for k in sorted(operands)), out]
 
 
 def layer_norm(wl) -> list[te.Tensor]:
@@ -94,7 +115,7 @@ def layer_norm(wl) -> list[te.Tensor]:
     x = te.placeholder((rows, cols), name="data")
     scale = te.placeholder((cols,), name="scale")
     bias = te.placeholder((cols,), name="bias")
-    mean, var = _moments(x, (rows,), (cols,))
+    mean, var = _moments(lambda o, r: x(*o, *r), (rows,), (cols,))
     eps = tirx.const(p["epsilon"], "float32")
     out = te.compute((rows, cols), lambda i, j: (x[i, j] - mean[i]) / tirx.sqrt(var[i] + eps)
                      * scale[j] + bias[j], name="layer_norm")

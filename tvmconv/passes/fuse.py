@@ -1,6 +1,6 @@
 """Fuse elementwise chains into the kernel that produces their input.
 
-conv/dense/matmul + bias + activation + residual add + activation become one kernel
+conv/dense/matmul/instance norm + bias + activation + residual add + activation become one kernel
 whose epilogue is applied as each output tile leaves registers; standalone elementwise chains
 merge into one kernel.
 """
@@ -10,7 +10,7 @@ from __future__ import annotations
 from ..graph import Graph, Node
 from .prune import rewrite_until_done
 
-_PRODUCERS = ("conv2d", "dense", "matmul", "elementwise")
+_PRODUCERS = ("conv2d", "dense", "matmul", "instance_norm", "elementwise")
 _COMMUTATIVE = ("add", "mul", "max", "min")
 # Steps whose formula reads its argument once; the others (exp-based, tanh, selects) read it several
 # times, and TVM's simplifier expands nested ones into one tree. Standalone, 4 such steps in a row

@@ -69,6 +69,7 @@ class _Planner:
     def __init__(self, graph: Graph, target):
         self.g = graph
         self.lanes = target.lanes
+        self.cpu = target.family != "cuda"
         self.nodes: list[Node] = []
         self.cache: dict[tuple[str, int], str] = {}
         self.users = graph.consumers()
@@ -223,6 +224,8 @@ class _Planner:
             else:
                 ib = 1
             ob = self.conv_blocks.get(node.outputs[0], out_block(oc, self.lanes))
+            if self._few_channels(node, ob):
+                ib = ob = db = 1
             packed = pack_weights(w, groups, ib, ob)
         if groups > 1 or not db:
             db = ib
@@ -231,6 +234,16 @@ class _Planner:
         a.update(kernel_hw=(kh, kw), depthwise=depthwise, multiplier=oc // ic if depthwise else 1)
         a["bias_index"] = 2 if len(node.inputs) > 2 and self._is_bias(node) else None
         self._epilogue(node, ob, start=2)
+
+    def _few_channels(self, node: Node, ob: int) -> bool:
+        """A conv whose output channels fill less than half a vector (CycleGAN's last 7x7 conv to
+        RGB) runs on plain NCHW in and out, vectors along rows of pixels (template
+        conv2d_pixels, on CPUs). Its input may then need a transform from channel blocks, which
+        pays only for a window of more than one pixel, read once per channel."""
+        kh, kw = self.g.consts[node.inputs[1]].shape[2:]
+        return (self.cpu and 2 * ob <= self.lanes and kh * kw > 1 and node.attrs["strides"][1] == 1
+                and self.g.shapes[node.outputs[0]][3] >= self.lanes
+                and node.outputs[0] not in self.conv_blocks)
 
     def _is_bias(self, node: Node) -> bool:
         """Input 2 is the conv/dense bias unless the epilogue reads it (then it is an operand)."""
@@ -292,6 +305,34 @@ class _Planner:
         node.inputs = [self.operand(i, block, out_shape) for i in node.inputs]
         if block:
             g.layouts[node.outputs[0]] = block
+
+    def instance_norm(self, node: Node) -> None:
+        """On the channel blocks it reads (CycleGAN's and style-transfer nets' norms between
+        convs): no transforms around it, and its moments are vectors over a block's lanes, where
+        plain NCHW gave vectors across channels, one plane apart (1.7 GFLOP/s). Scale and bias
+        are packed [C/b, b]."""
+        x, (scale, bias) = node.inputs[0], node.inputs[1:3]
+        block = self.layout(x)
+        if block and len(self.g.shapes[x]) == 4 and self.g.is_const(scale) \
+                and self.g.is_const(bias):
+            node.inputs[1:3] = [self.g.add_const(
+                pad_channels(self.g.consts[v].reshape(-1), 0, block).reshape(-1, block), "packed")
+                for v in (scale, bias)]
+            node.attrs["blocked"] = True
+        else:
+            block = 0
+            node.inputs[:3] = [self.as_layout(v, 0) for v in node.inputs[:3]]
+        self._epilogue(node, block, start=3)
+
+    def pad(self, node: Node) -> None:
+        """A pad of H and W keeps the channel blocks (CycleGAN's reflection pads), its pads
+        extended to the blocked axes. Else plain."""
+        block, pads = self.layout(node.inputs[0]), node.attrs["pads"]
+        if block and len(pads) == 8 and not any(pads[i] for i in (0, 1, 4, 5)):
+            node.attrs["pads"] = (*pads[:4], 0, *pads[4:], 0)
+            self.g.layouts[node.outputs[0]] = block
+        else:
+            self.plain(node)
 
     def depth_to_space(self, node: Node) -> None:
         """DCR on channel blocks when the output channels fill whole blocks (a transposed conv's

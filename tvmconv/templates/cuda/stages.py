@@ -45,7 +45,7 @@ def _reduction_length(wl) -> int:
         "matmul": lambda: p["a"][-1],
         "softmax": lambda: p["data"][p["axis"]],
         "lrn": lambda: p["size"],
-        "instance_norm": lambda: prod(p["data"][2:]),
+        "instance_norm": lambda: prod(p["data"][2:4] if p.get("blocked") else p["data"][2:]),
         "layer_norm": lambda: p["data"][-1],
         "reduce": lambda: prod(p["data"][a] for a in p["axes"]),
     }

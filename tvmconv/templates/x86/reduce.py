@@ -38,23 +38,28 @@ def default(wl, target) -> Config:
     return Config.of({"parallel": int(prod(wl.params["out"]) >= PARALLEL_MIN), "vector": 1})
 
 
-def _along_rows(wl) -> tuple[str, ...]:
-    """The stages that reduce along the innermost, contiguous axis: a layer norm's row moments,
-    a softmax or Reduce* over the last axis."""
+def _along_rows(wl, lanes: int) -> tuple[str, ...]:
+    """The stages that reduce along the innermost, contiguous axes, when those hold whole
+    vectors: a layer norm's row moments, a plain instance norm's, a softmax or Reduce* over the
+    last axis."""
     p = wl.params
     last = len(p["data"]) - 1
+    stages, length = (), p["data"][-1]
     if wl.kind == "layer_norm":
-        return ("norm_mean", "norm_var")
-    if wl.kind == "softmax" and p["axis"] == last:
-        return ("softmax_max", "softmax_sum")
-    if wl.kind == "reduce" and p["axes"] == (last,):
-        return ("reduce",)
-    return ()
+        stages = ("norm_mean", "norm_var")
+    elif wl.kind == "instance_norm" and not p.get("blocked"):
+        stages, length = ("norm_mean", "norm_var"), prod(p["data"][2:])
+    elif wl.kind == "softmax" and p["axis"] == last:
+        stages = ("softmax_max", "softmax_sum")
+    elif wl.kind == "reduce" and p["axes"] == (last,):
+        stages = ("reduce",)
+    return stages if length % lanes == 0 else ()
 
 
 def apply(sch, wl, cfg: Config, target) -> None:
-    rowwise = _along_rows(wl) if cfg["vector"] and wl.params["data"][-1] % target.lanes == 0 \
-        else ()
+    rowwise = _along_rows(wl, target.lanes) if cfg["vector"] else ()
+    # on channel blocks, a vector is a block's lanes: one mean, scale and bias per lane
+    blocked = wl.params.get("blocked", False)
     for name in _STAGES[wl.kind]:
         if not has_block(sch, name):
             continue
@@ -69,7 +74,8 @@ def apply(sch, wl, cfg: Config, target) -> None:
         if not spatial:
             continue
         # after row-wise moments, a vector stays within a row: one mean and scale for all lanes
-        span = extent(sch, spatial[-1]) if rowwise else prod(extent(sch, lp) for lp in spatial)
+        span = extent(sch, spatial[-1]) if rowwise or blocked else \
+            prod(extent(sch, lp) for lp in spatial)
         flat = sch.fuse(*spatial) if len(spatial) > 1 else spatial[0]
         vec = vector_tile(span, target.lanes, 4 * target.lanes) if cfg["vector"] else 1
         outer, lane = sch.split(flat, [None, vec]) if vec > 1 else (flat, None)
