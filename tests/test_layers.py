@@ -481,16 +481,15 @@ def test_row_reductions_in_vector_lanes(target, op, x_shape, attrs):
     check_vs_ort(single(op, x_shape, consts, inputs, opset=17, **attrs), target=target)
 
 
-def test_convnext_block():
+def _convnext_block(c: int):
     """ConvNeXt: a 7x7 depthwise conv, a permute to channels-last, LayerNorm, a 4x MLP with GELU
-    (Erf), a layer scale, a permute back and the residual."""
-    c = 16
+    (Erf, as PyTorch exports it), a layer scale, a permute back and the residual."""
     nodes = [_conv_node("x", "s", "ws", strides=[4, 4]),
              _conv_node("s", "d", "wd", pads=[3, 3, 3, 3], group=c),
              helper.make_node("Transpose", ["d"], ["t"], perm=[0, 2, 3, 1]),
              helper.make_node("LayerNormalization", ["t", "g", "be"], ["n"], epsilon=1e-6),
              helper.make_node("MatMul", ["n", "w1"], ["h"]),
-             helper.make_node("Mul", ["h", "r2"], ["hs"]), helper.make_node("Erf", ["hs"], ["e"]),
+             helper.make_node("Div", ["h", "r2"], ["hs"]), helper.make_node("Erf", ["hs"], ["e"]),
              helper.make_node("Add", ["e", "one"], ["e1"]),
              helper.make_node("Mul", ["h", "e1"], ["hg"]),
              helper.make_node("Mul", ["hg", "half"], ["gelu"]),
@@ -499,11 +498,44 @@ def test_convnext_block():
              helper.make_node("Transpose", ["ml"], ["mt"], perm=[0, 3, 1, 2]),
              helper.make_node("Add", ["s", "mt"], ["y"])]
     f32 = np.float32
-    check_vs_ort(make_model(nodes, {"x": (1, 3, 36, 28)}, ["y"], {
+    return make_model(nodes, {"x": (1, 3, 36, 28)}, ["y"], {
         "ws": _he((c, 3, 4, 4)), "wd": _he((c, 1, 7, 7), 2), "g": weights(c, 3),
         "be": weights(c, 4), "w1": _he((c, 4 * c), 5), "w2": _he((4 * c, c), 6),
-        "ls": weights(c, 7, 0.5), "r2": f32(2 ** -0.5), "one": f32(1.0), "half": f32(0.5)},
-        opset=17))
+        "ls": weights(c, 7, 0.5), "r2": f32(2 ** 0.5), "one": f32(1.0), "half": f32(0.5)},
+        opset=17)
+
+
+@pytest.mark.parametrize("target", ["x86-avx2", "x86-avx512"])
+@pytest.mark.parametrize("c", [16, 48, 20])
+def test_convnext_block(c, target):
+    check_vs_ort(_convnext_block(c), target=target)
+
+
+def test_convnext_block_kernels():
+    """The permutes move whole channel blocks (no layout transform but the output's, to NCHW),
+    the GELU and the layer scale run in the dense layers' epilogues (no elementwise kernel but the
+    residual add)."""
+    kinds = [wl.kind for wl in workloads(_convnext_block(48), "x86-avx512")]
+    assert kinds == ["conv2d", "depthwise2d", "transpose", "layer_norm", "dense", "dense",
+                     "transpose", "elementwise", "layout_transform"], kinds
+
+
+def _nhwc_model(c: int):
+    """A TensorFlow export: NHWC in, a permute to NCHW, conv and ReLU, a permute back."""
+    nodes = [helper.make_node("Transpose", ["x"], ["t"], perm=[0, 3, 1, 2]),
+             _conv_node("t", "c", "w", pads=[1, 1, 1, 1]), helper.make_node("Relu", ["c"], ["r"]),
+             helper.make_node("Transpose", ["r"], ["y"], perm=[0, 2, 3, 1])]
+    return make_model(nodes, {"x": (1, 10, 13, c)}, ["y"], {"w": _he((c, c, 3, 3))})
+
+
+@pytest.mark.parametrize("c", [32, 24, 3])
+def test_nhwc_model(c):
+    check_vs_ort(_nhwc_model(c))
+
+
+def test_nhwc_model_runs_no_layout_transform():
+    kinds = [wl.kind for wl in workloads(_nhwc_model(32), "x86-avx512")]
+    assert kinds == ["transpose", "conv2d", "transpose"], kinds
 
 
 def test_expand_activation():

@@ -182,6 +182,9 @@ FNS = {
     "pow_const": power,
     # x * f(x) with f a chain of unary steps (SiLU: f = sigmoid), as passes.fuse writes it
     "gate": lambda x, inner: x * apply_steps(x, inner, None),
+    # a binary step with a scalar constant inside a gate's f (GELU's x / sqrt(2)), first if
+    # ``swapped``
+    "scalar": lambda x, fn, v, swapped: FNS[fn](_f(v), x) if swapped else FNS[fn](x, _f(v)),
 }
 
 

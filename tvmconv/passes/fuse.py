@@ -8,7 +8,7 @@ merge into one kernel.
 from __future__ import annotations
 
 from ..graph import Graph, Node
-from .prune import rewrite_until_done
+from .prune import collapse_reshape, rewrite_until_done
 
 _PRODUCERS = ("conv2d", "dense", "matmul", "instance_norm", "elementwise")
 _COMMUTATIVE = ("add", "mul", "max", "min")
@@ -22,30 +22,46 @@ MAX_HEAVY = 2
 
 def _heavy(steps) -> int:
     """Heavy steps in a chain, a gate's inner ones included."""
-    return sum(_heavy(params[0]) if fn == "gate" else fn not in _LIGHT
-               for fn, _, params in steps)
+    return sum(_heavy(params[0]) if fn == "gate" else
+               (params[0] if fn == "scalar" else fn) not in _LIGHT for fn, _, params in steps)
 
 
-def _gate(node: Node) -> bool:
+def _inner_step(graph: Graph, node: Node, step):
+    """A step of f in x * f(x) as the gate keeps it: unary as it is, binary with a scalar
+    constant as a ``scalar`` step holding the value (GELU's x / sqrt(2) and + 1); None if it
+    reads anything else."""
+    fn, args, _ = step
+    if all(a is None for a in args):
+        return step
+    others = [a for a in args if a is not None]
+    value = graph.consts.get(node.inputs[others[0]]) if len(args) == 2 and others[0] else None
+    if value is None or value.size != 1:
+        return None
+    return ("scalar", (None,), (fn, float(value.reshape(())), args[0] is not None))
+
+
+def _gate(graph: Graph, node: Node) -> bool:
     """Rewrite x * f(x) in an elementwise chain (SiLU's x * sigmoid(x), x * hardsigmoid(x),
-    Mish's x * tanh(softplus(x))) as one ``gate`` step that reads x once, so the chain can fuse
-    behind the kernel producing x. f must be unary steps from the chain's start."""
+    Mish's x * tanh(softplus(x)), GELU's x * (erf(x / sqrt(2)) + 1)) as one ``gate`` step that
+    reads x once, so the chain can fuse behind the kernel producing x. f must be steps from the
+    chain's start, unary or with a scalar constant."""
     steps, x = list(node.attrs["steps"]), node.inputs[0]
     for m, (fn, args, _) in enumerate(steps):
-        if all(a is None for a in args):
+        inner = _inner_step(graph, node, steps[m])
+        if inner is not None:
+            steps[m] = inner
             continue
         others = [a for a in args if a is not None]
         if (m == 0 or fn != "mul" or len(args) != 2 or None not in args
                 or node.inputs[others[0]] != x):
             return False
-        k = others[0]
         steps[:m + 1] = [("gate", (None,), (tuple(steps[:m]),))]
-        if k and not any(k in a for _, a, _ in steps):
-            # the duplicate input is read no more: drop it, renumber the operands after it
-            node.inputs.pop(k)
-            steps = [(f, tuple(a if a is None or a < k else a - 1 for a in args), p)
-                     for f, args, p in steps]
-        node.attrs["steps"] = tuple(steps)
+        read = {a for _, a_s, _ in steps for a in a_s if a is not None}
+        keep = [0] + [k for k in range(1, len(node.inputs)) if k in read]
+        # operands read no more (the duplicate x, f's scalars): dropped, the others renumbered
+        node.inputs = [node.inputs[k] for k in keep]
+        node.attrs["steps"] = tuple((f, tuple(None if a is None else keep.index(a) for a in a_s),
+                                     p) for f, a_s, p in steps)
         return True
     return False
 
@@ -87,11 +103,48 @@ def _merge(graph: Graph, prod: Node, ew: Node) -> bool:
     return True
 
 
+def _before_reshape(graph: Graph, node: Node, producers, consumers) -> bool:
+    """An elementwise op on a reshaped kernel output, run on the output itself so it can fuse
+    into that kernel (the GELU and layer scale behind ConvNeXt's Linear layers, which run as
+    dense kernels on [HW, C]). Constant operands must broadcast along trailing axes the reshape
+    keeps; the reshape is then of the op's result."""
+    view = next((i for i in node.inputs if not graph.is_const(i)), None)
+    reshape = producers.get(view)
+    if reshape is None or reshape.op != "reshape" or len(consumers.get(view, [])) != 1:
+        return False
+    src = reshape.inputs[0]
+    kernel = producers.get(src)
+    if (kernel is None or kernel.op not in ("conv2d", "dense", "matmul", "instance_norm")
+            or len(consumers.get(src, [])) != 1 or src in graph.outputs
+            or any(i != view and not graph.is_const(i) for i in node.inputs)):
+        return False
+    before, after = graph.shapes[src], graph.shapes[view]
+    kept = 0  # trailing axes the reshape leaves as they are
+    while kept < min(len(before), len(after)) and before[-1 - kept] == after[-1 - kept]:
+        kept += 1
+    consts = {i: graph.consts[i] for i in node.inputs if i != view}
+    if any(c.ndim > len(after) or any(d != 1 for d in c.shape[:max(c.ndim - kept, 0)])
+           for c in consts.values()):
+        return False  # a constant that varies along an axis the reshape changes
+    aligned = {i: graph.add_const(c.reshape(c.shape[max(c.ndim - kept, 0):]), "trailing")
+               for i, c in consts.items() if c.ndim > kept}
+    out = node.outputs[0]
+    inner = graph.fresh("before_reshape")
+    graph.shapes[inner] = before
+    node.inputs = [src if i == view else aligned.get(i, i) for i in node.inputs]
+    node.outputs = [inner]
+    graph.nodes.remove(reshape)
+    graph.nodes.insert(graph.nodes.index(node) + 1, Node("reshape", [inner], [out]))
+    return True
+
+
 def fuse_elementwise(graph: Graph) -> None:
     def attempt(ew, producers, consumers) -> bool:
+        if ew.op == "reshape":
+            return collapse_reshape(graph, ew, producers)
         if ew.op != "elementwise":
             return False
-        if _gate(ew):
+        if _gate(graph, ew) or _before_reshape(graph, ew, producers, consumers):
             return True
         for src in ew.inputs:
             prod = producers.get(src)

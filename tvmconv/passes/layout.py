@@ -334,6 +334,42 @@ class _Planner:
         else:
             self.plain(node)
 
+    def transpose(self, node: Node) -> None:
+        """Between NCHW and NHWC (ConvNeXt's permutes around its channel-last LayerNorm and
+        Linear layers; TensorFlow exports) over channel blocks, as a transpose of the blocked
+        5-D form: [N, C/b, H, W, b] -> [N, H, W, C/b, b] is NHWC when b divides C, so each block
+        moves whole, one vector per pixel, where going through plain NCHW took a layout
+        transform and a transpose that gathered one value per channel plane."""
+        g, (x,), out = self.g, node.inputs, node.outputs[0]
+        shape, perm = g.shapes[x], tuple(node.attrs["perm"])
+        block = self.layout(x)
+        if perm == (0, 2, 3, 1) and block and shape[1] % block == 0:
+            n, c, h, w = shape
+            blocks = g.fresh(f"{out}@nhwc")
+            g.shapes[blocks] = (n, h, w, c // block, block)
+            self.nodes.append(Node("transpose", [x], [blocks], {"perm": (0, 2, 3, 1, 4)}))
+            node.op, node.inputs, node.attrs = "reshape", [blocks], {}  # to [N, H, W, C]
+            return
+        if perm == (0, 3, 1, 2) and self._written_blocked(out):
+            n, h, w, c = shape
+            block = out_block(c, self.lanes)
+            if c % block == 0 and block % self.lanes == 0:
+                split = g.fresh(f"{x}@split")
+                g.shapes[split] = (n, h, w, c // block, block)
+                self.nodes.append(Node("reshape", [self.as_layout(x, 0)], [split]))
+                node.inputs, node.attrs = [split], {"perm": (0, 3, 1, 2, 4)}
+                g.layouts[out] = block
+                return
+        self.plain(node)
+
+    def _written_blocked(self, value: str) -> bool:
+        """Whether every reader of ``value`` takes channel blocks as they come."""
+        takes_blocks = ("conv2d", "elementwise", "pool2d", "instance_norm", "pad", "resize",
+                        "concat")
+        readers = self.users.get(value, [])
+        return value not in self.g.outputs and bool(readers) and all(
+            r.op in takes_blocks for r in readers)
+
     def depth_to_space(self, node: Node) -> None:
         """DCR on channel blocks when the output channels fill whole blocks (a transposed conv's
         pixel shuffle): each output block is one input block. Else plain."""

@@ -33,3 +33,17 @@ def rewrite_until_done(graph: Graph, attempt) -> None:
         producers, consumers = graph.producers(), graph.consumers()
         if not any(attempt(node, producers, consumers) for node in list(graph.nodes)):
             return
+
+
+def collapse_reshape(graph: Graph, node, producers) -> bool:
+    """A reshape of a reshape reads the first one's input; a reshape to its input's own shape
+    is dropped (the frontend's views around dense layers: [HW, C] -> [1, H, W, C] -> [HW, C])."""
+    prod = producers.get(node.inputs[0])
+    if prod is not None and prod.op == "reshape":
+        node.inputs = [prod.inputs[0]]
+        return True
+    if graph.shapes[node.inputs[0]] == graph.shapes[node.outputs[0]]:
+        graph.nodes.remove(node)
+        rename(graph, node.outputs[0], node.inputs[0])
+        return True
+    return False

@@ -146,7 +146,7 @@ def lane_partials(sch, block, lanes: int, parallel: bool) -> None:
     red = sch.fuse(*reds) if len(reds) > 1 else reds[0]  # an instance norm's H and W
     rows = sch.fuse(*spatial) if len(spatial) > 1 else spatial[0]
     _, part = sch.split(red, [None, lanes])
-    partial = sch.rfactor(part, 0)
+    partial = sch.rfactor(part, len(spatial))  # lanes last: each row's partials contiguous
     row, step, lane = sch.get_loops(partial)
     if parallel:
         sch.parallel(row)
