@@ -598,12 +598,15 @@ def test_log_over_the_float_range():
     check_vs_ort(model, {"x": x.astype(np.float32)[None]})
 
 
-@pytest.mark.parametrize("exponent", [3.0, 2.0, -1.0, -2.0, 0.5, 1.7])
+@pytest.mark.parametrize("exponent", [3.0, 2.0, -1.0, -2.0, 0.5, 1.7, -0.75, 5.0])
 def test_pow_constant_exponent(exponent):
-    """A constant exponent: multiplications for small integers, a square root for 0.5, powf
-    otherwise; negative bases give what onnxruntime gives (NaN for the fractional ones)."""
+    """A constant exponent: multiplications for small integers, a square root for 0.5, exp and
+    log for other fractions, powf otherwise; negative and zero bases give what onnxruntime gives
+    (NaN for the fractional ones, inf for 0 ** -0.75)."""
     model = single("Pow", (2, 5, 3, 4), {"p": np.array(exponent, np.float32)}, ["p"])
-    check_vs_ort(model, {"x": rng_inputs(model)["x"] * 2})
+    x = rng_inputs(model)["x"] * 2
+    x[0, 0, 0, :2] = 0.0
+    check_vs_ort(model, {"x": x})
 
 
 @pytest.mark.parametrize("lo, hi", [(-1.0, 2.0), (0.5, None), (None, -0.2)])
@@ -995,6 +998,14 @@ def test_grouped_conv_reads_its_producers_blocks(target, channels, width, out_wi
      {"inputs": ((2, 12), (5, 12)), "out": (7, 12), "axis": 0}),
     ("concat", {"inputs": ((2, 3), (2, 4)), "out": (2, 7), "axis": 1},
      {"inputs": ((2, 3), (2, 4)), "out": (2, 7), "axis": 1}),
+    ("elementwise", {"inputs": ((2, 3, 55, 55, 16), (2, 3, 55, 55, 16), ()),
+                     "out": (2, 3, 55, 55, 16), "steps": ()},
+     {"inputs": ((290400,), (290400,), (1,)), "out": (290400,), "steps": ()}),
+    ("elementwise", {"inputs": ((1, 9, 56, 56, 16), (1, 9, 1, 1, 16)), "out": (1, 9, 56, 56, 16),
+                     "steps": ()},  # a squeeze-excite gate: one value per channel
+     {"inputs": ((9, 3136, 16), (9, 1, 16)), "out": (9, 3136, 16), "steps": ()}),
+    ("elementwise", {"inputs": ((3, 5, 7), (5, 1)), "out": (3, 5, 7), "steps": ()},
+     {"inputs": ((3, 5, 7), (1, 5, 1)), "out": (3, 5, 7), "steps": ()}),
 ])
 def test_data_movement_collapses_to_fewest_axes(kind, params, merged):
     """Axes that stay adjacent and whole in every operand merge (each op computes the same bytes
@@ -1247,6 +1258,35 @@ def test_one_d_layers_fuse_as_two_d_ones():
     (``passes.lift``)."""
     kinds = [wl.kind for wl in workloads(_one_d_cnn())]
     assert kinds[:4] == ["conv2d", "pool2d", "conv2d", "pool2d"], kinds
+
+
+def _gated_causal_block(rank: int):
+    """WaveNet's block: a causal (left) zero pad, two dilated convs gated tanh x sigmoid, a 1x1
+    conv and the residual; 1-D, or 2-D as TensorFlow exports "same" convs with explicit pads."""
+    if rank == 3:
+        pads, shape, k, dil = [0, 0, 2, 0, 0, 0], (1, 16, 37), (2,), [2]
+    else:
+        pads, shape, k, dil = [0, 0, 1, 2, 0, 0, 1, 0], (1, 16, 9, 11), (3, 3), [1, 1]
+    nodes = [helper.make_node("Pad", ["x", "p"], ["xp"]),
+             helper.make_node("Conv", ["xp", "wf"], ["f"], dilations=dil),
+             helper.make_node("Conv", ["xp", "wg"], ["g"], dilations=dil),
+             helper.make_node("Tanh", ["f"], ["tf"]), helper.make_node("Sigmoid", ["g"], ["sg"]),
+             helper.make_node("Mul", ["tf", "sg"], ["z"]),
+             helper.make_node("Conv", ["z", "wr"], ["r"]),
+             helper.make_node("Add", ["x", "r"], ["y"])]
+    c = shape[1]
+    return make_model(nodes, {"x": shape}, ["y"], {
+        "p": np.array(pads, np.int64), "wf": _he((c, c, *k)), "wg": _he((c, c, *k), 2),
+        "wr": _he((c, c, *[1] * len(k)), 3)})
+
+
+@pytest.mark.parametrize("rank", [3, 4])
+def test_zero_pads_fold_into_the_convs_reading_them(rank):
+    """No pad kernel: the convs pad inside (``passes.fold.fold_pads``)."""
+    model = _gated_causal_block(rank)
+    check_vs_ort(model)
+    kinds = [wl.kind for wl in workloads(model)]
+    assert "pad" not in kinds and kinds.count("conv2d") == 3, kinds
 
 
 def test_one_d_resnet_block_stays_blocked():

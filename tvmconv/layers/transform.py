@@ -183,16 +183,18 @@ def elementwise(wl):
 
 
 def collapsed(wl) -> Workload | None:
-    """The same transpose, slice or concat over the fewest axes, or None when none merge.
+    """The same transpose, slice, concat or elementwise op over the fewest axes, or None when
+    none merge.
 
     Adjacent axes merge when they stay adjacent and whole in every operand, so the kernel's
     vector loop runs along one long contiguous axis. Over the model's 4 or 5 axes TVM could not
     always prove a vector contiguous and computed each lane's index with divisions: a channel
-    split of a 116x56x56 map took 62 us so, 4 us merged (``kernels.prim_func`` declares the
+    split of a 116x56x56 map took 62 us so, 4 us merged; x * x over 2x3x55x55x16, where a vector
+    of 32 may cross a row of 880, 124 us so, 15 us merged (``kernels.prim_func`` declares the
     merged buffers as views of the real ones)."""
     p = wl.params
     rule = {"slice": _collapsed_slice, "transpose": _collapsed_transpose,
-            "concat": _collapsed_concat}.get(wl.kind)
+            "concat": _collapsed_concat, "elementwise": _collapsed_elementwise}.get(wl.kind)
     merged = rule(p) if rule else None
     if merged is None or len(merged["out"]) >= len(p["out"]):
         return None
@@ -239,6 +241,27 @@ def _collapsed_transpose(p):
     return {"inputs": (tuple(math.prod(inner[a] for a in runs[r]) for r in order),),
             "out": tuple(math.prod(inner[a] for a in run) for run in runs),
             "perm": tuple(order.index(r) for r in range(len(runs)))}
+
+
+def _collapsed_elementwise(p):
+    out = p["out"]
+    shapes = [(1,) * (len(out) - len(s)) + tuple(s) for s in p["inputs"]]
+
+    def reads(a):  # per operand: whole along axis a, or broadcast; None where out has 1
+        return tuple(None if out[a] == 1 else s[a] == out[a] for s in shapes)
+
+    groups = [[len(out) - 1]]
+    state = list(reads(len(out) - 1))
+    for a in reversed(range(len(out) - 1)):
+        here = reads(a)
+        if all(h is None or g is None or h == g for h, g in zip(here, state)):
+            groups[0].insert(0, a)
+            state = [g if h is None else h for h, g in zip(here, state)]
+        else:
+            groups.insert(0, [a])
+            state = list(here)
+    return {"inputs": tuple(_sizes(s, groups) for s in shapes), "out": _sizes(out, groups),
+            "steps": p["steps"]}
 
 
 def _collapsed_concat(p):

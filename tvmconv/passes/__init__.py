@@ -1,6 +1,6 @@
 """Graph passes, run in this order by ``optimize``: keep 1-D networks in their 2-D form, fold
-affine ops into convs, fuse epilogues, remove dead nodes, plan the blocked layout for the target,
-then let the producers of a concat's parts write into its buffer."""
+zero pads and affine ops into convs, fuse epilogues, remove dead nodes, plan the blocked layout
+for the target, then let the producers of a concat's parts write into its buffer."""
 
 from __future__ import annotations
 
@@ -10,6 +10,7 @@ from . import fold, fuse, layout, lift, place, prune
 
 def optimize(graph: Graph, target) -> Graph:
     lift.sink_reshapes(graph)
+    fold.fold_pads(graph)
     fold.fold_affine(graph)
     fuse.fuse_elementwise(graph)
     prune.remove_dead(graph)

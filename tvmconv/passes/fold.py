@@ -1,5 +1,6 @@
 """Fold per-channel affine steps (BatchNorm's scale and shift, bias adds, scaling) into the weights
-and bias of the conv or dense that produces their input, so they cost nothing at run time."""
+and bias of the conv or dense that produces their input, and zero pads into the convs that read
+them, so they cost nothing at run time."""
 
 from __future__ import annotations
 
@@ -77,6 +78,32 @@ def fold_affine(graph: Graph) -> None:
         if not node.attrs["steps"]:
             graph.nodes.remove(node)
             rename(graph, node.outputs[0], src)
+        return True
+
+    rewrite_until_done(graph, attempt)
+
+
+def fold_pads(graph: Graph) -> None:
+    """Absorb a zero Pad of H and W into the padding of the convs reading it (WaveNet's causal
+    pads, TensorFlow's explicit "same" pads): a conv pads inside its kernel, where the Pad ran as
+    a kernel of its own, on a plain tensor between layout transforms (WaveNet-style 1-D net:
+    0.4 ms of 1.5)."""
+
+    def attempt(node, producers, consumers) -> bool:
+        out, a = node.outputs[0], node.attrs
+        if node.op != "pad" or a["mode"] != "constant" or a["value"] != 0.0:
+            return False
+        p = a["pads"]
+        readers = consumers.get(out, [])
+        if (len(p) != 8 or any(p[i] for i in (0, 1, 4, 5)) or min(p) < 0 or out in graph.outputs
+                or not readers or any(r.op != "conv2d" or r.inputs.index(out) != 0
+                                      or r.inputs.count(out) != 1 for r in readers)):
+            return False
+        for r in readers:
+            top, left, bottom, right = r.attrs["pads"]
+            r.attrs["pads"] = (top + p[2], left + p[3], bottom + p[6], right + p[7])
+            r.inputs[0] = node.inputs[0]
+        graph.nodes.remove(node)
         return True
 
     rewrite_until_done(graph, attempt)
