@@ -307,10 +307,105 @@ def m5() -> nn.Module:
                          nn.Linear(512, 35))
 
 
+class _LayerNorm2d(nn.LayerNorm):
+    """LayerNorm over the channels of NCHW, as ConvNeXt writes it: a permute to channels-last and
+    back."""
+
+    def forward(self, x):
+        return super().forward(x.permute(0, 2, 3, 1)).permute(0, 3, 1, 2)
+
+
+class _ConvNeXtBlock(nn.Module):
+    """A 7x7 depthwise conv, then LayerNorm and a 4x MLP with GELU over channels-last pixels, a
+    layer scale and the residual."""
+
+    def __init__(self, c: int):
+        super().__init__()
+        self.dw = nn.Conv2d(c, c, 7, 1, 3, groups=c)
+        self.mlp = nn.Sequential(nn.LayerNorm(c, eps=1e-6), nn.Linear(c, 4 * c), nn.GELU(),
+                                 nn.Linear(4 * c, c))
+        self.gamma = nn.Parameter(torch.empty(c))  # drawn in build()
+
+    def forward(self, x):
+        return x + (self.mlp(self.dw(x).permute(0, 2, 3, 1)) * self.gamma).permute(0, 3, 1, 2)
+
+
+def convnext() -> nn.Module:
+    """ConvNeXt-T's stem, widths and downsampling, one block per stage."""
+    layers, cin = [nn.Conv2d(3, 96, 4, 4), _LayerNorm2d(96, eps=1e-6)], 96
+    for c in (96, 192, 384, 768):
+        if c != cin:
+            layers += [_LayerNorm2d(cin, eps=1e-6), nn.Conv2d(cin, c, 2, 2)]
+        layers.append(_ConvNeXtBlock(c))
+        cin = c
+    return nn.Sequential(*layers, nn.AdaptiveAvgPool2d(1), nn.Flatten(),
+                         nn.LayerNorm(cin, eps=1e-6), nn.Linear(cin, 1000))
+
+
+def _norm_relu(c: int) -> list[nn.Module]:
+    return [nn.InstanceNorm2d(c, affine=True), nn.ReLU()]
+
+
+class _ReflectResidual(nn.Module):
+    def __init__(self, c: int):
+        super().__init__()
+        self.body = nn.Sequential(nn.ReflectionPad2d(1), nn.Conv2d(c, c, 3), *_norm_relu(c),
+                                  nn.ReflectionPad2d(1), nn.Conv2d(c, c, 3),
+                                  nn.InstanceNorm2d(c, affine=True))
+
+    def forward(self, x):
+        return x + self.body(x)
+
+
+def cyclegan() -> nn.Module:
+    """CycleGAN's ResNet generator at half width with 3 residual blocks: reflection pads, instance
+    norms, transposed convs and a 7x7 conv to RGB."""
+    return nn.Sequential(
+        nn.ReflectionPad2d(3), nn.Conv2d(3, 32, 7), *_norm_relu(32),
+        nn.Conv2d(32, 64, 3, 2, 1), *_norm_relu(64), nn.Conv2d(64, 128, 3, 2, 1), *_norm_relu(128),
+        *[_ReflectResidual(128) for _ in range(3)],
+        nn.ConvTranspose2d(128, 64, 3, 2, 1, output_padding=1), *_norm_relu(64),
+        nn.ConvTranspose2d(64, 32, 3, 2, 1, output_padding=1), *_norm_relu(32),
+        nn.ReflectionPad2d(3), nn.Conv2d(32, 3, 7), nn.Tanh())
+
+
+class _UNet(nn.Module):
+    """Four levels of two 3x3 conv-BN-ReLU each; max-pool down, 2x2 transposed conv up, skip
+    concats; a 1x1 conv to one mask channel."""
+
+    def __init__(self, widths=(32, 64, 128, 256)):
+        super().__init__()
+        self.down, cin = nn.ModuleList(), 3
+        for c in widths:
+            self.down.append(nn.Sequential(_conv_bn(cin, c, 3), _conv_bn(c, c, 3)))
+            cin = c
+        self.up, self.merge = nn.ModuleList(), nn.ModuleList()
+        for c in reversed(widths[:-1]):
+            self.up.append(nn.ConvTranspose2d(cin, c, 2, 2))
+            self.merge.append(nn.Sequential(_conv_bn(2 * c, c, 3), _conv_bn(c, c, 3)))
+            cin = c
+        self.head = nn.Conv2d(cin, 1, 1)
+
+    def forward(self, x):
+        skips = []
+        for i, level in enumerate(self.down):
+            x = level(nn.functional.max_pool2d(x, 2) if i else x)
+            skips.append(x)
+        for up, merge, skip in zip(self.up, self.merge, reversed(skips[:-1])):
+            x = merge(torch.cat([up(x), skip], 1))
+        return self.head(x)
+
+
+def unet() -> nn.Module:
+    """U-Net for segmentation (image sizes divisible by 8)."""
+    return _UNet()
+
+
 MODELS = {f.__name__: f for f in
           [resnet18, resnet50, mobilenet_v2, squeezenet, vgg, lenet5, inception, efficientnet,
-           mobilenet_v3, shufflenet_v2, resnext, regnet, m5]}
-_SHAPES = {"lenet5": (1, 1, 32, 32), "inception": (1, 3, 112, 112), "m5": (1, 1, 8000)}
+           mobilenet_v3, shufflenet_v2, resnext, regnet, m5, convnext, cyclegan, unet]}
+_SHAPES = {"lenet5": (1, 1, 32, 32), "inception": (1, 3, 112, 112), "m5": (1, 1, 8000),
+           "cyclegan": (1, 3, 128, 128), "unet": (1, 3, 128, 128)}
 
 
 def input_shape(name: str, size: tuple[int, int] | None = None) -> tuple[int, ...]:
@@ -328,7 +423,7 @@ def build(name: str) -> nn.Module:
     model = MODELS[name]()
     gen = torch.Generator().manual_seed(SEED)
     for m in model.modules():
-        if isinstance(m, (nn.Conv1d, nn.Conv2d, nn.Linear)):
+        if isinstance(m, (nn.Conv1d, nn.Conv2d, nn.ConvTranspose2d, nn.Linear)):
             # fan-in He init keeps activations O(1) through deep stacks
             nn.init.kaiming_normal_(m.weight, nonlinearity="relu", generator=gen)
             if m.bias is not None:
@@ -338,6 +433,11 @@ def build(name: str) -> nn.Module:
             nn.init.uniform_(m.bias, -0.2, 0.2, generator=gen)
             m.running_mean.uniform_(-0.5, 0.5, generator=gen)
             m.running_var.uniform_(0.5, 2.0, generator=gen)
+        elif isinstance(m, (nn.LayerNorm, nn.InstanceNorm2d)) and m.weight is not None:
+            nn.init.uniform_(m.weight, 0.5, 1.5, generator=gen)
+            nn.init.uniform_(m.bias, -0.2, 0.2, generator=gen)
+        elif isinstance(m, _ConvNeXtBlock):
+            nn.init.uniform_(m.gamma, 0.2, 0.8, generator=gen)
     return model.eval()
 
 

@@ -184,9 +184,10 @@ FNS = {
     "pow_const": power,
     # x * f(x) with f a chain of unary steps (SiLU: f = sigmoid), as passes.fuse writes it
     "gate": lambda x, inner: x * apply_steps(x, inner, None),
-    # a binary step with a scalar constant inside a gate's f (GELU's x / sqrt(2)), first if
-    # ``swapped``
-    "scalar": lambda x, fn, v, swapped: FNS[fn](_f(v), x) if swapped else FNS[fn](x, _f(v)),
+    # a binary step with a scalar constant inside a gate's f (GELU's x / sqrt(2), as a
+    # multiplication: within an ulp, and no division), first if ``swapped``
+    "scalar": lambda x, fn, v, swapped: FNS[fn](_f(v), x) if swapped else (
+        x * _f(1.0 / v) if fn == "div" and v != 0 else FNS[fn](x, _f(v))),
 }
 
 
