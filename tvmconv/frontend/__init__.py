@@ -186,13 +186,13 @@ def _inline_branch(ctx: Context, node, cond_name: str, cond) -> None:
                          f"{np.size(cond)} elements, not one")
     branch = Context.attr(node, "then_branch" if bool(np.asarray(cond).reshape(())) else
                           "else_branch")
+    if len(branch.output) != len(node.output):
+        raise ModelError(f"If node {node.name or node.output[0]!r}: its branch has "
+                         f"{len(branch.output)} outputs for {len(node.output)}")
     for init in branch.initializer:
         ctx.set_const(init.name, numpy_helper.to_array(init))
     for inner in branch.node:
         _convert(ctx, inner)
-    if len(branch.output) != len(node.output):
-        raise ModelError(f"If node {node.name or node.output[0]!r}: its branch has "
-                         f"{len(branch.output)} outputs for {len(node.output)}")
     for out, vi in zip(node.output, branch.output):
         value = ctx.alias.get(vi.name, vi.name)
         if value in ctx.graph.consts:

@@ -260,9 +260,10 @@ def n_d(convert):
         convert(ctx, helper.make_node(node.op_type, [flat], [out, *node.output[1:]],
                                       name=node.name, **attrs), [flat])
         sizes = [1] * len(spatial) if whole else list(spatial)
-        for g, size in zip(groups, ctx.shape(out)[2:]):
-            if not whole and len(g) == 1:
-                sizes[g[0]] = size
+        if not whole:  # each moving axis is a group of its own; the others keep their sizes
+            for g, size in zip(groups, ctx.shape(out)[2:]):
+                if len(g) == 1:
+                    sizes[g[0]] = size
         reshape_to(ctx, out, (n, c, *sizes), node.output[0], node.name)
     return convert_n_d
 

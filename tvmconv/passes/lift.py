@@ -14,7 +14,7 @@ from __future__ import annotations
 import numpy as np
 
 from ..graph import Graph, Node
-from .prune import collapse_reshape, remove_dead, rename, rewrite_until_done
+from .prune import collapse_reshape, remove_dead, rewrite_until_done
 
 
 def _unit_height(shape) -> tuple[int, ...] | None:
@@ -40,15 +40,8 @@ def _lifted_const(graph: Graph, name: str) -> str:
 
 def sink_reshapes(graph: Graph) -> None:
     def attempt(node: Node, producers, consumers) -> bool:
-        if node.op == "reshape":  # 4-D -> 3-D -> 4-D: the original value
-            if collapse_reshape(graph, node, producers):
-                return True
-            src = _lifted_input(graph, node.inputs[0], producers)
-            if src is None or graph.shapes[src] != graph.shapes[node.outputs[0]]:
-                return False
-            graph.nodes.remove(node)
-            rename(graph, node.outputs[0], src)
-            return True
+        if node.op == "reshape":  # 4-D -> 3-D -> 4-D: one reshape to the same shape, dropped
+            return collapse_reshape(graph, node, producers)
         if node.op not in ("elementwise", "concat", "pad"):
             return False
         out = node.outputs[0]

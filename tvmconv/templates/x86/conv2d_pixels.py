@@ -20,7 +20,6 @@ KINDS = ("conv2d",)
 MAX_VECTORS = 4  # input vectors per tile row: more leaves too few registers for the channels
 
 
-
 def compute(wl, cfg):
     """Over whole row tiles, the input padded as wide as they read."""
     return conv2d.compute(wl, out_w=round_up(wl.params["out"][3], cfg["tile_w"]),

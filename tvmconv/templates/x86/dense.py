@@ -10,7 +10,7 @@ one 8-lane chain.
 from __future__ import annotations
 
 from ...config import Config, Space, divisors
-from .common import parallel_if_worth, registers, vector_reduction
+from .common import parallel_if_worth, prod, registers, vector_reduction
 
 NAME = "dense_packed"
 KINDS = ("dense", "matmul")
@@ -47,9 +47,7 @@ def _traffic(wl, cfg: Config) -> int:
     """Operand elements read from beyond the cache: the operand of the inner tile loop is read
     once, the other once per inner sweep (all of the weights for each tile of rows, or all of
     the rows for each tile of columns)."""
-    batch = 1
-    for d in wl.params["out"][:-2]:
-        batch *= d
+    batch = prod(wl.params["out"][:-2])
     rows, cols = wl.params["out"][-2:]
     k = _k(wl)
     left, right = rows * k, k * cols

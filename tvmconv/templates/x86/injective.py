@@ -21,8 +21,7 @@ def _span(wl) -> int:
     """How many output elements one vector step may cover: all of them, flattened, except where
     the source pixel of a blocked output changes from one output pixel to the next (a resize, a
     pixel shuffle, a reflection pad: a vector across pixels would gather), so vectors stay in a
-    channel block; and
-    a row of pixels when unblocking (see ``_unblock``)."""
+    channel block; and a row of pixels when unblocking (see ``_unblock``)."""
     out = wl.params["out"]
     moves = wl.kind in ("resize", "depth_to_space", "pad")
     if (moves and len(out) == 5) or _unblocks(wl):
