@@ -520,6 +520,38 @@ def test_convnext_block_kernels():
                      "transpose", "elementwise", "layout_transform"], kinds
 
 
+def _atrous_block(c: int, size: tuple[int, int], dilations: tuple[int, int]):
+    """DeepLab's atrous layers: a 1x1 conv, a dilated 3x3 conv with bias and ReLU, a dilated 3x3
+    conv added to the block's input (a fused residual)."""
+    pads = [dilations[0], dilations[1]] * 2
+    nodes = [_conv_node("x", "a", "w0"), helper.make_node("Relu", ["a"], ["r0"]),
+             helper.make_node("Conv", ["r0", "w1", "b1"], ["c1"], pads=pads,
+                              dilations=list(dilations)),
+             helper.make_node("Relu", ["c1"], ["r1"]),
+             _conv_node("r1", "c2", "w2", pads=pads, dilations=list(dilations)),
+             helper.make_node("Add", ["c2", "r0"], ["y"])]
+    return make_model(nodes, {"x": (1, 8, *size)}, ["y"], {
+        "w0": _he((c, 8, 1, 1)), "w1": _he((c, c, 3, 3), 2), "b1": weights(c, 3, 0.1),
+        "w2": _he((c, c, 3, 3), 4)})
+
+
+ATROUS = {
+    # id: (channels, size, dilations)
+    "d2_odd": (32, (17, 23), (2, 2)),
+    "d3_prime_channels": (19, (29, 31), (3, 3)),
+    "d4": (16, (28, 28), (4, 4)),
+    "d2x1": (24, (26, 19), (2, 1)),
+    "d6_wide": (16, (13, 65), (6, 6)),
+}
+
+
+@pytest.mark.parametrize("target", ["x86-avx2", "x86-avx512"])
+@pytest.mark.parametrize("case", list(ATROUS))
+def test_atrous_conv(case, target):
+    """Dilated 3x3 convs at odd sizes; Winograd serves them where its edge tiles pay."""
+    check_vs_ort(_atrous_block(*ATROUS[case]), target=target)
+
+
 def _nhwc_model(c: int):
     """A TensorFlow export: NHWC in, a permute to NCHW, conv and ReLU, a permute back."""
     nodes = [helper.make_node("Transpose", ["x"], ["t"], perm=[0, 3, 1, 2]),

@@ -89,8 +89,16 @@ def _conv_few_channels():
                                            "b": weights(3, 2)}, ["w", "b"], pads=[2, 2, 2, 2])
 
 
+def _conv_dilated():
+    """Dilated 2 on an odd size: Winograd's tiles interleave beside the direct template."""
+    return single("Conv", (1, 16, 17, 23), {"w": weights((24, 16, 3, 3), 1, 0.2),
+                                            "b": weights(24, 2)}, ["w", "b"],
+                  pads=[2, 2, 2, 2], dilations=[2, 2])
+
+
 CASES = {
     # id: (model builder, workload kind the configs are drawn for)
+    "conv2d_dilated": (_conv_dilated, "conv2d"),
     "conv2d_few_channels": (_conv_few_channels, "conv2d"),
     "instance_norm_blocked": (lambda: image_to_image(), "instance_norm"),
     "conv2d_relu": (_conv_relu, "conv2d"),
@@ -185,6 +193,31 @@ def test_default_schedule_structure(case):
         text = kernels.prim_func(wl, SPEC, template).script()
         missing = [m for m in ("T.parallel", "T.vectorized") if m not in text]
         assert not missing, f"{template.NAME} on {wl.key}: the kernel has no {missing}"
+
+
+@pytest.mark.parametrize("size, dilation, default_tile", [
+    ((28, 28), 2, 4),     # 14 outputs per residue: F(4,3)'s 2 wasted rows in 16 still pay
+    ((33, 33), 3, 4),
+    ((14, 14), 2, 4),
+    ((28, 28), 6, None),  # 5 per residue: F(2,3) computes 6, 1.65x the pixels; direct ties it
+    ((28, 28), 12, None),
+])
+def test_winograd_for_dilated_convs_where_its_tiles_pay(size, dilation, default_tile):
+    """A dilated conv's residues are tiled apart: at sizes near d x m most tile pixels would fall
+    past the edge, and then the direct template serves it."""
+    from tvmconv.templates.x86 import winograd
+
+    model = make_model(
+        [helper.make_node("Conv", ["x", "w0"], ["a"]),
+         helper.make_node("Conv", ["a", "w"], ["y"], pads=[dilation] * 4,
+                          dilations=[dilation, dilation])],
+        {"x": (1, 16, *size)}, ["y"], {"w0": weights((64, 16, 1, 1)), "w": weights((64, 64, 3, 3))})
+    wl = [w for w in workloads(model, "x86-avx512") if w.kind == "conv2d"][-1]
+    chosen = templates.templates_for(wl.kind, SPEC.family, wl, SPEC)[0]
+    if default_tile is None:
+        assert chosen.NAME == "conv2d_direct", wl.key
+    else:
+        assert chosen.NAME == winograd.NAME and winograd.default(wl, SPEC)["tile_m"] == default_tile
 
 
 @pytest.mark.parametrize("target", ["x86-avx2", "x86-avx512"])

@@ -218,9 +218,10 @@ def elementwise(inputs: list[te.Tensor], steps, shape) -> te.Tensor:
     return te.compute(shape, body, name="elementwise")
 
 
-def epilogue(core: te.Tensor, steps, operands: dict[int, te.Tensor], shape=None) -> te.Tensor:
+def epilogue(core, steps, operands: dict[int, te.Tensor], shape=None) -> te.Tensor:
     """The chain applied to each element of a conv/dense result as it is stored
-    (one fused kernel); ``shape`` when the result is computed over a larger domain than stored."""
+    (one fused kernel); ``shape`` when the result is computed over a larger domain than stored,
+    or when ``core`` is a function of the stored index rather than a tensor."""
     def body(*idx):
         def operand(i):
             t = operands[i]

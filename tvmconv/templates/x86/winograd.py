@@ -1,4 +1,5 @@
-"""Winograd F(m x m, 3 x 3) for stride-1 3x3 convs: a competitor of the direct template.
+"""Winograd F(m x m, 3 x 3) for stride-1 3x3 convs, dilated or not: a competitor of the direct
+template.
 
 Input tiles are transformed per (batch, channel block, tile row) in parallel; the (m + 2)^2 channel
 GEMMs use the direct template's register tile (``tile_p`` tiles x ``tile_oc`` channels in vector
@@ -12,7 +13,7 @@ import numpy as np
 
 from ...config import Config, Space, divisors
 from ...layers import winograd
-from .common import parallel_if_worth, registers, schedule_pad, vector_reduction
+from .common import parallel_if_worth, prod, registers, schedule_pad, vector_reduction
 
 NAME = "conv2d_winograd"
 KINDS = ("conv2d",)
@@ -30,49 +31,77 @@ TILES = (4, 2)
 MAX_CACHED_WEIGHT_BYTES = 4 << 20
 
 
+# A dilated conv's tiles cover its d residues separately (every d-th row and column), so at
+# sizes near d x m many tile pixels fall past the edge. Measured on DeepLab-style layers
+# (AVX-512, 28-65 pixels, d = 2-12): time per needed output relative to F(2,3) without waste, per
+# pixel computed: F(4,3) 0.60-0.75 (``RELATIVE_COST``), direct 1.7-2.3 (more at larger d).
+# Winograd is offered for a dilated conv where waste x relative cost stays below 1.5: F(2,3)
+# wasting 1.65 (d = 6 on 28 x 28) tied direct, wasting 2.94 (d = 12) ran 1.3x slower.
+RELATIVE_COST = {2: 1.0, 4: 0.65}
+MAX_DILATED_COST = 1.5
+
+
+def _tile_grid(wl, m: int) -> tuple[int, int]:
+    _, _, oh, ow, _ = wl.params["out"]
+    dh, dw = wl.params["dilations"]
+    return winograd.tiles_along(oh, dh, m), winograd.tiles_along(ow, dw, m)
+
+
+def _dilated(wl) -> bool:
+    return wl.params["dilations"] != (1, 1)
+
+
 def _tiles(wl, target) -> list[int]:
     _, _, oh, ow, _ = wl.params["out"]
     ocb, icb, _, _, ib, ob = wl.params["kernel"]
 
     def weights_pay(m: int) -> bool:
-        tiles = -(-oh // m) * -(-ow // m)
         weight_bytes = (m + 2) ** 2 * ocb * ob * icb * ib * 4
-        return weight_bytes <= MAX_CACHED_WEIGHT_BYTES or tiles >= 2 * target.lanes
+        return (weight_bytes <= MAX_CACHED_WEIGHT_BYTES
+                or prod(_tile_grid(wl, m)) >= 2 * target.lanes)
 
-    return [m for m in TILES if min(oh, ow) >= 2 * m and (m == 2 or weights_pay(m))]
+    def fits(m: int) -> bool:
+        if _dilated(wl):
+            return _waste(wl, m) * RELATIVE_COST[m] <= MAX_DILATED_COST
+        return min(oh, ow) >= 2 * m
+
+    return [m for m in TILES if fits(m) and (m == 2 or weights_pay(m))]
 
 
 def applicable(wl, target) -> bool:
     p = wl.params
-    return (p["kernel_hw"] == (3, 3) and p["strides"] == (1, 1) and p["dilations"] == (1, 1)
-            and p["groups"] == 1 and p["data"][1] * p["data"][4] >= 16 and bool(_tiles(wl, target))
+    return (p["kernel_hw"] == (3, 3) and p["strides"] == (1, 1) and p["groups"] == 1
+            and p["data"][1] * p["data"][4] >= 16 and bool(_tiles(wl, target))
             and p["data"][4] == p["kernel"][4])  # its input transform reads whole stored blocks
 
 
 def space(wl, target) -> Space:
     ob = wl.params["out"][4]
-    ow = wl.params["out"][3]
     budget = registers(target) - 4
     oc_tiles = [d for d in divisors(ob) if d % target.lanes == 0 or d == ob] or [ob]
-    tile_p = sorted({d for m in _tiles(wl, target) for d in divisors(-(-ow // m), 16)})
+    tile_p = sorted({d for m in _tiles(wl, target) for d in divisors(_tile_grid(wl, m)[1], 16)})
     return Space({"tile_m": _tiles(wl, target), "tile_p": tile_p, "tile_oc": oc_tiles},
-                 lambda c: -(-ow // c["tile_m"]) % c["tile_p"] == 0
+                 lambda c: _tile_grid(wl, c["tile_m"])[1] % c["tile_p"] == 0
                  and c["tile_p"] * -(-c["tile_oc"] // target.lanes) <= budget)
 
 
 def _waste(wl, m: int) -> float:
     """Output pixels computed per pixel needed: padded tiles at the image edge are wasted work."""
     _, _, oh, ow, _ = wl.params["out"]
-    return (-(-oh // m) * m) * (-(-ow // m) * m) / (oh * ow)
+    return prod(_tile_grid(wl, m)) * m * m / (oh * ow)
 
 
 def default(wl, target) -> Config:
     """F(4,3) unless its edge tiles waste over 10% (then F(2,3): 14x14 and 13x13 layers ran 1.2-2x
-    faster so), and the biggest GEMM tile the registers hold: the GEMM's inner step needs only one
-    broadcast and the weight vectors besides its accumulators (28 of 32 measured best at 56x56)."""
+    faster so in ResNets); for a dilated conv the tile of least waste x relative cost. Then the
+    biggest GEMM tile the registers hold: the GEMM's inner step needs only one broadcast and the
+    weight vectors besides its accumulators (28 of 32 measured best at 56x56)."""
     budget = registers(target) - 4
     acc = lambda c: c["tile_p"] * -(-c["tile_oc"] // target.lanes)  # noqa: E731
-    m = max(_tiles(wl, target), key=lambda t: (_waste(wl, t) <= 1.1, t))
+    if _dilated(wl):
+        m = min(_tiles(wl, target), key=lambda t: _waste(wl, t) * RELATIVE_COST[t])
+    else:
+        m = max(_tiles(wl, target), key=lambda t: (_waste(wl, t) <= 1.1, t))
     return max((c for c in space(wl, target) if acc(c) <= budget and c["tile_m"] == m),
                key=lambda c: (acc(c), c["tile_oc"]))
 
@@ -114,8 +143,9 @@ def apply(sch, wl, cfg: Config, target) -> None:
     # inverse transform per output tile, straight into the epilogue
     ep = sch.get_sblock("epilogue")
     b, co, y, x, oi = sch.get_loops(ep)
-    ty, hi = sch.split(y, [None, m])
-    tx, wi = sch.split(x, [None, m])
+    # a dilated conv's tiles interleave: d x d of them cover an (m d) x (m d) block of outputs
+    (ty, hi), (tx, wi) = (sch.split(axis, [None, m * d])
+                          for axis, d in zip((y, x), wl.params["dilations"]))
     sch.reorder(b, co, ty, tx, hi, wi, oi)
     parallel_if_worth(sch, sch.fuse(b, co, ty), wl)
     out = sch.get_sblock("winograd_out")
