@@ -844,6 +844,42 @@ def test_split(opset, split, n_out):
     check_vs_ort(single("Split", x_shape, consts, inputs, n_out=n_out, opset=opset, **attrs))
 
 
+def _res2_block(c: int, parts: list[int]):
+    """Res2Net's block: a 1x1 conv split along channels; each part's 3x3 conv adds into the next
+    part's input; the convs' outputs and the last part concatenate into a 1x1 conv."""
+    nodes = [_conv_node("x", "a", "w0"), helper.make_node("Relu", ["a"], ["r"]),
+             helper.make_node("Split", ["r", "sizes"], [f"s{i}" for i in range(len(parts))],
+                              axis=1)]
+    consts = {"w0": _he((c, 8, 1, 1)), "sizes": np.array(parts, np.int64)}
+    outs, prev = [], None
+    for i, width in enumerate(parts[:-1]):
+        src = f"s{i}"
+        if prev is not None:
+            nodes.append(helper.make_node("Add", [src, prev], [f"in{i}"]))
+            src = f"in{i}"
+        nodes.append(_conv_node(src, f"c{i}", f"w{i + 1}", pads=[1, 1, 1, 1]))
+        consts[f"w{i + 1}"] = _he((width, width, 3, 3), i + 2)
+        prev = f"c{i}"
+        outs.append(prev)
+    nodes += [helper.make_node("Concat", [*outs, f"s{len(parts) - 1}"], ["cat"], axis=1),
+              _conv_node("cat", "y", "wl")]
+    consts["wl"] = _he((c, c, 1, 1), 9)
+    return make_model(nodes, {"x": (1, 8, 11, 13)}, ["y"], consts)
+
+
+@pytest.mark.parametrize("target", ["x86-avx2", "x86-avx512"])
+@pytest.mark.parametrize("parts", [[32, 32, 32, 32], [16, 16, 32], [24, 24, 24, 24], [20, 20, 8]])
+def test_channel_split_into_scales(parts, target):
+    """Splits at whole channel blocks stay blocked; others (24s in blocks of 32) go through plain
+    NCHW."""
+    check_vs_ort(_res2_block(sum(parts), parts), target=target)
+
+
+def test_channel_split_at_whole_blocks_moves_no_layout():
+    kinds = [wl.kind for wl in workloads(_res2_block(128, [32] * 4), "x86-avx512")]
+    assert "layout_transform" not in kinds[:-1] and kinds.count("slice") == 4, kinds
+
+
 SLICES = {
     # id: (starts, ends, axes, steps)
     "basic": ([1, 0], [3, 4], [1, 2], [1, 2]),

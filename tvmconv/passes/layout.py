@@ -42,13 +42,20 @@ def out_block(channels: int, lanes: int) -> int:
     """The block a conv writes: ``pick_block``'s when that fills whole vectors, else whole vectors
     with the last block padded (1000 classes as 63 x 16, 24 channels as one block of 32) when
     that wastes little: an 8-lane block runs AVX-512 at half rate (SqueezeNet's 512 -> 1000 1x1
-    conv measured 240 GFLOP/s with 8-lane blocks, its 13x13 neighbours ~470 with 16)."""
+    conv measured 240 GFLOP/s with 8-lane blocks, its 13x13 neighbours ~470 with 16). Failing
+    that, padded half vectors rather than an odd block (18 channels as 3 x 8, not one block of
+    18 lanes: MixNet-style splits ran transforms into it at 2.6 GFLOP/s)."""
     exact = pick_block(channels, lanes)
     if exact % lanes == 0 or channels < lanes:
         return exact
-    padded = {b: -(-channels // b) * b for b in (2 * lanes, lanes)}
-    block = min(padded, key=lambda b: (padded[b], -b))
-    return block if padded[block] / channels <= MAX_PAD_WASTE else exact
+    for blocks in ((2 * lanes, lanes), (lanes // 2,)):
+        if exact % blocks[-1] == 0:
+            break
+        padded = {b: -(-channels // b) * b for b in blocks}
+        block = min(padded, key=lambda b: (padded[b], -b))
+        if padded[block] / channels <= MAX_PAD_WASTE:
+            return block
+    return exact
 
 
 def blocked_operand(const: np.ndarray, block: int) -> np.ndarray:
@@ -380,11 +387,17 @@ class _Planner:
             self.plain(node)
 
     def slice(self, node: Node) -> None:
-        """A crop of H and W keeps the channel blocks (a transposed conv's pads). Else plain."""
+        """A crop of H and W (a transposed conv's pads), or a channel slice of whole blocks
+        (Res2Net's splits into scales), keeps the channel blocks: its channel start is then
+        counted in blocks. Else plain."""
         block, a = self.layout(node.inputs[0]), node.attrs
         src, out = self.g.shapes[node.inputs[0]], self.g.shapes[node.outputs[0]]
-        if (block and len(src) == 4 and a["starts"][:2] == (0, 0) and a["steps"][:2] == (1, 1)
-                and out[:2] == src[:2]):
+        start = a["starts"][1] if len(src) == 4 else 0
+        whole_channels = out[1] == src[1] or (start % block == 0 and out[1] % block == 0
+                                              if block else False)
+        if (block and len(src) == 4 and a["starts"][0] == 0 and a["steps"][:2] == (1, 1)
+                and out[0] == src[0] and whole_channels):
+            a["starts"] = (0, start // block, *a["starts"][2:])
             self.g.layouts[node.outputs[0]] = block
         else:
             self.plain(node)

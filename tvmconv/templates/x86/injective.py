@@ -17,6 +17,12 @@ def _unblocks(wl) -> bool:
     return wl.kind == "layout_transform" and p["dst"] == 0 and p["src"] > 1
 
 
+def _blocks(wl) -> bool:
+    """A layout transform from plain NCHW into channel blocks (after a plain op)."""
+    p = wl.params
+    return wl.kind == "layout_transform" and p["src"] == 0 and p["dst"] > 1
+
+
 def _span(wl) -> int:
     """How many output elements one vector step may cover: all of them, flattened, except where
     the source pixel of a blocked output changes from one output pixel to the next (a resize, a
@@ -26,6 +32,8 @@ def _span(wl) -> int:
     moves = wl.kind in ("resize", "depth_to_space", "pad")
     if (moves and len(out) == 5) or _unblocks(wl):
         return out[-1]
+    if _blocks(wl):
+        return out[-2]
     if row := _row(wl):
         return row
     return _contiguous(out, wl.params["inputs"]) if wl.kind == "elementwise" else prod(out)
@@ -82,6 +90,8 @@ def apply(sch, wl, cfg: Config, target) -> None:
     block = sch.get_sblock(wl.kind)  # each data-movement compute is named after its kind
     if _unblocks(wl):
         _unblock(sch, block, wl, cfg["vector"])
+    elif _blocks(wl):
+        _block(sch, block, wl, cfg["vector"])
     elif _row(wl):
         _along_rows(sch, block, wl, cfg["vector"])
     else:
@@ -114,3 +124,16 @@ def _unblock(sch, block, wl, vec: int) -> None:
     if vec > 1:
         sch.vectorize(wi)
 
+
+
+def _block(sch, block, wl, vec: int) -> None:
+    """NCHW -> NCHW[b]c, the converse of ``_unblock``: per channel of a block, a run of ``vec``
+    pixels is one vector load along its row, stored ``b`` apart within the block's few cache
+    lines. Flattened, each lane's index took divisions and its load a gather: 18 channels of
+    112x112 into blocks of 8 took 0.09 ms so."""
+    n, cb, h, w, ci = sch.get_loops(block)
+    wo, wi = sch.split(w, [None, vec])
+    sch.reorder(n, cb, h, wo, ci, wi)
+    parallel_if_worth(sch, sch.fuse(n, cb, h), wl)
+    if vec > 1:
+        sch.vectorize(wi)
