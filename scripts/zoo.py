@@ -25,8 +25,9 @@ ZOO_VERSION = 1  # bump when an architecture or the init changes, so stale cache
 SEED = 0
 
 
-def _conv_bn(cin: int, cout: int, k: int, stride: int = 1, groups: int = 1, act=nn.ReLU):
-    layers = [nn.Conv2d(cin, cout, k, stride, k // 2, groups=groups, bias=False),
+def _conv_bn(cin: int, cout: int, k: int, stride: int = 1, groups: int = 1, act=nn.ReLU,
+             dilation: int = 1):
+    layers = [nn.Conv2d(cin, cout, k, stride, dilation * (k // 2), dilation, groups, bias=False),
               nn.BatchNorm2d(cout)]
     return nn.Sequential(*layers, act()) if act else nn.Sequential(*layers)
 
@@ -43,20 +44,28 @@ class _Residual(nn.Module):
         return self.relu(self.body(x) + self.short(x))
 
 
-def _resnet(depths: list[int], bottleneck: bool) -> nn.Module:
+def _resnet_features(depths: list[int], bottleneck: bool, dilations=(1, 1, 1, 1)):
+    """ResNet's stem and stages (layers, output channels); a stage dilated by d > 1 keeps its
+    input's resolution instead of striding (DeepLab's backbone)."""
     layers, cin = [_conv_bn(3, 64, 7, 2), nn.MaxPool2d(3, 2, 1)], 64
-    for i, depth in enumerate(depths):
+    for i, (depth, d) in enumerate(zip(depths, dilations)):
         width = 64 << i
         cout = 4 * width if bottleneck else width
         for j in range(depth):
-            stride = 2 if i > 0 and j == 0 else 1
+            stride = 2 if i > 0 and j == 0 and d == 1 else 1
             if bottleneck:
-                body = [_conv_bn(cin, width, 1), _conv_bn(width, width, 3, stride),
+                body = [_conv_bn(cin, width, 1), _conv_bn(width, width, 3, stride, dilation=d),
                         _conv_bn(width, cout, 1, act=None)]
             else:
-                body = [_conv_bn(cin, width, 3, stride), _conv_bn(width, cout, 3, act=None)]
+                body = [_conv_bn(cin, width, 3, stride, dilation=d),
+                        _conv_bn(width, cout, 3, act=None, dilation=d)]
             layers.append(_Residual(cin, cout, stride, *body))
             cin = cout
+    return layers, cin
+
+
+def _resnet(depths: list[int], bottleneck: bool) -> nn.Module:
+    layers, cin = _resnet_features(depths, bottleneck)
     return nn.Sequential(*layers, nn.AdaptiveAvgPool2d(1), nn.Flatten(), nn.Linear(cin, 1000))
 
 
@@ -401,9 +410,38 @@ def unet() -> nn.Module:
     return _UNet()
 
 
+class _DeepLab(nn.Module):
+    """DeepLabV3: a backbone at output stride 8, then atrous spatial pyramid pooling (a 1x1 conv,
+    dilated 3x3 convs and the image mean broadcast back, concatenated and projected), a 1x1
+    classifier, and a bilinear upsampling of the class scores to the input's size."""
+
+    def __init__(self, rates=(6, 12, 18), width: int = 128, classes: int = 21):
+        super().__init__()
+        layers, cin = _resnet_features([2, 2, 2, 2], bottleneck=False, dilations=(1, 1, 2, 4))
+        self.backbone = nn.Sequential(*layers)
+        self.branches = nn.ModuleList([_conv_bn(cin, width, 1)] + [
+            _conv_bn(cin, width, 3, dilation=r) for r in rates])
+        self.image = nn.Sequential(nn.AdaptiveAvgPool2d(1), nn.Conv2d(cin, width, 1), nn.ReLU())
+        self.project = _conv_bn(width * (len(rates) + 2), width, 1)
+        self.classify = nn.Conv2d(width, classes, 1)
+
+    def forward(self, x):
+        f = self.backbone(x)
+        mean = self.image(f).expand(-1, -1, f.shape[2], f.shape[3])
+        y = self.project(torch.cat([b(f) for b in self.branches] + [mean], 1))
+        return nn.functional.interpolate(self.classify(y), size=x.shape[2:], mode="bilinear",
+                                         align_corners=False)
+
+
+def deeplab() -> nn.Module:
+    """DeepLabV3 on ResNet-18 for semantic segmentation (its last two stages dilated by 2 and 4,
+    ASPP rates 6, 12 and 18), 21 classes."""
+    return _DeepLab()
+
+
 MODELS = {f.__name__: f for f in
           [resnet18, resnet50, mobilenet_v2, squeezenet, vgg, lenet5, inception, efficientnet,
-           mobilenet_v3, shufflenet_v2, resnext, regnet, m5, convnext, cyclegan, unet]}
+           mobilenet_v3, shufflenet_v2, resnext, regnet, m5, convnext, cyclegan, unet, deeplab]}
 _SHAPES = {"lenet5": (1, 1, 32, 32), "inception": (1, 3, 112, 112), "m5": (1, 1, 8000),
            "cyclegan": (1, 3, 128, 128), "unet": (1, 3, 128, 128)}
 

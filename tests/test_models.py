@@ -14,7 +14,8 @@ from conftest import assert_close, ort_session, run_ort
 import tvmconv
 
 ZOO = ["resnet18", "mobilenet_v2", "squeezenet", "vgg", "lenet5", "inception", "efficientnet",
-       "mobilenet_v3", "shufflenet_v2", "resnext", "regnet", "m5", "convnext", "cyclegan", "unet"]
+       "mobilenet_v3", "shufflenet_v2", "resnext", "regnet", "m5", "convnext", "cyclegan", "unet",
+       "deeplab"]
 
 
 def _data(name: str) -> Path:
@@ -58,7 +59,7 @@ def test_zoo_model(zoo_model, name):
 
 
 @pytest.mark.parametrize("name", ["mobilenet_v2", "squeezenet", "inception", "efficientnet",
-                                  "shufflenet_v2", "resnext", "convnext", "cyclegan"])
+                                  "shufflenet_v2", "resnext", "convnext", "cyclegan", "deeplab"])
 def test_zoo_model_as_avx2_code(zoo_model, name):
     """The 8-lane plan (other channel blocks, other padded blocks, AVX2's 16 registers) runs on
     any x86 host, so an AVX-512 machine checks it too."""

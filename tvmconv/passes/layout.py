@@ -392,15 +392,14 @@ class _Planner:
         counted in blocks. Else plain."""
         block, a = self.layout(node.inputs[0]), node.attrs
         src, out = self.g.shapes[node.inputs[0]], self.g.shapes[node.outputs[0]]
-        start = a["starts"][1] if len(src) == 4 else 0
-        whole_channels = out[1] == src[1] or (start % block == 0 and out[1] % block == 0
-                                              if block else False)
-        if (block and len(src) == 4 and a["starts"][0] == 0 and a["steps"][:2] == (1, 1)
-                and out[0] == src[0] and whole_channels):
-            a["starts"] = (0, start // block, *a["starts"][2:])
-            self.g.layouts[node.outputs[0]] = block
-        else:
-            self.plain(node)
+        if block and len(src) == 4 and a["starts"][0] == 0 and a["steps"][:2] == (1, 1) \
+                and out[0] == src[0]:
+            start = a["starts"][1]
+            if out[1] == src[1] or (start % block == 0 and out[1] % block == 0):
+                a["starts"] = (0, start // block, *a["starts"][2:])
+                self.g.layouts[node.outputs[0]] = block
+                return
+        self.plain(node)
 
     def resize(self, node: Node) -> None:
         block = self.layout(node.inputs[0])  # each pixel's channel block moves as a whole
