@@ -171,11 +171,10 @@ BIG = {
         {"x": (1, 3, 64, 64)}, ["y"], {"w": weights((64, 3, 1, 1))}), "pool2d"),
     "unblock": (lambda: single("Conv", (1, 3, 64, 64), {"w": weights((48, 3, 3, 3))}, ["w"]),
                 "layout_transform"),  # the output, from channel blocks to NCHW
-    "block": (lambda: make_model(
-        [helper.make_node("Conv", ["x", "w"], ["d"], group=16, pads=[1, 1, 1, 1]),
+    "block": (lambda: make_model(  # the input, into the depthwise conv's 8-channel blocks
+        [helper.make_node("Conv", ["x", "w"], ["d"], group=8, pads=[1, 1, 1, 1]),
          helper.make_node("GlobalAveragePool", ["d"], ["y"])],
-        {"x": (1, 16, 64, 64)}, ["y"], {"w": weights((16, 1, 3, 3))}), "layout_transform"),
-    # the input, into the depthwise conv's channel blocks
+        {"x": (1, 8, 96, 96)}, ["y"], {"w": weights((8, 1, 3, 3))}), "layout_transform"),
     "global_pool_plain": (lambda: single("GlobalAveragePool", (1, 256, 28, 28)), "pool2d"),
     "conv2d_few_channels": (lambda: single("Conv", (1, 32, 64, 64), {"w": weights((3, 32, 7, 7))},
                                            ["w"]), "conv2d"),

@@ -17,7 +17,7 @@ def _unblocks(wl) -> bool:
     return wl.kind == "layout_transform" and p["dst"] == 0 and p["src"] > 1
 
 
-# bytes in a cache line: a vector store of one pixel's block of channels fills one
+# bytes in a cache line (16 floats)
 CACHE_LINE = 64
 
 
@@ -27,11 +27,12 @@ def _into_blocks(wl) -> bool:
     return wl.kind == "layout_transform" and p["src"] == 0 and p["dst"] > 1
 
 
-def _blocks(wl) -> bool:
+def _into_narrow_blocks(wl) -> bool:
     """Into blocks narrower than a cache line: then vectors run along rows (``_block``). A
     block of a cache line or more takes its vectors within the block, each lane read from
-    another channel's plane: 16-channel blocks ran 1.2-1.8x faster so, 8-channel ones
-    1.1-3x slower (AVX2 and AVX-512, 14x14 to 112x112)."""
+    another channel's plane: into 16-channel blocks that ran 1.1-1.8x faster than along rows
+    in 4 of 6 cases, into 8-channel ones 1.1-3x slower in all 6 (AVX2 and AVX-512, 14x14 to
+    112x112)."""
     return _into_blocks(wl) and wl.params["dst"] * 4 < CACHE_LINE
 
 
@@ -39,10 +40,11 @@ def _span(wl) -> int:
     """How many output elements one vector step may cover: all of them, flattened, except where
     the source pixel of a blocked output changes from one output pixel to the next (a resize, a
     pixel shuffle, a reflection pad: a vector across pixels would gather), so vectors stay in a
-    channel block; and a row of pixels when unblocking (see ``_unblock``)."""
+    channel block, as they do from plain NCHW into wide blocks; and a row of pixels when
+    unblocking or into narrow blocks (see ``_unblock`` and ``_block``)."""
     out = wl.params["out"]
     moves = wl.kind in ("resize", "depth_to_space", "pad")
-    if _blocks(wl):
+    if _into_narrow_blocks(wl):
         return out[-2]
     if (moves and len(out) == 5) or _unblocks(wl) or _into_blocks(wl):
         return out[-1]
@@ -96,7 +98,7 @@ def default(wl, target) -> Config:
     of 32: 7.3 us so with AVX-512, 11.2 with two vectors)."""
     out = wl.params["out"]
     narrow = wl.kind == "layout_transform" and len(out) == 5 and out[-1] < target.lanes
-    if _into_blocks(wl) and not _blocks(wl):
+    if _into_blocks(wl) and not _into_narrow_blocks(wl):
         return Config.of({"vector": vector_tile(_span(wl), target.lanes, CACHE_LINE // 4)})
     return Config.of({"vector": vector_tile(_span(wl), target.lanes,
                                             (4 if narrow else 2) * target.lanes)})
@@ -106,7 +108,7 @@ def apply(sch, wl, cfg: Config, target) -> None:
     block = sch.get_sblock(wl.kind)  # each data-movement compute is named after its kind
     if _unblocks(wl):
         _unblock(sch, block, wl, cfg["vector"])
-    elif _blocks(wl):
+    elif _into_narrow_blocks(wl):
         _block(sch, block, wl, cfg["vector"])
     elif _row(wl):
         _along_rows(sch, block, wl, cfg["vector"])
@@ -139,7 +141,6 @@ def _unblock(sch, block, wl, vec: int) -> None:
     parallel_if_worth(sch, sch.fuse(n, cb, h), wl)
     if vec > 1:
         sch.vectorize(wi)
-
 
 
 def _block(sch, block, wl, vec: int) -> None:

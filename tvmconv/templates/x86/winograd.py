@@ -32,11 +32,11 @@ MAX_CACHED_WEIGHT_BYTES = 4 << 20
 
 
 # A dilated conv's tiles cover its d residues separately (every d-th row and column), so at
-# sizes near d x m many tile pixels fall past the edge. Measured on DeepLab-style layers
-# (AVX-512, 28-65 pixels, d = 2-12): time per needed output relative to F(2,3) without waste, per
-# pixel computed: F(4,3) 0.60-0.75 (``RELATIVE_COST``), direct 1.7-2.3 (more at larger d).
-# Winograd is offered for a dilated conv where waste x relative cost stays below 1.5: F(2,3)
-# wasting 1.65 (d = 6 on 28 x 28) tied direct, wasting 2.94 (d = 12) ran 1.3x slower.
+# sizes near d x m many tile pixels fall past the edge (``_waste``). Time per pixel computed,
+# relative to F(2,3)'s, measured on DeepLab-style layers (AVX-512, 28-65 pixels, d = 2-12):
+# F(4,3) 0.60-0.75 (``RELATIVE_COST``), direct 1.7-2.3 (more at larger d). Winograd is offered
+# for a dilated conv where waste x relative cost is at most 1.5: F(2,3) wasting 1.65 (d = 6 on
+# 28 x 28) tied direct, wasting 2.94 (d = 12) ran 1.3x slower.
 RELATIVE_COST = {2: 1.0, 4: 0.65}
 MAX_DILATED_COST = 1.5
 
