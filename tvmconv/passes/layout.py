@@ -36,6 +36,8 @@ def pick_block(channels: int, lanes: int) -> int:
 
 # Padding costs (padded / real) channels of extra work; below this it beats narrow vectors.
 MAX_PAD_WASTE = 1.5
+# the narrowest block worth padding to: one 128-bit vector of floats
+MIN_VECTOR = 4
 
 
 def out_block(channels: int, lanes: int) -> int:
@@ -48,7 +50,10 @@ def out_block(channels: int, lanes: int) -> int:
     exact = pick_block(channels, lanes)
     if exact % lanes == 0 or channels < lanes:
         return exact
-    for blocks in ((2 * lanes, lanes), (lanes // 2,)):
+    options = [(2 * lanes, lanes)]
+    if lanes // 2 >= MIN_VECTOR:  # not for NEON's 4 lanes
+        options.append((lanes // 2,))
+    for blocks in options:
         if exact % blocks[-1] == 0:
             break
         padded = {b: -(-channels // b) * b for b in blocks}
