@@ -51,11 +51,9 @@ def out_block(channels: int, lanes: int) -> int:
     if exact % lanes == 0 or channels < lanes:
         return exact
     options = [(2 * lanes, lanes)]
-    if lanes // 2 >= MIN_VECTOR:  # not for NEON's 4 lanes
+    if lanes // 2 >= MIN_VECTOR and exact % (lanes // 2):  # not for NEON's 4 lanes
         options.append((lanes // 2,))
     for blocks in options:
-        if exact % blocks[-1] == 0:
-            break
         padded = {b: -(-channels // b) * b for b in blocks}
         block = min(padded, key=lambda b: (padded[b], -b))
         if padded[block] / channels <= MAX_PAD_WASTE:
