@@ -74,6 +74,75 @@ def test_unsupported_operator_before_compiling(monkeypatch):
         tvmconv.compile(_topk_model(), target="x86")
 
 
+def _unchecked(nodes, inputs: dict, consts: dict | None = None) -> onnx.ModelProto:
+    """A model as a careless exporter writes it: no shape inference, outputs without a shape."""
+    graph = helper.make_graph(
+        nodes, "bad", [helper.make_tensor_value_info(n, TensorProto.FLOAT, s)
+                       for n, s in inputs.items()],
+        [helper.make_tensor_value_info(nodes[-1].output[0], TensorProto.FLOAT, None)],
+        [onnx.numpy_helper.from_array(np.asarray(v), n) for n, v in (consts or {}).items()])
+    return helper.make_model(graph, opset_imports=[helper.make_opsetid("", 17)])
+
+
+def _node(op, *inputs, **attrs):
+    return helper.make_node(op, list(inputs), ["y"], name=f"my_{op.lower()}", **attrs)
+
+
+X = {"x": (1, 3, 5, 5)}
+MISFITS = {  # case: (nodes, inputs, constants, what the message names)
+    "concat_heights": ([_node("Concat", "x", "z", axis=1)], {**X, "z": (1, 2, 4, 5)}, {},
+                       r"Concat node 'my_concat'.*\[1, 3, 5, 5\], \[1, 2, 4, 5\]"),
+    "add_broadcast": ([_node("Add", "x", "z")], {**X, "z": (1, 3, 5, 4)}, {},
+                      "Add node 'my_add'.*Incompatible dimensions"),
+    "mul_constant": ([_node("Mul", "x", "c")], X, {"c": np.ones((4, 1, 1), np.float32)},
+                     "Mul node 'my_mul'"),
+    "matmul_columns": ([_node("MatMul", "x", "w")], X, {"w": np.ones((4, 2), np.float32)},
+                       "MatMul node 'my_matmul'.*matrix multiplication"),
+    "gemm_rows": ([_node("Gemm", "x", "w", transB=1)], {"x": (2, 8)},
+                  {"w": np.ones((3, 7), np.float32)}, "Gemm node 'my_gemm'"),
+    "conv_bias": ([_node("Conv", "x", "w", "b")], X,
+                  {"w": np.ones((4, 3, 3, 3), np.float32), "b": np.ones(5, np.float32)},
+                  "bias of shape \\[5\\] for 4 output channels"),
+    "batch_norm": ([_node("BatchNormalization", "x", "s", "b", "m", "v")], X,
+                   {k: np.ones(4 if k == "s" else 3, np.float32) for k in "sbmv"},
+                   "BatchNormalization node 'my_batchnormalization'"),
+    "instance_norm": ([_node("InstanceNormalization", "x", "s", "b")], X,
+                      {k: np.ones(4, np.float32) for k in "sb"}, "one value per channel"),
+    "transpose_perm": ([_node("Transpose", "x", perm=[0, 2, 1])], X, {}, "not a permutation"),
+    "squeeze_non_unit": ([_node("Squeeze", "x", "a")], X, {"a": np.array([1])},
+                         "Squeeze node 'my_squeeze'.*must be 1"),
+    "reshape_count": ([_node("Reshape", "x", "s")], X, {"s": np.array([1, 7, -1])},
+                      "Reshape node 'my_reshape'"),
+    "depth_to_space": ([_node("DepthToSpace", "x", blocksize=2)], X, {}, "blocksize 2"),
+    "pad_away": ([_node("Pad", "x", "p")], X, {"p": np.array([0, 0, -3, 0, 0, 0, -3, 0])},
+                 "leave nothing"),
+    "clip_vector": ([_node("Clip", "x", "lo")], X, {"lo": np.zeros(2, np.float32)},
+                    "must be scalars"),
+    "softmax_axis": ([_node("Softmax", "x", axis=4)], X, {}, "Softmax node 'my_softmax'"),
+}
+
+
+@pytest.mark.parametrize("case", list(MISFITS))
+def test_inputs_that_do_not_fit(case):
+    """Operands that do not fit each other (onnxruntime refuses all of these) fail by the node's
+    name, before any kernel is built, where they used to compile into kernels that read past
+    their buffers or fail inside TVM."""
+    nodes, inputs, consts, match = MISFITS[case]
+    with pytest.raises(tvmconv.ModelError, match=match):
+        tvmconv.compile(_unchecked(nodes, inputs, consts), target="x86")
+
+
+def test_outputs_without_a_shape_and_negative_pads():
+    """onnxruntime runs a model whose outputs carry no shape (onnx's checker wants one), and so
+    does tvmconv; negative pads crop."""
+    model = _unchecked([helper.make_node("Pad", ["x", "p"], ["c"]), _node("Relu", "c")],
+                       {"x": (1, 19, 9, 11)}, {"p": np.array([0, -1, -1, 2, 0, 1, 3, -1])})
+    feeds = rng_inputs(model)
+    ref = run_ort(model, feeds)[0]
+    assert ref.shape == (1, 19, 11, 12)
+    assert_close(tvmconv.compile(model, target="x86").model().run(feeds)[0], ref)
+
+
 def test_unsupported_input_dtype():
     model = single("Relu", (1, 3, 4, 4))
     model.graph.input[0].type.tensor_type.elem_type = TensorProto.INT64
@@ -224,6 +293,9 @@ def _compile_cases(tmp_path):
     onnx.save(_topk_model(), str(topk))
     relu = tmp_path / "relu.onnx"
     onnx.save(single("Relu", (1, 3)), str(relu))
+    misfit = tmp_path / "misfit.onnx"
+    nodes, inputs, consts, _ = MISFITS["concat_heights"]
+    onnx.save(_unchecked(nodes, inputs, consts), str(misfit))
     return {
         "missing": ([tmp_path / "missing.onnx"], "not found"),
         "not_onnx": ([text], "text.onnx"),
@@ -232,11 +304,13 @@ def _compile_cases(tmp_path):
         "unknown_target": ([relu, "--target", "riscv"], "riscv"),
         "bad_input_shape": ([relu, "--input-shape", "x:1,a"], "--input-shape"),
         "missing_log": ([relu, "--log", tmp_path / "no.jsonl"], "tuning log not found"),
+        "misfit": ([misfit, "-o", tmp_path / "m.so"], "Concat node 'my_concat'"),
     }
 
 
 @pytest.mark.parametrize("case", ["missing", "not_onnx", "unsupported", "old_target",
-                                  "unknown_target", "bad_input_shape", "missing_log"])
+                                  "unknown_target", "bad_input_shape", "missing_log",
+                                  "misfit"])
 def test_cli_compile_bad_input(tmp_path, case):
     args, match = _compile_cases(tmp_path)[case]
     _assert_one_error_line(_cli("compile", *args), match)

@@ -11,10 +11,11 @@ import numpy as np
 import onnx
 from onnx import numpy_helper
 
-from ..errors import ModelError, UnsupportedError
+from ..errors import ModelError, TvmconvError, UnsupportedError
 from ..graph import Graph
 from . import numpy_eval
 from .ops import CONVERTERS, ConstantRequired, Context
+from .shape_check import check_node
 
 MIN_OPSET, MAX_OPSET = 7, 21
 SUPPORTED_OPS = tuple(sorted(set(CONVERTERS) | set(numpy_eval.EVAL) | {"Shape", "Size", "If"}))
@@ -38,10 +39,19 @@ def load_model(model: str | os.PathLike | onnx.ModelProto) -> onnx.ModelProto:
                              f"({type(e).__name__}: {e})") from None
     if not proto.graph.node and not proto.graph.output:
         raise ModelError(f"{where} holds no ONNX graph (empty or not an ONNX file)")
+    # onnx's checker wants a shape on every graph input and output, onnxruntime does not: the
+    # shapeless ones get an empty one while it checks (inputs still need one to compile)
+    shapeless = [vi.type.tensor_type for vi in (*proto.graph.input, *proto.graph.output)
+                 if vi.type.HasField("tensor_type") and not vi.type.tensor_type.HasField("shape")]
+    for ttype in shapeless:
+        ttype.shape.SetInParent()
     try:
         onnx.checker.check_model(proto)
     except Exception as e:
         raise ModelError(f"{where} is not a valid ONNX model: {str(e).splitlines()[0]}") from None
+    finally:
+        for ttype in shapeless:
+            ttype.ClearField("shape")
     return proto
 
 
@@ -117,7 +127,7 @@ def from_onnx(model, input_shapes: dict | None = None) -> Graph:
     if unknown:
         raise ModelError(f"input_shapes names unknown inputs {sorted(unknown)}; "
                          f"the model's inputs are {graph.inputs}")
-    ctx = Context(graph, min(opset, MAX_OPSET))
+    ctx = Context(graph, min(opset, MAX_OPSET), opset)
     for node in g.node:
         _convert(ctx, node)
     for vi in g.output:
@@ -170,7 +180,13 @@ def _convert(ctx: Context, node) -> None:
         raise UnsupportedError(
             f"operator {op} (node {node.name or node.output[0]!r}) is supported only on constant "
             f"inputs, but it reads an activation")
-    CONVERTERS[op](ctx, node, names)
+    check_node(ctx, node, names)
+    try:
+        CONVERTERS[op](ctx, node, names)
+    except TvmconvError:
+        raise
+    except (ValueError, IndexError, TypeError, ArithmeticError) as e:  # what ONNX's checks miss
+        raise ModelError(f"{op} node {node.name or node.output[0]!r}: {e}") from None
 
 
 def _inline_branch(ctx: Context, node, cond_name: str, cond) -> None:

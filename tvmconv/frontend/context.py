@@ -24,9 +24,10 @@ class ConstantRequired(UnsupportedError):
 class Context:
     """Conversion state: the graph being built, the opset, and names that alias other values."""
 
-    def __init__(self, graph: Graph, opset: int):
+    def __init__(self, graph: Graph, opset: int, model_opset: int | None = None):
         self.graph = graph
-        self.opset = opset
+        self.opset = opset  # the semantics converted: the model's, capped at the newest supported
+        self.model_opset = model_opset or opset  # the model's own, which its nodes' schemas follow
         self.alias: dict[str, str] = {}
 
     @staticmethod

@@ -38,6 +38,18 @@ def _conv_operands(ctx: Context, node, ins):
     return shape, w, int(ctx.attr(node, "group", 1))
 
 
+def _conv_bias(ctx: Context, node, ins, channels: int):
+    """The constant bias of a Conv or ConvTranspose (None without one): a value per output
+    channel."""
+    if len(ins) < 3 or not ins[2]:
+        return None
+    bias = ctx.const(ins[2], f"{node.op_type} {node.name!r} bias")
+    if bias.shape != (channels,):
+        raise ModelError(f"{node.op_type} {node.name!r}: bias of shape {list(bias.shape)} for "
+                         f"{channels} output channels")
+    return bias
+
+
 def conv(ctx: Context, node, ins):
     x, w_name = ins[0], ins[1]
     shape, w, groups = _conv_operands(ctx, node, ins)
@@ -53,8 +65,7 @@ def conv(ctx: Context, node, ins):
     if oh < 1 or ow < 1:
         raise ModelError(f"Conv {node.name!r}: kernel larger than the padded input {shape}")
     inputs = [x, ctx.f32(w_name)]
-    if len(ins) > 2 and ins[2]:
-        ctx.const(ins[2], f"Conv {node.name!r} bias")  # folded and packed with the weights
+    if _conv_bias(ctx, node, ins, oc) is not None:  # folded and packed with the weights
         inputs.append(ctx.f32(ins[2]))
     attrs = {"strides": strides, "pads": pads, "dilations": dil, "groups": groups, "epilogue": ()}
     ctx.emit("conv2d", inputs, (shape[0], oc, oh, ow), attrs, node.output[0], node.name)
@@ -107,8 +118,9 @@ def conv_transpose(ctx: Context, node, ins):
                                                                       taps)]
     inputs = [x, ctx.graph.add_const(phases.reshape(oc * n_phases, ic // groups, *taps),
                                      "deconv_w")]
-    if len(ins) > 2 and ins[2]:
-        bias = ctx.const(ins[2], f"{what} bias").astype(np.float32)
+    bias = _conv_bias(ctx, node, ins, oc)
+    if bias is not None:
+        bias = bias.astype(np.float32)
         inputs.append(ctx.graph.add_const(np.tile(bias, n_phases) if shuffle
                                           else np.repeat(bias, n_phases), "deconv_b"))
     attrs = {"strides": (1, 1), "pads": (pad_b[0], pad_b[1], pad_e[0], pad_e[1]),
@@ -429,6 +441,10 @@ def instance_norm(ctx: Context, node, ins):
     x = ins[0]
     if len(ctx.shape(x)) < 3:
         raise ModelError(f"InstanceNormalization {node.name!r} needs rank >= 3")
+    for name in ins[1:3]:
+        if ctx.shape(name) != ctx.shape(x)[1:2]:
+            raise ModelError(f"InstanceNormalization {node.name!r}: scale and bias need one value "
+                             f"per channel of {list(ctx.shape(x))}, got {list(ctx.shape(name))}")
     ctx.emit("instance_norm", [x, ctx.f32(ins[1]), ctx.f32(ins[2])], ctx.shape(x),
              {"epsilon": float(ctx.attr(node, "epsilon", 1e-5)), "epilogue": ()},
              node.output[0], node.name)
@@ -512,6 +528,8 @@ def lrn(ctx: Context, node, ins):
     attrs = {"size": int(ctx.attr(node, "size")), "alpha": float(ctx.attr(node, "alpha", 1e-4)),
              "beta": float(ctx.attr(node, "beta", 0.75)),
              "bias": float(ctx.attr(node, "bias", 1.0))}
+    if attrs["size"] < 1:
+        raise ModelError(f"LRN {node.name!r}: size {attrs['size']} (needs at least 1)")
     ctx.emit("lrn", [ins[0]], ctx.shape(ins[0]), attrs, node.output[0], node.name)
 
 

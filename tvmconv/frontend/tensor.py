@@ -55,6 +55,9 @@ def unsqueeze(ctx: Context, node, ins):
 def transpose(ctx: Context, node, ins):
     shape = ctx.shape(ins[0])
     perm = tuple(ctx.attr(node, "perm", list(range(len(shape)))[::-1]))
+    if sorted(perm) != list(range(len(shape))):
+        raise ModelError(f"Transpose {node.name!r}: perm {list(perm)} is not a permutation of the "
+                         f"axes of {list(shape)}")
     ctx.emit("transpose", [ins[0]], [shape[p] for p in perm], {"perm": perm}, node.output[0])
 
 
@@ -140,22 +143,35 @@ def pad(ctx: Context, node, ins):
     if mode not in ("constant", "reflect", "edge", "wrap"):
         raise UnsupportedError(f"Pad mode {mode!r}")
     rank = len(shape)
+    if len(pads) != 2 * rank:
+        raise ModelError(f"Pad {node.name!r}: {len(pads)} pads for the {rank} axes of "
+                         f"{list(shape)}")
     out = [d + int(pads[i]) + int(pads[i + rank]) for i, d in enumerate(shape)]
+    if min(out) < 1:
+        raise ModelError(f"Pad {node.name!r}: pads {list(pads)} leave nothing of {list(shape)}")
     attrs = {"pads": tuple(int(p) for p in pads), "mode": mode,
              "value": float(np.asarray(value).reshape(-1)[0]) if np.size(value) else 0.0}
     ctx.emit("pad", [ins[0]], out, attrs, node.output[0], node.name)
 
 
+def _block_operands(ctx: Context, node, ins, divisible):
+    """(N, C, H, W, blocksize) of a DepthToSpace or SpaceToDepth, the named dims checked to be
+    multiples of the block (of its square for channels)."""
+    shape, b = ctx.shape(ins[0]), int(ctx.attr(node, "blocksize", 0))
+    if len(shape) != 4 or b < 1 or any(shape[a] % (b * b if a == 1 else b) for a in divisible):
+        raise ModelError(f"{node.op_type} {node.name!r}: blocksize {b} does not fit the input "
+                         f"{list(shape)}")
+    return (*shape, b)
+
+
 def depth_to_space(ctx: Context, node, ins):
-    n, c, h, w = ctx.shape(ins[0])
-    b = int(ctx.attr(node, "blocksize"))
+    n, c, h, w, b = _block_operands(ctx, node, ins, (1,))
     attrs = {"block": b, "mode": ctx.attr(node, "mode", "DCR")}
     ctx.emit("depth_to_space", [ins[0]], (n, c // (b * b), h * b, w * b), attrs, node.output[0])
 
 
 def space_to_depth(ctx: Context, node, ins):
-    n, c, h, w = ctx.shape(ins[0])
-    b = int(ctx.attr(node, "blocksize"))
+    n, c, h, w, b = _block_operands(ctx, node, ins, (2, 3))
     attrs = {"block": b, "mode": ctx.attr(node, "mode", "DCR")}  # mode: opset 28
     ctx.emit("space_to_depth", [ins[0]], (n, c * b * b, h // b, w // b), attrs, node.output[0])
 
