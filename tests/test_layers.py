@@ -1203,6 +1203,20 @@ def test_long_activation_chain_after_conv():
     check_vs_ort(model)
 
 
+@pytest.mark.parametrize("first, second", [("Elu", "LeakyRelu"), ("Mish", "Mish"),
+                                           ("Tanh", "Square")])
+def test_activation_reading_a_fused_activation_twice(first, second):
+    """An activation that reads its input several times (a select, x * f(x), x * x) after one
+    that binds its own input to a variable: the copies would define that variable twice, which
+    TIR refuses; and a Mish after a Mish, fused, compiled for over ten minutes."""
+    last = (helper.make_node("Mul", ["a", "a"], ["y"]) if second == "Square" else
+            helper.make_node(second, ["a"], ["y"]))
+    nodes = [_conv_node("x", "c", "w", pads=[1, 1, 1, 1]), helper.make_node(first, ["c"], ["a"]),
+             last]
+    check_vs_ort(make_model(nodes, {"x": (1, 16, 9, 9)}, ["y"], {"w": _he((32, 16, 3, 3))},
+                            opset=18))
+
+
 def test_pool_window_larger_than_input():
     with pytest.raises(tvmconv.ModelError, match="larger than the padded input"):
         tvmconv.compile(single("MaxPool", (1, 1, 4, 4), kernel_shape=[2, 5]))

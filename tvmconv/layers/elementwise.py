@@ -140,28 +140,31 @@ def power(x, y: float, positive: bool = False):
     return value if positive else tirx.Select(x >= _f(0.0), value, _f(math.nan))
 
 
-# fn -> f(value, *operands, *params) as TE expressions.
+# fn -> f(value, *operands, *params) as TE expressions. Those that read the value more than once
+# bind it first (``_once``): a value that is itself a bound expression, copied, would define its
+# variable twice, which TIR refuses (an Elu then a LeakyReLU).
 FNS = {
     "copy": lambda x: x,
     "relu": lambda x: tirx.max(x, _f(0.0)),
-    "leaky_relu": lambda x, a: tirx.Select(x >= _f(0.0), x, x * _f(a)),
-    "prelu": lambda x, s: tirx.Select(x >= _f(0.0), x, x * s),
+    "leaky_relu": _once(lambda x, a: tirx.Select(x >= _f(0.0), x, x * _f(a))),
+    "prelu": _once(lambda x, s: tirx.Select(x >= _f(0.0), x, x * s)),
     "clip": lambda x, lo, hi: tirx.min(tirx.max(x, _f(lo)), _f(hi)) if math.isfinite(lo) and
     math.isfinite(hi) else (tirx.max(x, _f(lo)) if math.isfinite(lo) else
                            (tirx.min(x, _f(hi)) if math.isfinite(hi) else x)),
     "sigmoid": lambda x: _f(1.0) / (_f(1.0) + exp(-x)),
     "tanh": tanh,
     "hard_sigmoid": lambda x, a, b: tirx.min(tirx.max(x * _f(a) + _f(b), _f(0.0)), _f(1.0)),
-    "hard_swish": lambda x: x * tirx.min(tirx.max(x * _f(1 / 6) + _f(0.5), _f(0.0)), _f(1.0)),
-    "elu": lambda x, a: tirx.Select(x >= _f(0.0), x, _f(a) * (exp(x) - _f(1.0))),
-    "selu": lambda x, a, g: tirx.Select(x > _f(0.0), _f(g) * x,
-                                        _f(g) * _f(a) * (exp(x) - _f(1.0))),
-    "celu": lambda x, a: tirx.max(x, _f(0.0)) + tirx.min(
-        _f(0.0), _f(a) * (exp(x / _f(a)) - _f(1.0))),
+    "hard_swish": _once(lambda x: x * tirx.min(tirx.max(x * _f(1 / 6) + _f(0.5), _f(0.0)),
+                                                _f(1.0))),
+    "elu": _once(lambda x, a: tirx.Select(x >= _f(0.0), x, _f(a) * (exp(x) - _f(1.0)))),
+    "selu": _once(lambda x, a, g: tirx.Select(x > _f(0.0), _f(g) * x,
+                                        _f(g) * _f(a) * (exp(x) - _f(1.0)))),
+    "celu": _once(lambda x, a: tirx.max(x, _f(0.0)) + tirx.min(
+        _f(0.0), _f(a) * (exp(x / _f(a)) - _f(1.0)))),
     "softplus": _softplus,
-    "softsign": lambda x: x / (_f(1.0) + tirx.abs(x)),
-    "mish": lambda x: x * tanh(_softplus(x)),
-    "thresholded_relu": lambda x, a: tirx.Select(x > _f(a), x, _f(0.0)),
+    "softsign": _once(lambda x: x / (_f(1.0) + tirx.abs(x))),
+    "mish": _once(lambda x: x * tanh(_softplus(x))),
+    "thresholded_relu": _once(lambda x, a: tirx.Select(x > _f(a), x, _f(0.0))),
     "abs": lambda x: tirx.abs(x),
     "neg": lambda x: -x,
     "exp": exp,
@@ -171,9 +174,9 @@ FNS = {
     "floor": lambda x: tirx.floor(x),
     "ceil": lambda x: tirx.ceil(x),
     "erf": erf,
-    "gelu": lambda x: _f(0.5) * x * (_f(1.0) + erf(x * _f(math.sqrt(0.5)))),
-    "gelu_tanh": lambda x: _f(0.5) * x * (_f(1.0) + tanh(
-        _f(math.sqrt(2 / math.pi)) * (x + _f(0.044715) * x * x * x))),
+    "gelu": _once(lambda x: _f(0.5) * x * (_f(1.0) + erf(x * _f(math.sqrt(0.5))))),
+    "gelu_tanh": _once(lambda x: _f(0.5) * x * (_f(1.0) + tanh(
+        _f(math.sqrt(2 / math.pi)) * (x + _f(0.044715) * x * x * x)))),
     "add": lambda x, y: x + y,
     "sub": lambda x, y: x - y,
     "mul": lambda x, y: x * y,
@@ -183,7 +186,7 @@ FNS = {
     "pow": lambda x, y: tirx.power(x, y),
     "pow_const": power,
     # x * f(x) with f a chain of unary steps (SiLU: f = sigmoid), as passes.fuse writes it
-    "gate": lambda x, inner: x * apply_steps(x, inner, None),
+    "gate": _once(lambda x, inner: x * apply_steps(x, inner, None)),
     # a binary step with a scalar constant inside a gate's f (GELU's x / sqrt(2), as a
     # multiplication: within an ulp, and no division), first if ``swapped``
     "scalar": lambda x, fn, v, swapped: FNS[fn](_f(v), x) if swapped else (
@@ -202,8 +205,9 @@ def apply_steps(start, steps, operand):
     """Run a chain on the TE expression ``start``; ``operand(i)`` gives operand i's expression."""
     value = start
     for fn, args, params in steps:
-        vals = [value if a is None else operand(a) for a in args]
-        value = FNS[fn](*vals, *params)
+        def step(x, fn=fn, args=args, params=params):
+            return FNS[fn](*(x if a is None else operand(a) for a in args), *params)
+        value = (_once(step) if args.count(None) > 1 else step)(value)  # x * x reads x twice
     return value
 
 

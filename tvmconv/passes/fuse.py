@@ -15,15 +15,18 @@ _COMMUTATIVE = ("add", "mul", "max", "min")
 # Steps whose formula reads its argument once; the others (exp-based, tanh, selects) read it several
 # times, and TVM's simplifier expands nested ones into one tree. Standalone, 4 such steps in a row
 # compiled in 0.3 s, 5 in 5.6 s, 6 never finished; behind a conv's unrolled register tile 3 took
-# over a minute. A kernel keeps at most MAX_HEAVY of them; the rest run as the next kernel.
+# over a minute. A kernel keeps at most MAX_HEAVY of them; the rest run as the next kernel. Mish
+# (tanh of softplus) counts twice: a Mish after a Mish compiled for over 10 minutes.
 _LIGHT = ("copy", "relu", "clip", "add", "sub", "mul", "div", "max", "min", "neg", "abs")
+_WEIGHT = {"mish": 2}
 MAX_HEAVY = 2
 
 
 def _heavy(steps) -> int:
     """Heavy steps in a chain, a gate's inner ones included."""
     return sum(_heavy(params[0]) if fn == "gate" else
-               (params[0] if fn == "scalar" else fn) not in _LIGHT for fn, _, params in steps)
+               0 if (name := params[0] if fn == "scalar" else fn) in _LIGHT else
+               _WEIGHT.get(name, 1) for fn, _, params in steps)
 
 
 def _inner_step(graph: Graph, node: Node, step):
