@@ -182,6 +182,13 @@ def test_symbolic_dimension_needs_a_shape():
     assert out.inputs[0].shape == (1, 3, 5, 4)
 
 
+def test_tensor_too_large_for_32_bit_indices():
+    """A shape whose tensors outgrow 32-bit indexing is refused by name before any kernel is
+    built (TVM stopped with an internal error on the index literal)."""
+    with pytest.raises(tvmconv.UnsupportedError, match=r"'x' would hold 4,800,000,000 elements"):
+        tvmconv.compile(single("Relu", (1, 3, 4, 4)), input_shapes={"x": (1, 3, 40000, 40000)})
+
+
 def test_input_shapes_for_an_unknown_input():
     with pytest.raises(tvmconv.ModelError, match="nonexistent"):
         tvmconv.compile(single("Relu", (1, 3)), input_shapes={"nonexistent": (1, 3)})

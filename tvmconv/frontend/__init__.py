@@ -3,6 +3,7 @@ unsupported operators rejected up front."""
 
 from __future__ import annotations
 
+import math
 import os
 import warnings
 from pathlib import Path
@@ -18,6 +19,7 @@ from .ops import CONVERTERS, ConstantRequired, Context
 from .shape_check import check_node
 
 MIN_OPSET, MAX_OPSET = 7, 21
+MAX_ELEMENTS = 2**31 - 1
 SUPPORTED_OPS = tuple(sorted(set(CONVERTERS) | set(numpy_eval.EVAL) | {"Shape", "Size", "If"}))
 # Evaluated only when every input is a constant; on activations they are not CNN layers.
 CONST_ONLY_OPS = tuple(sorted(set(numpy_eval.EVAL) - set(CONVERTERS)))
@@ -136,6 +138,11 @@ def from_onnx(model, input_shapes: dict | None = None) -> Graph:
             raise ModelError(f"graph output {vi.name!r} is produced by no node")
         graph.outputs.append(name)
     graph.output_names = [vi.name for vi in g.output]
+    for name, shape in graph.shapes.items():
+        if math.prod(shape) > MAX_ELEMENTS:
+            raise UnsupportedError(f"{name!r} would hold {math.prod(shape):,} elements "
+                                   f"{list(shape)}; tvmconv's kernels index tensors with 32-bit "
+                                   f"integers (at most {MAX_ELEMENTS:,} elements)")
     return graph
 
 
