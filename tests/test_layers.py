@@ -52,6 +52,9 @@ CONVS = {
                                                               "pads": [1, 1, 1, 1]}),
     "depthwise_mult2": ((1, 8, 8, 8), (16, 1, 3, 3), True, {"group": 8, "pads": [1, 1, 1, 1]}),
     "depthwise_prime7_k5": ((1, 7, 6, 6), (7, 1, 5, 5), False, {"group": 7, "pads": [2, 2, 2, 2]}),
+    # 5 outputs per input channel in blocks of 4: a block reads one or two input channels
+    "depthwise_mult5_s2": ((2, 4, 24, 28), (20, 1, 1, 5), False, {"group": 4, "strides": [2, 2],
+                                                                  "pads": [0, 0, 0, 4]}),
     "pointwise_s2": ((1, 24, 8, 8), (40, 24, 1, 1), True, {"strides": [2, 2]}),
     "kernel_1x7": ((1, 5, 9, 11), (6, 5, 1, 7), True, {"pads": [0, 3, 0, 3]}),
     "kernel_5x2_s21": ((1, 4, 12, 7), (3, 4, 5, 2), False, {"strides": [2, 1]}),
