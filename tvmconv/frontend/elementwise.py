@@ -64,8 +64,8 @@ def clip(ctx: Context, node, ins):
     if ctx.opset < 11:
         lo, hi = ctx.attr(node, "min", -math.inf), ctx.attr(node, "max", math.inf)
     else:
-        lo, hi = (ctx.const(ins[k], f"Clip {what}") if len(ins) > k and ins[k] else default
-                  for k, what, default in ((1, "min", -math.inf), (2, "max", math.inf)))
+        lo = ctx.const(ins[1], "Clip min") if len(ins) > 1 and ins[1] else -math.inf
+        hi = ctx.const(ins[2], "Clip max") if len(ins) > 2 and ins[2] else math.inf
         if np.size(lo) != 1 or np.size(hi) != 1:
             raise ModelError(f"Clip {node.name!r}: min and max must be scalars")
         lo, hi = np.ravel(lo)[0], np.ravel(hi)[0]

@@ -143,9 +143,6 @@ def pad(ctx: Context, node, ins):
     if mode not in ("constant", "reflect", "edge", "wrap"):
         raise UnsupportedError(f"Pad mode {mode!r}")
     rank = len(shape)
-    if len(pads) != 2 * rank:
-        raise ModelError(f"Pad {node.name!r}: {len(pads)} pads for the {rank} axes of "
-                         f"{list(shape)}")
     out = [d + int(pads[i]) + int(pads[i + rank]) for i, d in enumerate(shape)]
     if min(out) < 1:
         raise ModelError(f"Pad {node.name!r}: pads {list(pads)} leave nothing of {list(shape)}")

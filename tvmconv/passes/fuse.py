@@ -23,10 +23,13 @@ MAX_HEAVY = 2
 
 
 def _heavy(steps) -> int:
-    """Heavy steps in a chain, a gate's inner ones included."""
+    """Heavy steps in a chain, weighted, a gate's inner ones included."""
     return sum(_heavy(params[0]) if fn == "gate" else
-               0 if (name := params[0] if fn == "scalar" else fn) in _LIGHT else
-               _WEIGHT.get(name, 1) for fn, _, params in steps)
+               _weight(params[0] if fn == "scalar" else fn) for fn, _, params in steps)
+
+
+def _weight(fn: str) -> int:
+    return 0 if fn in _LIGHT else _WEIGHT.get(fn, 1)
 
 
 def _inner_step(graph: Graph, node: Node, step):
