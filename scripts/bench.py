@@ -5,7 +5,7 @@ onnxruntime on the reference models, interleaved in one process; writes BENCHMAR
     python scripts/bench.py [models...] [--target x86] [--rounds 10] [--out BENCHMARKS.md]
 
 `--target x86-avx2` on an AVX-512 host runs tvmconv's AVX2 code (and the AVX2 schedule book and
-logs) against peers that still use AVX-512: a lower bound for an AVX2 machine.
+logs) against OpenVINO held to AVX2 and onnxruntime, which still uses AVX-512.
 
 Run it alone on an otherwise idle machine (never two benchmarks at once). OpenBLAS's
 OPENBLAS_CORETYPE / OPENBLAS_L2_SIZE slow numpy's sgemm yardstick: unset both for this command only.
@@ -51,6 +51,8 @@ def machine(target) -> str:
         import openvino
 
         ov = f", OpenVINO {openvino.__version__.split('-')[0]}"
+        if os.environ.get("ONEDNN_MAX_CPU_ISA"):
+            ov += f" held to {os.environ['ONEDNN_MAX_CPU_ISA']} (ONEDNN_MAX_CPU_ISA)"
     except ImportError:
         ov = ""
     return (f"{cpu}, {os.environ['TVM_NUM_THREADS']} threads, target {target.key}, "
@@ -69,7 +71,7 @@ def bench_model(name: str, target, rounds: int, size=None) -> dict:
     if log.is_file():
         tuned = compile_model(path, target, log=str(log)).model()
         runners["tvmconv tuned"] = lambda f: tuned.run(f)
-    runners.update(peers(path, int(os.environ["TVM_NUM_THREADS"])))
+    runners.update(peers(path, int(os.environ["TVM_NUM_THREADS"]), target))
     rng = np.random.default_rng(0)
     feeds = {i.name: rng.standard_normal(i.shape).astype(np.float32) for i in untuned.inputs}
     per_round = 20 if name == "lenet5" else 5

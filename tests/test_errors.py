@@ -18,6 +18,7 @@ from onnx import TensorProto, helper
 
 import tvmconv
 from tvmconv import records
+from tvmconv.hostinfo import host_key
 from tvmconv.target import resolve
 
 DIGITS = Path(str(resources.files("tvmconv") / "data" / "digits_cnn.onnx"))
@@ -130,6 +131,13 @@ def test_inputs_that_do_not_fit(case):
     nodes, inputs, consts, match = MISFITS[case]
     with pytest.raises(tvmconv.ModelError, match=match):
         tvmconv.compile(_unchecked(nodes, inputs, consts), target="x86")
+
+
+def test_unnamed_node_named_by_its_output():
+    """Exporters may leave node names empty; the message then names the node's output."""
+    node = helper.make_node("Concat", ["x", "z"], ["joined"], axis=1)
+    with pytest.raises(tvmconv.ModelError, match="Concat node 'joined'"):
+        tvmconv.compile(_unchecked([node], {**X, "z": (1, 2, 4, 5)}), target="x86")
 
 
 def test_outputs_without_a_shape_and_negative_pads():
@@ -287,7 +295,7 @@ def _assert_one_error_line(proc: subprocess.CompletedProcess, match: str) -> Non
     assert match in lines[0], lines[0]
 
 
-@pytest.mark.parametrize("module", ["compile", "run", "demo"])
+@pytest.mark.parametrize("module", ["compile", "run", "demo", "tune", "bench"])
 def test_cli_help(module):
     proc = _cli(module, "--help")
     assert proc.returncode == 0 and "usage:" in proc.stdout, proc.stderr
@@ -370,3 +378,16 @@ def test_cli_compile_then_run(tmp_path):
     saved = np.load(tmp_path / "out.npz")
     for name, ref in zip(["y", "z"], run_ort(model, feeds)):
         assert_close(saved[name], ref, what=name)
+
+
+def test_cli_bench_avx2_code(tmp_path):
+    """AVX2 code meets OpenVINO held to AVX2 where the host has AVX-512 (an AVX2 machine's peer);
+    onnxruntime runs beside it either way."""
+    onnx.save(two_io_model(), str(tmp_path / "m.onnx"))
+    proc = _cli("bench", tmp_path / "m.onnx", "--target", "x86-avx2", "--no-layers",
+                "--rounds", 1, "--per-round", 1)
+    assert proc.returncode == 0, proc.stderr
+    head, *runtimes = proc.stdout.splitlines()
+    assert head.endswith("; OpenVINO held to AVX2") == (host_key() == "x86-avx512"), head
+    names = [ln.split()[0] for ln in runtimes if ln.strip().endswith(("ms", "x"))]
+    assert names[:2] == ["tvmconv", "onnxruntime"], proc.stdout

@@ -14,6 +14,7 @@ import numpy as np
 
 from . import cli
 from .errors import TvmconvError
+from .hostinfo import host_key
 
 
 @dataclass
@@ -42,10 +43,21 @@ def _timed(fn) -> float:
     return time.perf_counter() - t0
 
 
-def peers(model_path: str, threads: int, gpu: bool = False) -> dict:
+# oneDNN's ISA cap per tvmconv target key: OpenVINO reads it once, at its first compile
+PEER_ISA = {"x86-avx2": "AVX2"}
+
+
+def peers(model_path: str, threads: int, target) -> dict:
     """Callables of the other runtimes that are installed, each taking the input dict; on a GPU,
-    onnxruntime's CUDA provider (when this onnxruntime has it) and nothing else."""
+    onnxruntime's CUDA provider (when this onnxruntime has it) and nothing else.
+
+    AVX2 code timed on an AVX-512 host meets OpenVINO held to AVX2 as well (oneDNN's
+    ONEDNN_MAX_CPU_ISA), the peer an AVX2 machine would have; onnxruntime's kernels cannot be
+    held back and keep AVX-512."""
     found = {}
+    gpu = target.family == "cuda"
+    if target.key in PEER_ISA and target.key != host_key():
+        os.environ.setdefault("ONEDNN_MAX_CPU_ISA", PEER_ISA[target.key])
     try:
         import onnxruntime as ort
 
@@ -157,12 +169,12 @@ def main(argv=None) -> int:
     model = compiled.model()
     rng = np.random.default_rng(0)
     feeds = {i.name: rng.standard_normal(i.shape).astype(np.float32) for i in model.inputs}
-    gpu = compiled.target.family == "cuda"
-    runners = {"tvmconv": lambda f: model.run(f), **peers(args.model, threads, gpu)}
+    runners = {"tvmconv": lambda f: model.run(f), **peers(args.model, threads, compiled.target)}
     times = interleaved(runners, feeds, args.rounds, args.per_round)
     med = {k: float(np.median(v)) * 1e3 for k, v in times.items()}
+    capped = os.environ.get("ONEDNN_MAX_CPU_ISA")
     print(f"{args.model}: batch {model.inputs[0].shape[0]}, {threads} threads, "
-          f"{compiled.target.key}")
+          f"{compiled.target.key}" + (f"; OpenVINO held to {capped}" if capped else ""))
     best_peer = min((v for k, v in med.items() if k != "tvmconv"), default=None)
     for name, ms in med.items():
         ratio = f"  speed-up vs tvmconv {ms / med['tvmconv']:.2f}x" if name != "tvmconv" else ""

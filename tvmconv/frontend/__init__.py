@@ -147,10 +147,15 @@ def from_onnx(model, input_shapes: dict | None = None) -> Graph:
 
 
 def _convert(ctx: Context, node) -> None:
+    if not node.name and node.output:  # messages name the node: an unnamed one by its output
+        named = onnx.NodeProto()
+        named.CopyFrom(node)
+        named.name = node.output[0]
+        node = named
     names = [ctx.alias.get(i, i) if i else "" for i in node.input]
     for n in names:
         if n and n not in ctx.graph.shapes:
-            raise ModelError(f"node {node.name or node.op_type!r} reads {n!r}, "
+            raise ModelError(f"node {node.name!r} reads {n!r}, "
                              "which nothing defines")
     op = node.op_type
     consts = [ctx.graph.consts.get(n) if n else None for n in names]
@@ -172,7 +177,7 @@ def _convert(ctx: Context, node) -> None:
         try:
             outs = numpy_eval.evaluate(node, consts)
         except Exception as e:
-            raise ModelError(f"cannot evaluate constant node {node.name or op!r} "
+            raise ModelError(f"cannot evaluate constant node {node.name!r} "
                              f"({op}): {e}") from None
         for name, value in zip(node.output, outs):
             if name:
@@ -185,7 +190,7 @@ def _convert(ctx: Context, node) -> None:
         return
     if op not in CONVERTERS:
         raise UnsupportedError(
-            f"operator {op} (node {node.name or node.output[0]!r}) is supported only on constant "
+            f"operator {op} (node {node.name!r}) is supported only on constant "
             f"inputs, but it reads an activation")
     check_node(ctx, node, names)
     try:
@@ -193,7 +198,7 @@ def _convert(ctx: Context, node) -> None:
     except TvmconvError:
         raise
     except (ValueError, IndexError, TypeError, ArithmeticError) as e:  # what ONNX's checks miss
-        raise ModelError(f"{op} node {node.name or node.output[0]!r}: {e}") from None
+        raise ModelError(f"{op} node {node.name!r}: {e}") from None
 
 
 def _inline_branch(ctx: Context, node, cond_name: str, cond) -> None:
@@ -201,16 +206,16 @@ def _inline_branch(ctx: Context, node, cond_name: str, cond) -> None:
     in its LocalResponseNorm): the taken branch's nodes join the graph. A condition computed from
     the input's values would need control flow in a static graph, and is refused."""
     if cond is None:
-        raise ConstantRequired(f"If node {node.name or node.output[0]!r} branches on a value "
+        raise ConstantRequired(f"If node {node.name!r} branches on a value "
                                "computed from the input; tvmconv compiles graphs whose "
                                "branches are known when compiling", cond_name)
     if np.size(cond) != 1:
-        raise ModelError(f"If node {node.name or node.output[0]!r}: its condition has "
+        raise ModelError(f"If node {node.name!r}: its condition has "
                          f"{np.size(cond)} elements, not one")
     branch = Context.attr(node, "then_branch" if bool(np.asarray(cond).reshape(())) else
                           "else_branch")
     if len(branch.output) != len(node.output):
-        raise ModelError(f"If node {node.name or node.output[0]!r}: its branch has "
+        raise ModelError(f"If node {node.name!r}: its branch has "
                          f"{len(branch.output)} outputs for {len(node.output)}")
     for init in branch.initializer:
         ctx.set_const(init.name, numpy_helper.to_array(init))
@@ -241,6 +246,6 @@ def _reference_eval(ctx: Context, node, names: list[str]) -> list[np.ndarray]:
     try:
         results = ReferenceEvaluator(model).run(None, feeds)
     except Exception as e:
-        raise ModelError(f"cannot fold constant node {node.name or node.op_type!r}: {e}") from None
+        raise ModelError(f"cannot fold constant node {node.name!r}: {e}") from None
     it = iter(results)
     return [np.asarray(next(it)) if o else None for o in outs]
