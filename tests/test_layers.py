@@ -61,6 +61,17 @@ CONVS = {
     "batch2": ((2, 3, 8, 8), (16, 3, 3, 3), True, {"pads": [1, 1, 1, 1]}),
     "stem_7x7_s2": ((1, 3, 32, 32), (64, 3, 7, 7), False, {"strides": [2, 2],
                                                                "pads": [3, 3, 3, 3]}),
+    # taps that read only padding (passes.taps): DeepLab's atrous pyramid on a small map, cropped
+    # to its centre tap or split into bands of rows and columns that read the same taps
+    "aspp_d24_centre_only": ((1, 20, 14, 14), (24, 20, 3, 3), True,
+                             {"dilations": [24, 24], "pads": [24, 24, 24, 24]}),
+    "aspp_d12_bands": ((1, 20, 14, 14), (24, 20, 3, 3), True,
+                       {"dilations": [12, 12], "pads": [12, 12, 12, 12]}),
+    "dilated_bands_s2_asym": ((2, 9, 17, 13), (10, 9, 3, 5), False,
+                              {"dilations": [7, 4], "strides": [2, 1], "pads": [7, 8, 6, 8]}),
+    "depthwise_d6_bands": ((1, 16, 9, 11), (16, 1, 3, 3), True,
+                           {"group": 16, "dilations": [6, 6], "pads": [6, 6, 6, 6]}),
+    "outputs_reading_only_padding": ((1, 3, 5, 5), (4, 3, 3, 3), True, {"pads": [4, 4, 4, 4]}),
 }
 
 
@@ -71,6 +82,23 @@ def test_conv(case):
     if bias:
         consts["b"] = weights(w_shape[0], seed=2, scale=0.1)
     check_vs_ort(single("Conv", x_shape, consts, list(consts), **attrs))
+
+
+def test_taps_reading_only_padding_are_dropped():
+    """A dilated conv whose outer taps read only padding runs as the conv of its live taps: dilated
+    by 24 on a 14x14 map, one 1x1 conv; by 12, a conv per band pair of rows and columns (the
+    centre 10x10 outputs read the centre tap only)."""
+    def kernels(dilation):
+        x_shape, w_shape, bias, attrs = CONVS[f"aspp_d{dilation}_" + (
+            "centre_only" if dilation == 24 else "bands")]
+        model = single("Conv", x_shape, {"w": _he(w_shape), "b": weights(24, seed=2)}, ["w", "b"],
+                       **attrs)
+        return sorted((wl.params["kernel_hw"], wl.params["out"][2:4])
+                      for wl in workloads(model) if wl.kind == "conv2d")
+
+    assert kernels(24) == [((1, 1), (14, 14))]
+    assert ((1, 1), (10, 10)) in kernels(12) and len(kernels(12)) == 9
+    assert max(k for k, _ in kernels(12)) == (2, 2)
 
 
 def _conv_node(x, out, w_name, **attrs):
@@ -155,9 +183,23 @@ def _epilogue_residual_second_operand():
                                                           "w2": _he((16, 16, 1, 1), seed=4)})
 
 
+def _epilogue_atrous_bands():
+    """Convs whose outer taps mostly read padding (passes.taps) with fused epilogues: BN and ReLU
+    per band; a residual operand that varies over the pixels; a dilation that leaves one tap."""
+    c = 12
+    nodes = [_conv_node("x", "a", "w1", dilations=[9, 9], pads=[9, 9, 9, 9]),
+             _bn_node("a", "n"), helper.make_node("Relu", ["n"], ["r"]),
+             _conv_node("r", "b", "w2", dilations=[8, 8], pads=[8, 8, 8, 8]),
+             helper.make_node("Add", ["b", "x"], ["s"]),
+             _conv_node("s", "y", "w3", dilations=[20, 20], pads=[20, 20, 20, 20])]
+    return make_model(nodes, {"x": (1, c, 11, 10)}, ["y"], {
+        "w1": _he((c, c, 3, 3)), "w2": _he((c, c, 3, 3), seed=4), "w3": _he((c, c, 3, 3), seed=5),
+        **_bn_consts(c)})
+
+
 EPILOGUES = [_epilogue_conv_bn_relu, _epilogue_residual_relu, _epilogue_residual_two_convs,
              _epilogue_relu6, _epilogue_affine_sigmoid, _epilogue_spatial_operand,
-             _epilogue_shared_output, _epilogue_residual_second_operand]
+             _epilogue_shared_output, _epilogue_residual_second_operand, _epilogue_atrous_bands]
 
 
 @pytest.mark.parametrize("build", EPILOGUES, ids=lambda f: f.__name__[len("_epilogue_"):])

@@ -1,11 +1,12 @@
 """Graph passes, run in this order by ``optimize``: keep 1-D networks in their 2-D form, fold
-zero pads and affine ops into convs, fuse epilogues, remove dead nodes, plan the blocked layout
-for the target, then let the producers of a concat's parts write into its buffer."""
+zero pads and affine ops into convs, fuse epilogues, drop conv taps that read only padding,
+remove dead nodes, plan the blocked layout for the target, then let the producers of a concat's
+parts write into its buffer."""
 
 from __future__ import annotations
 
 from ..graph import Graph
-from . import fold, fuse, layout, lift, place, prune
+from . import fold, fuse, layout, lift, place, prune, taps
 
 
 def optimize(graph: Graph, target) -> Graph:
@@ -13,6 +14,7 @@ def optimize(graph: Graph, target) -> Graph:
     fold.fold_pads(graph)
     fold.fold_affine(graph)
     fuse.fuse_elementwise(graph)
+    taps.drop_padding_taps(graph)
     prune.remove_dead(graph)
     layout.plan(graph, target)
     place.concat_in_place(graph)

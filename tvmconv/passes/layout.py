@@ -424,11 +424,13 @@ class _Planner:
         g = self.g
         blocks = {self.layout(i) for i in node.inputs}
         block = blocks.pop() if len(blocks) == 1 else 0
-        if (not block or node.attrs["axis"] != 1 or any(g.is_const(i) for i in node.inputs)
-                or any(g.shapes[i][1] % block for i in node.inputs)):
+        axis = node.attrs["axis"]
+        if (not block or axis not in (1, 2, 3) or any(g.is_const(i) for i in node.inputs)
+                or (axis == 1 and any(g.shapes[i][1] % block for i in node.inputs))):
             self.plain(node)
             return
-        g.layouts[node.outputs[0]] = block  # channel blocks concatenate along axis 1 unchanged
+        # channel blocks concatenate along axis 1 unchanged, as do rows and columns of blocks
+        g.layouts[node.outputs[0]] = block
 
     def plain(self, node: Node) -> None:
         node.inputs = [self.as_layout(i, 0) for i in node.inputs]
