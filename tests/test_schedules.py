@@ -264,6 +264,25 @@ def test_ragged_row_tiles_on_prime_widths(target):
     assert_close(run_tvmconv(model, feeds, target=target)[0], ref[0])
 
 
+@pytest.mark.parametrize("target", ["x86-avx2", "x86-avx512"])
+def test_winograd_gemm_tiles_on_a_prime_tile_count(target):
+    """DenseNet's 3x3 convs at 197x261 have 33-column maps: 17 F(2,3) tiles a row, whose only
+    divisors gave a 1-tile GEMM register tile. The row is now computed in whole GEMM tiles of a
+    non-divisor count, the tiles past the edge reading zero padding."""
+    from tvmconv.templates.x86 import winograd
+
+    spec = resolve(target)
+    model = make_model([helper.make_node("Conv", ["x", "w"], ["y"], pads=[1, 1, 1, 1])],
+                       {"x": (1, 32, 25, 33)}, ["y"], {"w": weights((32, 32, 3, 3), 1, 0.05)})
+    wl = next(w for w in workloads(model, target) if w.kind == "conv2d")
+    template = templates.templates_for(wl.kind, spec.family, wl, spec)[0]
+    cfg = winograd.default(wl, spec)
+    assert template.NAME == winograd.NAME and cfg["tile_m"] == 2, (wl.key, template.NAME)
+    assert 17 % cfg["tile_p"] and cfg["tile_p"] > 1, cfg
+    feeds = rng_inputs(model)
+    assert_close(run_tvmconv(model, feeds, target=target)[0], run_ort(model, feeds)[0])
+
+
 @pytest.mark.parametrize("channels, size, target, f43", [
     (64, 14, "x86-avx512", True),    # F(4,3) weights 0.6 MB: they stay cached
     (256, 14, "x86-avx512", False),  # 9.4 MB read by only 16 tiles: bound by memory

@@ -55,13 +55,17 @@ def _tile_of(y, dilation: int, m: int):
     return s // m * dilation + y % dilation, s % m
 
 
-def compute(wl, m: int) -> list[te.Tensor]:
+def compute(wl, m: int, tile_p: int = 1) -> list[te.Tensor]:
+    """``tile_p``: an undilated row of tiles is computed in whole GEMM tiles of that many tiles;
+    the ones past the edge read zero padding and are dropped."""
     p = wl.params
     n, icb, h, w, ib = p["data"]
     _, ocb, oh, ow, ob = p["out"]
     dh, dw = p["dilations"]
     alpha = m + 2
     nh, nw = tiles_along(oh, dh, m), tiles_along(ow, dw, m)
+    if dw == 1:
+        nw = -(-nw // tile_p) * tile_p
     a_np, b_np, _ = matrices(m)
     a_mat, b_mat = const_matrix(a_np.astype("float32"), "A"), const_matrix(
         b_np.astype("float32"), "B")

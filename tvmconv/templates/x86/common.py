@@ -39,11 +39,11 @@ def tile_widths(width: int, limit: int = 16) -> list[int]:
     return sorted(set(exact) | set(ragged))
 
 
-def prefer_exact(configs: list, best, width: int, enough):
-    """``best`` of the configs whose row tile divides ``width`` when that tile has at least
-    ``enough(config)`` (accumulators, pixels), else ``best`` of all: a ragged last tile costs
-    wasted work, so it is the fallback for widths without a useful divisor."""
-    exact = [c for c in configs if width % c["tile_w"] == 0]
+def prefer_exact(configs: list, best, width: int, enough, knob: str = "tile_w"):
+    """``best`` of the configs whose row tile (``knob``) divides ``width`` when that tile has at
+    least ``enough(config)`` (accumulators, pixels), else ``best`` of all: a ragged last tile
+    costs wasted work, so it is the fallback for widths without a useful divisor."""
+    exact = [c for c in configs if width % c[knob] == 0]
     pick = best(exact) if exact else None
     return pick if pick is not None and enough(pick) else best(configs)
 
