@@ -21,6 +21,7 @@ from conftest import (
 from onnx import helper
 
 import tvmconv
+from tvmconv.target import resolve
 
 
 def _he(shape, seed=1):
@@ -1122,6 +1123,26 @@ def test_grouped_conv_reads_its_producers_blocks(target, channels, width, out_wi
     if width * 4 >= (8 if target == "x86-avx2" else 16):  # merged at most 4 groups to a vector
         assert kinds.count("layout_transform") == 1, kinds  # the network output's
     check_vs_ort(model, target=target)
+
+
+def test_transform_between_block_sizes():
+    """Groups of 24 channels in an odd number (RegNetX-1.6GF's 408 = 17 x 24) cannot merge into
+    whole vectors of 16: they run in blocks of 8, after a transform from the 1x1 conv's wider
+    blocks whose vectors stay within the smaller block (each one contiguous on both sides)."""
+    from tvmconv.templates.x86 import injective
+
+    nodes = [_conv_node("x", "a", "w1"), helper.make_node("Relu", ["a"], ["r"]),
+             _conv_node("r", "g", "wg", group=3, pads=[1, 1, 1, 1]),
+             _conv_node("g", "y", "w2")]
+    model = make_model(nodes, {"x": (1, 16, 9, 10)}, ["y"], {
+        "w1": _he((72, 16, 1, 1)), "wg": _he((72, 24, 3, 3), 2), "w2": _he((32, 72, 1, 1), 3)})
+    spec = resolve("x86-avx512")
+    reblocks = [wl for wl in workloads(model, spec.name) if wl.kind == "layout_transform"
+                and wl.params["src"] > 1 and wl.params["dst"] > 1]
+    assert reblocks, [wl.kind for wl in workloads(model, spec.name)]
+    for wl in reblocks:
+        assert injective.default(wl, spec)["vector"] == min(wl.params["src"], wl.params["dst"])
+    check_vs_ort(model)
 
 
 @pytest.mark.parametrize("kind, params, merged", [
