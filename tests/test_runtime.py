@@ -181,6 +181,30 @@ def test_loads_with_tvm_runtime_alone(two_io_artefact):
     assert proc.returncode == 0, proc.stderr[-2000:]
 
 
+def test_worker_threads_are_not_pinned_to_a_core():
+    """TVM pins its workers to cores by default; a pinned worker that shares its core with a busy
+    process makes every parallel kernel wait for it (ResNet-18 ran 13x slower so). tvmconv leaves
+    them free to move, unless TVM_BIND_THREADS says otherwise."""
+    code = ("import os, numpy as np, onnx, tvmconv\n"
+            "from onnx import helper, TensorProto\n"
+            "w = helper.make_tensor('w', TensorProto.FLOAT, [16, 16, 3, 3], [0.01] * 2304)\n"
+            "g = helper.make_graph([helper.make_node('Conv', ['x', 'w'], ['y'], pads=[1] * 4)],"
+            " 'g', [helper.make_tensor_value_info('x', TensorProto.FLOAT, [1, 16, 64, 64])],"
+            " [helper.make_tensor_value_info('y', TensorProto.FLOAT, None)], [w])\n"
+            "opset = [helper.make_opsetid('', 17)]\n"
+            "m = tvmconv.compile(helper.make_model(g, opset_imports=opset))\n"
+            "m.model().run(np.ones((1, 16, 64, 64), np.float32))\n"
+            "tasks = os.listdir('/proc/self/task')\n"
+            "assert len(tasks) > 1, tasks\n"
+            "every = os.sched_getaffinity(0)\n"
+            "print(sorted(len(os.sched_getaffinity(int(t))) for t in tasks), len(every))\n"
+            "assert all(os.sched_getaffinity(int(t)) == every for t in tasks)\n")
+    env = {k: v for k, v in os.environ.items() if k != "TVM_BIND_THREADS"}
+    env["TVM_NUM_THREADS"] = "2"
+    proc = subprocess.run([sys.executable, "-c", code], env=env, capture_output=True, text=True)
+    assert proc.returncode == 0, proc.stdout + proc.stderr[-2000:]
+
+
 def test_every_module_folder_is_installed():
     """pyproject.toml lists the packages a (non-editable) install copies: a new folder of modules
     left out of it works in a checkout and is missing from every install."""

@@ -83,9 +83,15 @@ def usable_cores() -> int:
 
 
 def use_all_cores() -> None:
-    """Give TVM's thread pool every usable core unless TVM_NUM_THREADS says otherwise.
+    """Give TVM's thread pool every usable core, its threads free to move between them, unless
+    TVM_NUM_THREADS / TVM_BIND_THREADS say otherwise. Must run before the pool starts (first
+    kernel).
 
     TVM's default is half the logical CPUs (it assumes SMT siblings), which on a 2-vCPU machine
-    without SMT halves the speed of every kernel. Must run before the pool starts (first kernel).
-    """
+    without SMT halves the speed of every kernel. It also pins each worker to one core, and each
+    kernel gives each thread a fixed share: with another busy process on one of the two cores,
+    the pinned worker ran only every few milliseconds, and every kernel waited for it (ResNet-18
+    took 148 ms, onnxruntime 31). Unpinned, the scheduler moves it: 11 ms. On an idle machine the
+    two ran alike."""
     os.environ.setdefault("TVM_NUM_THREADS", str(usable_cores()))
+    os.environ.setdefault("TVM_BIND_THREADS", "0")
