@@ -181,6 +181,31 @@ def test_loads_with_tvm_runtime_alone(two_io_artefact):
     assert proc.returncode == 0, proc.stderr[-2000:]
 
 
+def test_constant_outputs_keep_their_type(tmp_path):
+    """A graph output known when compiling (a Shape, a Constant) comes back with its own type, as
+    onnxruntime returns it, and the artefact's metadata says so (an int64 shape came back int32
+    and was described as float32)."""
+    from onnx import TensorProto, helper
+
+    nodes = [helper.make_node("Relu", ["x"], ["y"]), helper.make_node("Shape", ["x"], ["s"]),
+             helper.make_node("Constant", [], ["c"], value=helper.make_tensor(
+                 "v", TensorProto.DOUBLE, [2], [1.5, 2.5]))]
+    graph = helper.make_graph(
+        nodes, "g", [helper.make_tensor_value_info("x", TensorProto.FLOAT, [1, 3, 4, 4])],
+        [helper.make_tensor_value_info(n, t, None) for n, t in
+         (("y", TensorProto.FLOAT), ("s", TensorProto.INT64), ("c", TensorProto.DOUBLE))])
+    model = helper.make_model(graph, opset_imports=[helper.make_opsetid("", 17)])
+    path = tvmconv.compile(model).export(tmp_path / "m.so")
+    loaded = tvmconv.load(path)
+    x = np.random.default_rng(0).standard_normal((1, 3, 4, 4)).astype(np.float32)
+    refs = run_ort(model, {"x": x})
+    got = loaded.run(x)
+    assert [o.dtype for o in loaded.outputs] == [str(r.dtype) for r in refs]
+    for g, r in zip(got, refs):
+        assert g.dtype == r.dtype and g.shape == r.shape
+        assert_close(g.astype(np.float32), r.astype(np.float32))
+
+
 def test_worker_threads_are_not_pinned_to_a_core():
     """TVM pins its workers to cores by default; a pinned worker that shares its core with a busy
     process makes every parallel kernel wait for it (ResNet-18 ran 13x slower so). tvmconv leaves

@@ -124,7 +124,8 @@ def lower(graph: Graph, target: TargetSpec, tuned: dict[str, list[dict]], progre
         if name in env:
             return env[name]
         if name not in consts:
-            consts[name] = relax.const(np.require(graph.consts[name], requirements="C"))
+            array = np.require(graph.consts[name], requirements="C")
+            consts[name] = relax.const(array, str(array.dtype))  # without it int64 becomes int32
         return consts[name]
 
     nodes = graph.nodes
@@ -187,7 +188,8 @@ def compile_model(model, target="x86", log=None, input_shapes=None, progress=Fal
     meta = {
         "inputs": [{"name": n, "shape": list(graph.shapes[n]), "dtype": "float32"}
                    for n in graph.inputs],
-        "outputs": [{"name": name, "shape": list(graph.shapes[v]), "dtype": "float32"}
+        "outputs": [{"name": name, "shape": list(graph.shapes[v]),
+                     "dtype": str(graph.consts[v].dtype) if v in graph.consts else "float32"}
                     for name, v in zip(graph.output_names, graph.outputs)],
         "target": spec.tvm, "target_key": spec.key, "tvmconv_version": __version__,
         "tvm_version": tvm.__version__,
