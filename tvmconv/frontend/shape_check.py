@@ -35,5 +35,5 @@ def check_node(ctx: Context, node, names: list[str]) -> None:
     except shape_inference.InferenceError as e:
         reason = str(e).split("] ", 1)[-1]
         shapes = ", ".join(str(list(ctx.shape(n))) for n in names if n)
-        raise ModelError(f"{node.op_type} node {node.name or node.output[0]!r}: its inputs "
+        raise ModelError(f"{node.op_type} node {node.name!r}: its inputs "
                          f"({shapes}) do not fit: {reason}") from None
