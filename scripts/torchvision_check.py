@@ -6,8 +6,8 @@ interleaved against it (and OpenVINO when installed), untuned.
 
 Needs torchvision, which this repository does not depend on; in a separate venv:
 ``python -m venv --system-site-packages V && V/bin/pip install torch torchvision``. Models are
-cached in $TVMCONV_CACHE/torchvision (default ~/.cache/tvmconv/torchvision). Run it alone on an
-otherwise idle machine.
+cached in torchvision/ under the zoo's cache folder ($TVMCONV_CACHE, default
+~/.cache/tvmconv/models). Run it alone on an otherwise idle machine.
 """
 
 from __future__ import annotations
@@ -21,7 +21,10 @@ from pathlib import Path
 import numpy as np
 
 ROOT = Path(__file__).resolve().parent
+sys.path.insert(0, str(ROOT))
 sys.path.insert(0, str(ROOT.parent))
+
+import zoo  # noqa: E402
 
 import tvmconv  # noqa: E402
 from tvmconv.bench import interleaved, peers  # noqa: E402
@@ -68,8 +71,7 @@ def build(name: str):
 
 
 def model_path(name: str, size: tuple[int, int]) -> Path:
-    cache = Path(os.environ.get("TVMCONV_CACHE", Path.home() / ".cache" / "tvmconv"))
-    path = cache / "torchvision" / f"{name}-{size[0]}x{size[1]}.onnx"
+    path = zoo.default_cache_dir() / "torchvision" / f"{name}-{size[0]}x{size[1]}.onnx"
     if not path.is_file():
         import torch
 

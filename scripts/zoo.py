@@ -513,13 +513,17 @@ def _export(name: str, path: Path, size: tuple[int, int] | None = None) -> None:
             os.remove(tmp)
 
 
+def default_cache_dir() -> Path:
+    """Where generated reference models are cached: $TVMCONV_CACHE, else ~/.cache/tvmconv/models."""
+    env = os.environ.get("TVMCONV_CACHE")
+    return Path(env) if env else Path.home() / ".cache" / "tvmconv" / "models"
+
+
 def model_path(name: str, cache_dir: Path | None = None,
                size: tuple[int, int] | None = None) -> Path:
     """The cached ONNX file for `name` (at image ``size`` if given), built on first use."""
     input_shape(name, size)  # validates the name
-    if cache_dir is None:
-        env = os.environ.get("TVMCONV_CACHE")
-        cache_dir = Path(env) if env else Path.home() / ".cache" / "tvmconv" / "models"
+    cache_dir = default_cache_dir() if cache_dir is None else cache_dir
     tag = "" if size is None else "-" + "x".join(str(d) for d in size)
     path = Path(cache_dir) / f"{name}{tag}-v{ZOO_VERSION}.onnx"
     if not path.exists():
