@@ -314,6 +314,57 @@ def test_decoder_concat_of_mixed_blocks(target):
     check_vs_ort(model, target=target)
 
 
+def _widen_then_filter(c_in, mid, hw, kernel=3, stride=1, pads=1, dilation=1, operand=False,
+                       shared=False):
+    """MobileNetV2's inverted residual: 1x1 conv + BN + ReLU6 (with ``operand``, + another input
+    first), depthwise conv + BN + ReLU6, 1x1 conv; with ``shared`` the widened map is an output
+    too."""
+    clip = {"lo": np.array(0.0, np.float32), "hi": np.array(6.0, np.float32)}
+    nodes = [_conv_node("x", "e", "w1"), _bn_node("e", "en", "bn1")]
+    inputs = {"x": (1, c_in, *hw)}
+    if operand:
+        nodes.append(helper.make_node("Add", ["en", "o"], ["eo"]))
+        inputs["o"] = (1, mid, *hw)
+    nodes += [helper.make_node("Clip", ["eo" if operand else "en", "lo", "hi"], ["r"]),
+              _conv_node("r", "d", "w2", group=mid, pads=[pads] * 4, strides=[stride] * 2,
+                         dilations=[dilation] * 2, kernel_shape=[kernel] * 2),
+              _bn_node("d", "dn", "bn2"), helper.make_node("Clip", ["dn", "lo", "hi"], ["a"]),
+              _conv_node("a", "y", "w3")]
+    consts = {"w1": _he((mid, c_in, 1, 1)), "w2": _he((mid, 1, kernel, kernel), 2),
+              "w3": _he((7, mid, 1, 1), 3), **_bn_consts(mid, "bn1"), **_bn_consts(mid, "bn2", 4),
+              **clip}
+    return make_model(nodes, inputs, ["y", "r"] if shared else ["y"], consts)
+
+
+WIDEN_THEN_FILTER = {
+    # id: keyword arguments of _widen_then_filter
+    "odd_channels_and_map": dict(c_in=5, mid=24, hw=(13, 9)),
+    "strided": dict(c_in=16, mid=40, hw=(17, 12), stride=2),
+    "bands_of_rows": dict(c_in=8, mid=48, hw=(40, 24)),  # 3 channel blocks: 2 bands each
+    "unpadded_5x5_dilated": dict(c_in=6, mid=32, hw=(15, 16), kernel=5, pads=0, dilation=2),
+    "operand_before_the_filter": dict(c_in=9, mid=32, hw=(12, 14), operand=True),
+}
+
+
+@pytest.mark.parametrize("target", ["x86-avx2", "x86-avx512"])
+@pytest.mark.parametrize("case", list(WIDEN_THEN_FILTER))
+def test_pointwise_conv_fused_into_the_depthwise(case, target):
+    """A 1x1 conv and the depthwise conv reading it run as one kernel (``passes.pointwise``) and
+    match onnxruntime."""
+    model = _widen_then_filter(**WIDEN_THEN_FILTER[case])
+    kinds = [wl.kind for wl in workloads(model, target)]
+    assert "pointwise_depthwise" in kinds and "depthwise2d" not in kinds, kinds
+    check_vs_ort(model, target=target)
+
+
+def test_pointwise_conv_read_elsewhere_is_not_fused():
+    """A widened map that is also an output (or read by another node) must be stored: no fusion."""
+    model = _widen_then_filter(c_in=5, mid=24, hw=(13, 9), shared=True)
+    kinds = [wl.kind for wl in workloads(model)]
+    assert "pointwise_depthwise" not in kinds and "depthwise2d" in kinds, kinds
+    check_vs_ort(model)
+
+
 # -- Pooling --------------------------------------------------------------------------------------
 
 POOLS = {

@@ -51,6 +51,15 @@ def _depthwise():
                   pads=[1, 1, 1, 1])
 
 
+def _pointwise_depthwise(c_in=8, mid=24, hw=(9, 10)):
+    """A 1x1 conv + ReLU read only by a depthwise conv: one fused kernel (passes.pointwise)."""
+    nodes = [helper.make_node("Conv", ["x", "w1"], ["e"]), helper.make_node("Relu", ["e"], ["r"]),
+             helper.make_node("Conv", ["r", "w2"], ["y"], group=mid, pads=[1, 1, 1, 1],
+                              strides=[2, 2])]
+    return make_model(nodes, {"x": (1, c_in, *hw)}, ["y"],
+                      {"w1": weights((mid, c_in, 1, 1), 1, 0.3), "w2": weights((mid, 1, 3, 3), 2)})
+
+
 def _dense():
     return single("Gemm", (3, 40), {"w": weights((40, 24)), "b": weights(24, 2)}, ["w", "b"])
 
@@ -105,6 +114,7 @@ CASES = {
     "conv2d_prime": (_conv_prime, "conv2d"),
     "conv2d_many_blocks": (_conv_many_blocks, "conv2d"),
     "depthwise": (_depthwise, "depthwise2d"),
+    "pointwise_depthwise": (_pointwise_depthwise, "pointwise_depthwise"),
     "dense": (_dense, "dense"),
     "matmul": (_matmul, "matmul"),
     "pool_blocked": (_pool_blocked, "pool2d"),
@@ -165,6 +175,7 @@ BIG = {
                               pads=[1, 1, 1, 1]), "conv2d"),
     "depthwise": (lambda: single("Conv", (1, 64, 56, 56), {"w": weights((64, 1, 3, 3))}, ["w"],
                                  group=64, pads=[1, 1, 1, 1]), "depthwise2d"),
+    "pointwise_depthwise": (lambda: _pointwise_depthwise(32, 96, (56, 56)), "pointwise_depthwise"),
     "pool": (lambda: make_model(
         [helper.make_node("Conv", ["x", "w"], ["c"]),
          helper.make_node("MaxPool", ["c"], ["y"], kernel_shape=[3, 3], pads=[1, 1, 1, 1])],

@@ -122,6 +122,8 @@ def layer_rows(model_path, target, log=None, book=True) -> list[Row]:
 
 
 def _label(wl) -> str:
+    if len(wl.parts()) > 1:
+        return " + ".join(_label(part) for part in wl.parts())
     p = wl.params
     if wl.kind in ("conv2d", "depthwise2d"):
         n, cb, h, w, db = p["data"]

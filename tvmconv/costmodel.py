@@ -28,8 +28,9 @@ def features(wl: Workload, cfg: Config) -> list[float]:
             for x in v:
                 add(x)
 
-    for key in ("data", "out", "kernel", "strides", "kernel_hw"):
-        add(wl.params.get(key, ()))
+    for part in wl.parts():
+        for key in ("data", "out", "kernel", "strides", "kernel_hw"):
+            add(part.params.get(key, ()))
     for _, v in cfg.items:
         add(v)
     return vals

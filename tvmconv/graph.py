@@ -16,6 +16,9 @@ import numpy as np
 # (tuples, ints, floats, str).
 OPS = {
     "conv2d": "x, w[, b] -> y; strides, pads (t, l, b, r), dilations, groups, epilogue",
+    "pointwise_depthwise": "x, w1, *operands1, w2, *operands2 -> y; a 1x1 conv (pointwise attrs, "
+                           "its pointwise_inputs) then the depthwise conv reading its output mid "
+                           "(depthwise attrs), one kernel (set by passes.pointwise)",
     "pool2d": "x -> y; kind (max|avg|lp), kernel, strides, pads, dilations, count_include_pad, p",
     "dense": "x[M,K], w[K,N] const[, b] -> y[M,N]; epilogue",
     "matmul": "a, b -> y; numpy matmul broadcasting; epilogue",

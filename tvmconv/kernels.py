@@ -8,12 +8,13 @@ from tvm.s_tir import stmt as s_stmt
 
 from . import templates
 from .config import Config
-from .layers import conv2d, dense, pool, reduce, transform
+from .layers import conv2d, dense, pointwise_depthwise, pool, reduce, transform
 from .workload import Workload
 
 COMPUTES = {
     "conv2d": conv2d.compute,
     "depthwise2d": conv2d.compute,
+    "pointwise_depthwise": pointwise_depthwise.compute,
     "dense": dense.compute,
     "matmul": dense.compute_matmul,
     "pool2d": pool.compute,

@@ -37,8 +37,18 @@ class Workload:
         return (f"{self.kind}[{DTYPE}]" + "{"
                 + ";".join(f"{k}={_fmt(v)}" for k, v in self.items) + "}")
 
+    def parts(self) -> tuple[Workload, ...]:
+        """The layers one kernel computes: itself, or the two of a fused pair (see
+        ``passes.pointwise``)."""
+        if self.kind == "pointwise_depthwise":
+            p = self.params
+            return Workload("conv2d", p["pointwise"]), Workload("depthwise2d", p["depthwise"])
+        return (self,)
+
     def flops(self) -> float:
         """Multiply-adds x 2 for conv/dense/matmul, element count otherwise (for task weighting)."""
+        if len(self.parts()) > 1:
+            return sum(part.flops() for part in self.parts())
         p = self.params
         out = 1
         for d in p["out"]:
@@ -65,6 +75,14 @@ def _operands(node: Node, graph: Graph, first: int) -> tuple:
     return tuple((i, graph.physical_shape(v)) for i, v in enumerate(node.inputs) if i >= first)
 
 
+def split_pair(node: Node) -> tuple[Node, Node]:
+    """The 1x1 conv and the depthwise conv a ``pointwise_depthwise`` node stands for."""
+    a = node.attrs
+    k = a["pointwise_inputs"]
+    return (Node("conv2d", node.inputs[:k], [a["mid"]], a["pointwise"], node.name),
+            Node("conv2d", [a["mid"], *node.inputs[k:]], node.outputs, a["depthwise"], node.name))
+
+
 def from_node(node: Node, graph: Graph) -> Workload | None:
     """The workload of a node after the passes; None for ops that need no kernel: a reshape, a
     concat whose parts were written in place (``passes.place``)."""
@@ -81,6 +99,10 @@ def from_node(node: Node, graph: Graph) -> Workload | None:
         if a.get("depthwise"):
             return _make("depthwise2d", multiplier=a["multiplier"], **common)
         return _make("conv2d", groups=a["groups"], **common)
+    if node.op == "pointwise_depthwise":
+        pointwise, depthwise = split_pair(node)
+        return _make(node.op, pointwise=from_node(pointwise, graph).items,
+                     depthwise=from_node(depthwise, graph).items)
     if node.op == "dense":
         steps = a["epilogue"]
         if a.get("bias_index") is not None:

@@ -109,10 +109,19 @@ def compute(wl, out_w: int | None = None, pad_columns: bool = False) -> list[te.
     real ones: register tiles of any width, not only divisors. Their taps re-read the last real
     input column, or with ``pad_columns`` read a padded input that wide (a vector of columns is
     then one load, not a gather)."""
+    data = te.placeholder(wl.params["data"], name="data")
+    args, out = stages(wl, data, out_w, pad_columns)
+    return [data, *args, out]
+
+
+def stages(wl, data: te.Tensor, out_w: int | None = None, pad_columns: bool = False,
+           name: str = "epilogue") -> tuple[list[te.Tensor], te.Tensor]:
+    """The conv of ``wl`` over ``data`` (a placeholder, or another layer's stages): its weight and
+    operand placeholders, and its output stage, called ``name`` (see ``compute``)."""
     p = wl.params
-    data = te.placeholder(p["data"], name="data")
-    kernel = te.placeholder(p["kernel"], name="kernel")
-    operands = {i: te.placeholder(s, name=f"operand{i}") for i, s in p["operands"]}
+    prefix = "" if name == "epilogue" else f"{name}_"
+    kernel = te.placeholder(p["kernel"], name=f"{prefix}kernel")
+    operands = {i: te.placeholder(s, name=f"{prefix}operand{i}") for i, s in p["operands"]}
     n, _, h, w, _ = p["data"]
     out_shape = p["out"]
     oh, ow = out_shape[2], out_shape[3]
@@ -130,8 +139,8 @@ def compute(wl, out_w: int | None = None, pad_columns: bool = False) -> list[te.
     else:
         conv = conv2d_nchwc(padded, kernel, p["strides"], p["dilations"], conv_shape, p["groups"],
                             last)
-    out = epilogue(conv, p["steps"], operands, shape=out_shape)
-    return [data, kernel, *(operands[i] for i in sorted(operands)), out]
+    out = epilogue(conv, p["steps"], operands, shape=out_shape, name=name)
+    return [kernel, *(operands[i] for i in sorted(operands))], out
 
 
 def pack_weights(w: np.ndarray, groups: int, ib: int, ob: int) -> np.ndarray:

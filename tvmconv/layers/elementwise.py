@@ -222,7 +222,8 @@ def elementwise(inputs: list[te.Tensor], steps, shape) -> te.Tensor:
     return te.compute(shape, body, name="elementwise")
 
 
-def epilogue(core, steps, operands: dict[int, te.Tensor], shape=None) -> te.Tensor:
+def epilogue(core, steps, operands: dict[int, te.Tensor], shape=None,
+             name: str = "epilogue") -> te.Tensor:
     """The chain applied to each element of a conv/dense result as it is stored
     (one fused kernel); ``shape`` when the result is computed over a larger domain than stored,
     or when ``core`` is a function of the stored index rather than a tensor."""
@@ -232,4 +233,4 @@ def epilogue(core, steps, operands: dict[int, te.Tensor], shape=None) -> te.Tens
             return t(*broadcast_index(t.shape, idx))
         return apply_steps(core(*idx), steps, operand)
 
-    return te.compute(core.shape if shape is None else shape, body, name="epilogue")
+    return te.compute(core.shape if shape is None else shape, body, name=name)

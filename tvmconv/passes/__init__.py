@@ -1,12 +1,12 @@
 """Graph passes, run in this order by ``optimize``: keep 1-D networks in their 2-D form, fold
 zero pads and affine ops into convs, fuse epilogues, drop conv taps that read only padding,
-remove dead nodes, plan the blocked layout for the target, then let the producers of a concat's
-parts write into its buffer."""
+remove dead nodes, plan the blocked layout for the target, fuse 1x1 convs into the depthwise
+convs that read them, then let the producers of a concat's parts write into its buffer."""
 
 from __future__ import annotations
 
 from ..graph import Graph
-from . import fold, fuse, layout, lift, place, prune, taps
+from . import fold, fuse, layout, lift, place, pointwise, prune, taps
 
 
 def optimize(graph: Graph, target) -> Graph:
@@ -17,5 +17,6 @@ def optimize(graph: Graph, target) -> Graph:
     taps.drop_padding_taps(graph)
     prune.remove_dead(graph)
     layout.plan(graph, target)
+    pointwise.fuse_pointwise_depthwise(graph, target)
     place.concat_in_place(graph)
     return graph

@@ -14,8 +14,8 @@ from __future__ import annotations
 import importlib
 
 _MODULES = {
-    "x86": ["conv2d_pixels", "winograd", "conv2d", "depthwise", "dense", "pool", "injective",
-            "reduce"],
+    "x86": ["conv2d_pixels", "winograd", "conv2d", "depthwise", "pointwise_depthwise", "dense",
+            "pool", "injective", "reduce"],
     # ARM CPUs are LLVM targets too: the same loop structure, with NEON's 4 fp32 lanes as defaults.
     "arm": ["conv2d_pixels", "conv2d", "depthwise", "dense", "pool", "injective", "reduce"],
     "cuda": ["conv2d", "stages", "injective"],

@@ -15,7 +15,7 @@ PARALLEL_MIN_OUTPUTS = 1 << 15  # a kernel writing this many outputs is worth th
 def parallel_if_worth(sch, loop, wl) -> None:
     """Threads when there is enough arithmetic, or enough output to write (a depthwise conv does
     18 flops per output: MobileNetV2's 384x14x14 ones ran 18 us on one core)."""
-    outputs = prod(wl.params["out"])
+    outputs = prod(wl.parts()[-1].params["out"])
     if ((wl.flops() >= PARALLEL_MIN_FLOPS or outputs >= PARALLEL_MIN_OUTPUTS)
             and extent(sch, loop) > 1):
         sch.parallel(loop)
