@@ -51,7 +51,7 @@ def _depthwise():
                   pads=[1, 1, 1, 1])
 
 
-def _pointwise_depthwise(c_in=8, mid=24, hw=(9, 10)):
+def _pointwise_depthwise(c_in=8, mid=24, hw=(21, 20)):
     """A 1x1 conv + ReLU read only by a depthwise conv: one fused kernel (passes.pointwise)."""
     nodes = [helper.make_node("Conv", ["x", "w1"], ["e"]), helper.make_node("Relu", ["e"], ["r"]),
              helper.make_node("Conv", ["r", "w2"], ["y"], group=mid, pads=[1, 1, 1, 1],

@@ -193,3 +193,25 @@ def test_finalists_are_retimed(tiny, tmp_path):
     default = tasks[0].templates[0]
     assert (default.NAME, json.dumps(default.default(tasks[0].wl, target).to_json(),
                                      sort_keys=True)) in retimed
+
+
+def test_fused_pair_tuned_and_compiled(tmp_path, capsys):
+    """A 1x1 conv fused into its depthwise conv is one task: tuned, summarised, and compiled from
+    its best record, matching the untuned compile."""
+    rng = np.random.default_rng(2)
+    t = lambda n, a: numpy_helper.from_array(a.astype("float32"), n)  # noqa: E731
+    nodes = [helper.make_node("Conv", ["x", "w1"], ["e"]), helper.make_node("Relu", ["e"], ["r"]),
+             helper.make_node("Conv", ["r", "w2"], ["y"], group=24, pads=[1, 1, 1, 1])]
+    graph = helper.make_graph(
+        nodes, "pair", [helper.make_tensor_value_info("x", TensorProto.FLOAT, [1, 8, 24, 20])],
+        [helper.make_tensor_value_info("y", TensorProto.FLOAT, [1, 24, 24, 20])],
+        [t("w1", rng.standard_normal((24, 8, 1, 1))), t("w2", rng.standard_normal((24, 1, 3, 3)))])
+    path, log = tmp_path / "pair.onnx", tmp_path / "pair.jsonl"
+    onnx.save(helper.make_model(graph, opset_imports=[helper.make_opsetid("", 17)]), str(path))
+    assert tune_main([str(path), "--trials", "8", "--log", str(log), "-q", "--batch", "4"]) == 0
+    assert "pointwise_depthwise[float32] 1x" in capsys.readouterr().out
+    fused = [r for r in records.read(log) if r["template"] == "pointwise_depthwise"]
+    assert fused and any(math.isfinite(records.cost(r)) for r in fused)
+    x = rng.standard_normal((1, 8, 24, 20)).astype("float32")
+    np.testing.assert_allclose(tvmconv.compile(str(path), log=str(log))(x),
+                               tvmconv.compile(str(path))(x), rtol=1e-4, atol=1e-4)

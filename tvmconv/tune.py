@@ -60,7 +60,7 @@ def summary(tuner) -> str:
     lines = [f"{'task':52s} {'n':>2s} {'trials':>6s} {'default':>9s} {'best':>9s} {'GFLOP/s':>8s}",
              "(default and best: median times over each config's measurements)"]
     for t in tuner.tasks:
-        name = t.wl.key.split("{")[0] + " " + "x".join(map(str, t.wl.params["out"]))
+        name = t.wl.key.split("{")[0] + " " + "x".join(map(str, t.wl.parts()[-1].params["out"]))
         default = t.median(tuner.default_key(t))
         ranked = t.ranked()
         best = ranked[0][0] if ranked else math.inf

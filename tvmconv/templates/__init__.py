@@ -17,7 +17,8 @@ _MODULES = {
     "x86": ["conv2d_pixels", "winograd", "conv2d", "depthwise", "pointwise_depthwise", "dense",
             "pool", "injective", "reduce"],
     # ARM CPUs are LLVM targets too: the same loop structure, with NEON's 4 fp32 lanes as defaults.
-    "arm": ["conv2d_pixels", "conv2d", "depthwise", "dense", "pool", "injective", "reduce"],
+    "arm": ["conv2d_pixels", "conv2d", "depthwise", "pointwise_depthwise", "dense", "pool",
+            "injective", "reduce"],
     "cuda": ["conv2d", "stages", "injective"],
 }
 _FAMILY_DIR = {"x86": "x86", "arm": "x86", "cuda": "cuda"}

@@ -13,7 +13,6 @@ from __future__ import annotations
 
 from ...config import Config, Space, divisors
 from ...layers import pointwise_depthwise
-from . import conv2d
 from .common import (
     has_block,
     parallel_if_worth,
@@ -27,6 +26,13 @@ from .common import (
 NAME = "pointwise_depthwise"
 KINDS = ("pointwise_depthwise",)
 MAX_BANDS = 8
+# Fused only on maps this large. In the network (interleaved A/B, AVX-512, fusing every pair
+# against fusing those of 28x28 and up): MobileNetV3-Large 0.996x against 1.026x unfused,
+# EfficientNet-B0 0.89x against 1.06x, MnasNet 1.02x against 1.03x, MobileNetV2 1.08x both. The
+# 14x14 pairs have few units for the threads (a band of 14 rows recomputes too many halo rows
+# to split), while alone their widened maps stay in L2 anyway. 20x20 lies between the sizes
+# (the geometric mean of 14x14 and 28x28).
+MIN_PIXELS = 20 * 20
 # The widened rows one unit computes should stay in L2 (512 KB per core on Zen 3, 1-2 MB on
 # later cores) while the depthwise conv reads them: a band of MobileNetV2's 96x112x112 map in
 # 32-channel blocks is 1.6 MB whole, 0.4 MB in 4 bands (4 and 2 bands ran alike on Zen 5).
@@ -48,10 +54,10 @@ def _pointwise_tiles(wl, target) -> list[tuple[int, int, int]]:
 
 
 def applicable(wl, target) -> bool:
-    """Only where the 1x1 conv gets a register tile of at least 4 pixels (or the whole row of a
-    narrower map): a prime width such as 53 would leave it 1-pixel tiles."""
-    w = wl.parts()[0].params["out"][3]
-    return any(tw >= min(4, w) for _, tw, _ in _pointwise_tiles(wl, target))
+    """On maps of MIN_PIXELS or more, where the 1x1 conv gets a register tile of at least 4
+    pixels (a prime width such as 53 would leave it 1-pixel tiles)."""
+    _, _, h, w, _ = wl.parts()[0].params["out"]
+    return h * w >= MIN_PIXELS and any(tw >= 4 for _, tw, _ in _pointwise_tiles(wl, target))
 
 
 def space(wl, target) -> Space:
@@ -70,13 +76,13 @@ def space(wl, target) -> Space:
 def _bands(wl, threads: int) -> int:
     """Bands for the least work on the busiest thread: units per thread x widened rows per unit
     (a band recomputes its halo rows: 7 bands of a 7-row map triple the 1x1 conv, 0.4x on
-    ShuffleNetV2's 232-channel pairs). Within 3% of that, one whose rows fit BAND_BYTES, then
-    the fewest."""
+    ShuffleNetV2's 232-channel pairs). Of the least, one whose rows fit BAND_BYTES, then the
+    fewest. Nearly-least is not enough: 1 band of EfficientNet-B0's 9 blocks of 50x66 (5 units
+    on one thread, 4 on the other) ran 0.94x the two kernels, 2 bands 1.12x."""
     pointwise, depthwise = wl.parts()
     _, blocks, oh, _, _ = depthwise.params["out"]
     _, _, h, w, ob = pointwise.params["out"]
-    kh, sh, dh = depthwise.params["kernel_hw"][0], *depthwise.params["strides"][:1], \
-        depthwise.params["dilations"][0]
+    kh, sh, dh = (depthwise.params[k][0] for k in ("kernel_hw", "strides", "dilations"))
 
     def rows(bands):
         return min(h, (oh // bands - 1) * sh + (kh - 1) * dh + 1)
@@ -85,25 +91,25 @@ def _bands(wl, threads: int) -> int:
         return -(-blocks * bands // threads) * rows(bands)
 
     options = divisors(oh, MAX_BANDS)
-    least = min(cost(b) for b in options)
-    near = [b for b in options if cost(b) <= 1.03 * least]
-    fit = [b for b in near if rows(b) * w * ob * 4 <= BAND_BYTES]
-    return (fit or near)[0]
+    least = [b for b in options if cost(b) == min(map(cost, options))]
+    fit = [b for b in least if rows(b) * w * ob * 4 <= BAND_BYTES]
+    return (fit or least)[0]
 
 
 def default(wl, target) -> Config:
     """Bands by ``_bands``; the depthwise row tile as the depthwise template's default (at most 8
-    pixels, taps unrolled); the 1x1 conv's tile as the direct template's default for it alone,
-    or with several bands (one row of pixels each) the one-row tile whose accumulators are
-    nearest half the registers."""
+    pixels, taps unrolled); the 1x1 conv's tile ranked as the direct template's default ranks
+    its own: accumulators nearest half the registers (more on a tie), whole channel blocks,
+    fewer rows (one row per band when there are several bands)."""
     bands = _bands(wl, int(target.tvm.get("num-cores", 1)))
     ow = wl.parts()[1].params["out"][3]
-    alone = conv2d.default(wl.parts()[0], target)
-    tile = (alone["tile_h"], alone["tile_w"], alone["tile_oc"])
-    if bands > 1 or tile not in _pointwise_tiles(wl, target):
-        half, lanes = registers(target) // 2, target.lanes
-        tile = max((t for t in _pointwise_tiles(wl, target) if t[0] == 1),
-                   key=lambda t: (-abs(t[1] * -(-t[2] // lanes) - half), t[2], t[1]))
+    half, lanes = registers(target) // 2, target.lanes
+
+    def rank(t):
+        acc = t[0] * t[1] * -(-t[2] // lanes)
+        return (-abs(acc - half), acc, t[2], -t[0])
+
+    tile = max((t for t in _pointwise_tiles(wl, target) if bands == 1 or t[0] == 1), key=rank)
     fits = [c for c in space(wl, target) if c["bands"] == bands and c["unroll_taps"]
             and (c["pw_tile_h"], c["pw_tile_w"], c["tile_oc"]) == tile]
     narrow = [c for c in fits if c["tile_w"] <= 8] or fits
