@@ -2,12 +2,13 @@
 
 Threads take (output-channel block, band of output rows) units. Per unit the 1x1 conv computes
 the rows of that channel block of the widened map the band reads (a band's halo rows twice) into
-a buffer that stays in cache, with the direct template's register tile (``pw_tile_w`` pixels x
-``tile_oc`` channels, FMA over the input channels); then the depthwise conv filters it with the
-depthwise template's loops, padding each output row's input rows from the buffer. Prototype on
-MobileNetV2's 16 pairs (AVX-512, the two kernels in a row against the one): 1.01-1.57x faster,
-most where the widened map is largest.
-"""
+a buffer that stays in cache, with the direct template's register tile (``pw_tile_h`` rows x
+``pw_tile_w`` pixels x ``tile_oc`` channels, FMA over the input channels); then the depthwise
+conv filters it with the depthwise template's loops, padding each output row's input rows from
+the buffer. MobileNetV2 ran 1.07-1.09x faster end to end than with the two kernels (AVX-512,
+interleaved A/B; AVX2 1.04x), EfficientNet-B0 1.04-1.09x, MnasNet 1.07x (BENCHMARKS.md).
+The opposite pair, a depthwise conv fused into the 1x1 conv it feeds, was tried before and lost
+(BENCHMARKS.md, "In the network"): there the small map is the one kept in cache."""
 
 from __future__ import annotations
 
@@ -26,12 +27,11 @@ from .common import (
 NAME = "pointwise_depthwise"
 KINDS = ("pointwise_depthwise",)
 MAX_BANDS = 8
-# Fused only on maps this large. In the network (interleaved A/B, AVX-512, fusing every pair
-# against fusing those of 28x28 and up): MobileNetV3-Large 0.996x against 1.026x unfused,
-# EfficientNet-B0 0.89x against 1.06x, MnasNet 1.02x against 1.03x, MobileNetV2 1.08x both. The
-# 14x14 pairs have few units for the threads (a band of 14 rows recomputes too many halo rows
-# to split), while alone their widened maps stay in L2 anyway. 20x20 lies between the sizes
-# (the geometric mean of 14x14 and 28x28).
+# Fused only on maps this large. Interleaved A/B against the unfused network (AVX-512), fusing
+# every pair / only those of 28x28 and up: MobileNetV3-Large 0.996x / 1.026x, EfficientNet-B0
+# 0.89x / 1.06x, MnasNet 1.02x / 1.03x, MobileNetV2 1.08x / 1.08x. The 14x14 pairs have few
+# units for the threads (a band of 14 rows recomputes too many halo rows to be split), and
+# their widened maps stay in L2 unfused anyway. 20x20 is the geometric mean of 14x14 and 28x28.
 MIN_PIXELS = 20 * 20
 # The widened rows one unit computes should stay in L2 (512 KB per core on Zen 3, 1-2 MB on
 # later cores) while the depthwise conv reads them: a band of MobileNetV2's 96x112x112 map in
