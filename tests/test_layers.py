@@ -360,10 +360,12 @@ def test_pointwise_conv_fused_into_the_depthwise(case, target):
 @pytest.mark.parametrize("case, kwargs", [
     ("widened_map_read_elsewhere", dict(c_in=5, mid=24, hw=(23, 21), shared=True)),
     ("small_map", dict(c_in=5, mid=24, hw=(14, 14))),  # fusing lost in the network there
+    ("stride_past_the_window", dict(c_in=5, mid=24, hw=(23, 21), kernel=2, stride=3, pads=0)),
 ])
 def test_pointwise_conv_not_fused(case, kwargs):
     """A widened map that is also an output (or read by another node) must be stored; a small
-    one stays in cache anyway. Both run as two kernels."""
+    one stays in cache anyway; windows that skip rows are not fused (s_tir refuses the
+    schedule). All run as two kernels."""
     model = _widen_then_filter(**kwargs)
     kinds = [wl.kind for wl in workloads(model)]
     assert "pointwise_depthwise" not in kinds and "depthwise2d" in kinds, kinds

@@ -55,9 +55,16 @@ def _pointwise_tiles(wl, target) -> list[tuple[int, int, int]]:
 
 def applicable(wl, target) -> bool:
     """On maps of MIN_PIXELS or more, where the 1x1 conv gets a register tile of at least 4
-    pixels (a prime width such as 53 would leave it 1-pixel tiles)."""
-    _, _, h, w, _ = wl.parts()[0].params["out"]
-    return h * w >= MIN_PIXELS and any(tw >= 4 for _, tw, _ in _pointwise_tiles(wl, target))
+    pixels (a prime width such as 53 would leave it 1-pixel tiles), and the depthwise windows
+    leave no row or column unread (a stride past the window, 2x2 taps every 3 pixels, is a
+    compute_at s_tir refuses)."""
+    pointwise, depthwise = wl.parts()
+    _, _, h, w, _ = pointwise.params["out"]
+    p = depthwise.params
+    covered = all(s <= (k - 1) * d + 1
+                  for s, k, d in zip(p["strides"], p["kernel_hw"], p["dilations"]))
+    return (covered and h * w >= MIN_PIXELS
+            and any(tw >= 4 for _, tw, _ in _pointwise_tiles(wl, target)))
 
 
 def space(wl, target) -> Space:
