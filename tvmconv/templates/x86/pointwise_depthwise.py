@@ -5,8 +5,8 @@ the rows of that channel block of the widened map the band reads (a band's halo 
 a buffer that stays in cache, with the direct template's register tile (``pw_tile_h`` rows x
 ``pw_tile_w`` pixels x ``tile_oc`` channels, FMA over the input channels); then the depthwise
 conv filters it with the depthwise template's loops, padding each output row's input rows from
-the buffer. MobileNetV2 ran 1.07-1.09x faster end to end than with the two kernels (AVX-512,
-interleaved A/B; AVX2 1.04x), EfficientNet-B0 1.04-1.09x, MnasNet 1.07x (BENCHMARKS.md).
+the buffer. End to end against the two kernels (interleaved A/B, BENCHMARKS.md): MobileNetV2
+1.05-1.09x (AVX2 1.04-1.06x), EfficientNet-B0 1.06-1.07x, MnasNet 1.02-1.08x.
 The opposite pair, a depthwise conv fused into the 1x1 conv it feeds, was tried before and lost
 (BENCHMARKS.md, "In the network"): there the small map is the one kept in cache."""
 
