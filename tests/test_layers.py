@@ -315,16 +315,16 @@ def test_decoder_concat_of_mixed_blocks(target):
 
 
 def _widen_then_filter(c_in, mid, hw, kernel=3, stride=1, pads=1, dilation=1, operand=False,
-                       shared=False):
+                       shared=False, batch=1):
     """MobileNetV2's inverted residual: 1x1 conv + BN + ReLU6 (with ``operand``, + another input
     first), depthwise conv + BN + ReLU6, 1x1 conv; with ``shared`` the widened map is an output
     too."""
     clip = {"lo": np.array(0.0, np.float32), "hi": np.array(6.0, np.float32)}
     nodes = [_conv_node("x", "e", "w1"), _bn_node("e", "en", "bn1")]
-    inputs = {"x": (1, c_in, *hw)}
+    inputs = {"x": (batch, c_in, *hw)}
     if operand:
         nodes.append(helper.make_node("Add", ["en", "o"], ["eo"]))
-        inputs["o"] = (1, mid, *hw)
+        inputs["o"] = (batch, mid, *hw)
     nodes += [helper.make_node("Clip", ["eo" if operand else "en", "lo", "hi"], ["r"]),
               _conv_node("r", "d", "w2", group=mid, pads=[pads] * 4, strides=[stride] * 2,
                          dilations=[dilation] * 2, kernel_shape=[kernel] * 2),
@@ -343,6 +343,7 @@ WIDEN_THEN_FILTER = {
     "bands_of_rows": dict(c_in=8, mid=48, hw=(40, 24)),  # 3 channel blocks: 2 bands each
     "unpadded_5x5_dilated": dict(c_in=6, mid=32, hw=(21, 22), kernel=5, pads=0, dilation=2),
     "operand_before_the_filter": dict(c_in=9, mid=32, hw=(24, 20), operand=True),
+    "batch_of_three": dict(c_in=12, mid=40, hw=(30, 26), stride=2, batch=3),
 }
 
 
