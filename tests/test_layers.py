@@ -358,6 +358,24 @@ def test_pointwise_conv_fused_into_the_depthwise(case, target):
     check_vs_ort(model, target=target)
 
 
+def test_fused_pair_written_into_a_concat():
+    """The fused kernel stores its output straight into a concat's buffer (``passes.place``),
+    as a lone depthwise conv would."""
+    from tvmconv.frontend import from_onnx
+    from tvmconv.passes import optimize
+
+    nodes = [_conv_node("x", "e", "w1"), helper.make_node("Relu", ["e"], ["r"]),
+             _conv_node("r", "d", "w2", group=32, pads=[1, 1, 1, 1]), _conv_node("x", "c", "w3"),
+             helper.make_node("Concat", ["d", "c"], ["y"], axis=1)]
+    model = make_model(nodes, {"x": (1, 12, 30, 26)}, ["y"], {
+        "w1": _he((32, 12, 1, 1)), "w2": _he((32, 1, 3, 3), 2), "w3": _he((16, 12, 1, 1), 3)})
+    graph = optimize(from_onnx(model), resolve("x86-avx2"))
+    fused = [n for n in graph.nodes if n.op == "pointwise_depthwise"]
+    assert len(fused) == 1 and fused[0].outputs[0] in graph.places, graph.nodes
+    for target in ("x86-avx2", "x86-avx512"):
+        check_vs_ort(model, target=target)
+
+
 @pytest.mark.parametrize("case, kwargs", [
     ("widened_map_read_elsewhere", dict(c_in=5, mid=24, hw=(23, 21), shared=True)),
     ("small_map", dict(c_in=5, mid=24, hw=(14, 14))),  # fusing lost in the network there
