@@ -36,17 +36,21 @@ def accumulators(cfg: Config, lanes: int) -> int:
 compute = row_tiled_compute
 
 
+def channel_tiles(block: int, lanes: int) -> list[int]:
+    """Output channels per register tile: divisors of the block that fill whole vectors."""
+    return [d for d in divisors(block) if d % lanes == 0 or d == block] or [block]
+
+
 def space(wl, target) -> Space:
     """Tiles whose accumulators, weight vectors and the broadcast input fit the vector registers
     (on AVX2 a 13-pixel row of 8 channels: 13 + 1 + 1 = 15 of 16)."""
     p = wl.params
     _, _, oh, ow, ob = p["out"]
     lanes, regs = target.lanes, registers(target)
-    oc_tiles = [d for d in divisors(ob) if d % lanes == 0 or d == ob] or [ob]
     knobs = {
         "tile_w": tile_widths(ow),
         "tile_h": divisors(oh, 4),
-        "tile_oc": oc_tiles,
+        "tile_oc": channel_tiles(ob, lanes),
         "unroll_kw": [0, 1] if p["kernel_hw"][1] > 1 else [0],
         "reduce_outer": [0, 1],
         "rows_outer": [0, 1] if p["out"][1] > 1 and oh > 1 else [0],
@@ -98,15 +102,22 @@ def apply(sch, wl, cfg: Config, target) -> None:
         sch.reorder(n, oc, yo, xo, oo, yi, xi, oin)
         outer = sch.fuse(n, oc, yo)
     parallel_if_worth(sch, outer, wl)
-    sch.compute_at(conv, oo, preserve_unit_loops=True)
+    register_tile(sch, conv, oo, oin, xi, cfg["reduce_outer"], cfg["unroll_kw"])
+    schedule_pad(sch, target)
+
+
+def register_tile(sch, conv, at, lanes, pixels, reduce_outer, unroll_kw) -> None:
+    """The conv block computed under loop ``at`` as the micro-kernel: its reduction around the
+    tile (``pixels`` unrolled, ``lanes`` a vector), the kernel columns unrolled with
+    ``unroll_kw``."""
+    sch.compute_at(conv, at, preserve_unit_loops=True)
     cyi, cxi, coi, rco, rkh, rkw, rci = sch.get_loops(conv)[-7:]
-    if cfg["reduce_outer"]:
+    if reduce_outer:
         # input-channel blocks outermost: the weights for one tile stream once per block
         sch.reorder(rco, rkh, rkw, rci, cyi, cxi, coi)
     else:
         sch.reorder(rkh, rco, rkw, rci, cyi, cxi, coi)
-    vector_reduction(sch, conv, coi, rco if cfg["reduce_outer"] else rkh,
-                     (cxi, cyi, rkw) if cfg["unroll_kw"] else (cxi, cyi))
-    sch.vectorize(oin)
-    sch.unroll(xi)
-    schedule_pad(sch, target)
+    vector_reduction(sch, conv, coi, rco if reduce_outer else rkh,
+                     (cxi, cyi, rkw) if unroll_kw else (cxi, cyi))
+    sch.vectorize(lanes)
+    sch.unroll(pixels)

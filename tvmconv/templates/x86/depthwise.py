@@ -58,19 +58,26 @@ def default(wl, target) -> Config:
 
 def apply(sch, wl, cfg: Config, target) -> None:
     ep = sch.get_sblock("epilogue")
-    conv = sch.get_sblock("depthwise_NCHWc")
     n, oc, y, x, oi = sch.get_loops(ep)
     xo, xi = sch.split(x, [None, cfg["tile_w"]])
     sch.reorder(n, oc, y, xo, xi, oi)
     row = sch.fuse(n, oc, y)
     parallel_if_worth(sch, row, wl)
+    row_tiles(sch, xo, xi, oi, row, cfg["unroll_taps"], cfg["pad_rows"], target)
+
+
+def row_tiles(sch, xo, xi, oi, row, unroll_taps, pad_rows, target) -> None:
+    """The conv computed per row tile (under ``xo``; ``xi`` its pixels, ``oi`` the channel
+    lanes): taps outermost, unrolled with ``unroll_taps``, a vector per pixel. With
+    ``pad_rows`` the padding is made for each output ``row``'s input rows, else whole."""
+    conv = sch.get_sblock("depthwise_NCHWc")
     sch.compute_at(conv, xo, preserve_unit_loops=True)
     cxi, coi, rkh, rkw = sch.get_loops(conv)[-4:]
     sch.reorder(rkh, rkw, cxi, coi)
-    vector_reduction(sch, conv, coi, rkh, (cxi, rkw, rkh) if cfg["unroll_taps"] else (cxi,))
+    vector_reduction(sch, conv, coi, rkh, (cxi, rkw, rkh) if unroll_taps else (cxi,))
     sch.vectorize(oi)
     sch.unroll(xi)
-    if cfg["pad_rows"] and has_block(sch, "pad"):
+    if pad_rows and has_block(sch, "pad"):
         pad = sch.get_sblock("pad")
         sch.compute_at(pad, row, preserve_unit_loops=True)
         sch.vectorize(sch.get_loops(pad)[-1])

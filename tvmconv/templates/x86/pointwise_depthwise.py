@@ -14,15 +14,8 @@ from __future__ import annotations
 
 from ...config import Config, Space, divisors
 from ...layers import pointwise_depthwise
-from .common import (
-    has_block,
-    parallel_if_worth,
-    prefer_exact,
-    registers,
-    round_up,
-    tile_widths,
-    vector_reduction,
-)
+from . import conv2d, depthwise
+from .common import parallel_if_worth, prefer_exact, registers, round_up, tile_widths
 
 NAME = "pointwise_depthwise"
 KINDS = ("pointwise_depthwise",)
@@ -48,8 +41,8 @@ def _pointwise_tiles(wl, target) -> list[tuple[int, int, int]]:
     ``conv2d``'s: pixel counts dividing the widened map's width (its rows are stored whole)."""
     _, _, h, w, ob = wl.parts()[0].params["out"]
     lanes, regs = target.lanes, registers(target)
-    oc_tiles = [d for d in divisors(ob) if d % lanes == 0 or d == ob] or [ob]
-    return [(th, tw, oc) for th in divisors(h, 4) for tw in divisors(w, 16) for oc in oc_tiles
+    return [(th, tw, oc) for th in divisors(h, 4) for tw in divisors(w, 16)
+            for oc in conv2d.channel_tiles(ob, lanes)
             if (th * tw + 1) * -(-oc // lanes) + 1 <= regs]
 
 
@@ -132,19 +125,9 @@ def apply(sch, wl, cfg: Config, target) -> None:
     sch.reorder(n, oc, band, y, xo, xi, oi)
     unit = sch.fuse(n, oc, band)
     parallel_if_worth(sch, unit, wl)
-    # the depthwise conv: a row tile of pixels x the channel block, taps unrolled
-    depthwise = sch.get_sblock("depthwise_NCHWc")
-    sch.compute_at(depthwise, xo, preserve_unit_loops=True)
-    cxi, coi, rkh, rkw = sch.get_loops(depthwise)[-4:]
-    sch.reorder(rkh, rkw, cxi, coi)
-    vector_reduction(sch, depthwise, coi, rkh,
-                     (cxi, rkw, rkh) if cfg["unroll_taps"] else (cxi,))
-    sch.vectorize(oi)
-    sch.unroll(xi)
-    if has_block(sch, "pad"):  # the input rows of one output row, padded from the buffer
-        pad = sch.get_sblock("pad")
-        sch.compute_at(pad, y, preserve_unit_loops=True)
-        sch.vectorize(sch.get_loops(pad)[-1])
+    # the depthwise conv: a row tile of pixels x the channel block, its input rows padded
+    # from the buffer per output row
+    depthwise.row_tiles(sch, xo, xi, oi, y, cfg["unroll_taps"], True, target)
     # the 1x1 conv: the unit's rows of the widened block, in register tiles
     widened = sch.get_sblock("widened")
     sch.compute_at(widened, unit, preserve_unit_loops=True)
@@ -153,10 +136,5 @@ def apply(sch, wl, cfg: Config, target) -> None:
     wxo, wxi = sch.split(wx, [None, cfg["pw_tile_w"]])
     woo, woi = sch.split(wo, [None, cfg["tile_oc"]])
     sch.reorder(wyo, wxo, woo, wyi, wxi, woi)
-    conv = sch.get_sblock("conv2d_NCHWc")
-    sch.compute_at(conv, woo, preserve_unit_loops=True)
-    cyi, cxi, coi, rco, rkh, rkw, rci = sch.get_loops(conv)[-7:]
-    sch.reorder(rco, rkh, rkw, rci, cyi, cxi, coi)
-    vector_reduction(sch, conv, coi, rco, (cxi, cyi))
-    sch.vectorize(woi)
-    sch.unroll(wxi)
+    conv2d.register_tile(sch, sch.get_sblock("conv2d_NCHWc"), woo, woi, wxi, reduce_outer=True,
+                         unroll_kw=False)
