@@ -3,7 +3,9 @@ targets, tuning logs, and the command lines (exit 2, one ``error:`` line, no tra
 
 from __future__ import annotations
 
+import importlib.util
 import json
+import os
 import subprocess
 import sys
 import warnings
@@ -18,7 +20,7 @@ from onnx import TensorProto, helper
 
 import tvmconv
 from tvmconv import records
-from tvmconv.hostinfo import host_key
+from tvmconv.hostinfo import host_key, usable_cores
 from tvmconv.target import resolve
 
 DIGITS = Path(str(resources.files("tvmconv") / "data" / "digits_cnn.onnx"))
@@ -194,12 +196,27 @@ def test_tensor_too_large_for_32_bit_indices():
     """A shape whose tensors outgrow 32-bit indexing is refused by name before any kernel is
     built (TVM stopped with an internal error on the index literal)."""
     with pytest.raises(tvmconv.UnsupportedError, match=r"'x' would hold 4,800,000,000 elements"):
-        tvmconv.compile(single("Relu", (1, 3, 4, 4)), input_shapes={"x": (1, 3, 40000, 40000)})
+        tvmconv.compile(single("Relu", (1, 3, "H", "W")),
+                        input_shapes={"x": (1, 3, 40000, 40000)})
 
 
 def test_input_shapes_for_an_unknown_input():
+    """A misspelt name is the error, even where another input's symbolic dimension is unset."""
     with pytest.raises(tvmconv.ModelError, match="nonexistent"):
         tvmconv.compile(single("Relu", (1, 3)), input_shapes={"nonexistent": (1, 3)})
+    with pytest.raises(tvmconv.ModelError, match=r"unknown input\(s\) \['y'\].* are \['x'\]"):
+        tvmconv.compile(single("Relu", ("N", 3, "H", "W")), input_shapes={"y": (1, 3, 8, 8)})
+
+
+@pytest.mark.parametrize("shape", [(1, 3, 8), (1, 3, 8, 8, 2), (1, 4, 8, 8)],
+                         ids=["rank_3", "rank_5", "static_channels"])
+def test_input_shapes_that_do_not_fit_the_model(shape):
+    """Only symbolic dimensions can be chosen: another rank or another static size compiled a
+    model for inputs it was not made for."""
+    model = single("Relu", ("N", 3, "H", "W"))
+    with pytest.raises(tvmconv.ModelError, match=r"the model declares \[N, 3, H, W\]"):
+        tvmconv.compile(model, input_shapes={"x": shape})
+    assert tvmconv.compile(model, input_shapes={"x": (2, 3, 5, 4)}).inputs[0].shape == (2, 3, 5, 4)
 
 
 # -- targets --------------------------------------------------------------------------------------
@@ -209,7 +226,14 @@ def test_input_shapes_for_an_unknown_input():
     ("llvm -mcpu=skylake", "JSON"),
     ('{"kind": "llvm", ', "JSON"),
     ('{"kind": "vulkan"}', "vulkan"),
-], ids=["unknown", "old_string", "bad_json", "unknown_kind"])
+    ('{"kind": "llvm", "mcpu": "znver3", "bogus": 1}', "Unknown config option 'bogus'"),
+    ('{"kind": "llvm", "num-cores": "x"}', "Option 'num-cores'"),
+    ('{"kind": "llvm", "mcpu": "notacpu"}', "LLVM knows no CPU 'notacpu'"),
+    ('{"kind": "llvm", "mtriple": "aarch64-linux-gnu", "mcpu": "znver3"}',
+     "no CPU 'znver3' for aarch64-linux-gnu"),
+    ('{"kind": "cuda", "bogus": 1}', "Unknown config option 'bogus'"),
+], ids=["unknown", "old_string", "bad_json", "unknown_kind", "unknown_option", "option_type",
+        "unknown_cpu", "cpu_of_another_isa", "cuda_option"])
 def test_bad_target(target, match):
     with pytest.raises(tvmconv.TargetError, match=match):
         tvmconv.compile(single("Relu", (1, 3)), target=target)
@@ -236,9 +260,14 @@ def _conv_record(model, config: dict) -> dict:
     return records.make(resolve("x86").key, wl.key, "conv2d_direct", config, latencies=[1e-3])
 
 
+RECORD = '{"target": "x86-avx2", "workload": "w", "template": "t", "config": {}, '
 GARBAGE = ["not json at all", "{}", "[1, 2, 3]", '{"target": "x86-avx2", "workload": 3}',
            '{"target": "x86-avx512", "workload": "w", "template": "t", "config": "x"}',
-           '{"target": "x86-avx512", "workl']
+           '{"target": "x86-avx512", "workl',
+           # fields of the wrong type, which stopped compile and tune with an internal error
+           RECORD + '"latencies": "abc"}', RECORD + '"latencies": [null]}',
+           RECORD + '"latencies": {"a": 1}}', RECORD + '"error": 5}',
+           RECORD.replace('"x86-avx2"', '["x"]') + '"latencies": [1e-3]}']
 
 
 def test_log_with_garbage_lines(tmp_path):
@@ -280,11 +309,30 @@ def test_missing_log_file(tmp_path):
         tvmconv.compile(_conv_model(), log=tmp_path / "missing.jsonl")
 
 
+def test_a_file_that_is_not_a_tuning_log(tmp_path):
+    """A model given as the log is one error, not a warning per line of it; so is a log none of
+    whose lines is a record, and a directory. An empty log is one yet to be written."""
+    model = tmp_path / "conv.onnx"
+    onnx.save(_conv_model(), str(model))
+    bad = tmp_path / "bad.jsonl"
+    bad.write_text(GARBAGE[6] + "\n")
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")
+        for log, match in [(model, r"conv.onnx is not a tuning log.*\(line 1: not JSON\)"),
+                           (bad, "line 1: latencies must be a list of seconds"),
+                           (tmp_path, "is a directory")]:
+            with pytest.raises(tvmconv.TvmconvError, match=match):
+                tvmconv.compile(model, log=log)
+        (tmp_path / "empty.jsonl").write_text("\n")
+        tvmconv.compile(model, log=tmp_path / "empty.jsonl")
+
+
 # -- command lines --------------------------------------------------------------------------------
 
-def _cli(module: str, *args) -> subprocess.CompletedProcess:
+def _cli(module: str, *args, env: dict | None = None) -> subprocess.CompletedProcess:
     return subprocess.run([sys.executable, "-m", f"tvmconv.{module}", *map(str, args)],
-                          check=False, capture_output=True, text=True, timeout=300)
+                          check=False, capture_output=True, text=True, timeout=300,
+                          env={**os.environ, **(env or {})})
 
 
 def _assert_one_error_line(proc: subprocess.CompletedProcess, match: str) -> None:
@@ -311,6 +359,10 @@ def _compile_cases(tmp_path):
     misfit = tmp_path / "misfit.onnx"
     nodes, inputs, consts, _ = MISFITS["concat_heights"]
     onnx.save(_unchecked(nodes, inputs, consts), str(misfit))
+    folder = tmp_path / "folder.onnx"
+    folder.mkdir()
+    dyn = tmp_path / "dyn.onnx"
+    onnx.save(single("Relu", ("N", 3, "H", "W")), str(dyn))
     return {
         "missing": ([tmp_path / "missing.onnx"], "not found"),
         "not_onnx": ([text], "text.onnx"),
@@ -320,12 +372,29 @@ def _compile_cases(tmp_path):
         "bad_input_shape": ([relu, "--input-shape", "x:1,a"], "--input-shape"),
         "missing_log": ([relu, "--log", tmp_path / "no.jsonl"], "tuning log not found"),
         "misfit": ([misfit, "-o", tmp_path / "m.so"], "Concat node 'my_concat'"),
+        "model_is_a_directory": ([folder], f"model file {folder} is a directory"),
+        "log_is_a_directory": ([relu, "--log", folder], f"tuning log {folder} is a directory"),
+        "log_is_a_model": ([relu, "--log", topk, "-o", tmp_path / "r.so"],
+                           "topk.onnx is not a tuning log"),
+        "output_is_a_directory": ([relu, "-o", folder], f"-o {folder} is a directory"),
+        "output_unwritable": ([relu, "-o", "/proc/r.so"], "-o /proc/r.so: cannot write in /proc"),
+        "shape_of_another_rank": ([dyn, "--input-shape", "x:1,3,8"],
+                                  "the shape [1, 3, 8], but the model declares [N, 3, H, W]"),
+        "shape_of_an_unknown_input": ([dyn, "--input-shape", "y:1,3,8,8"],
+                                      "--input-shape names unknown input(s) ['y']"),
+        "target_option": ([relu, "--target", '{"kind": "llvm", "bogus": 1}'],
+                          "Unknown config option 'bogus'"),
+        "target_cpu": ([relu, "--target", '{"kind": "llvm", "mcpu": "notacpu"}'],
+                       "LLVM knows no CPU 'notacpu'"),
     }
 
 
 @pytest.mark.parametrize("case", ["missing", "not_onnx", "unsupported", "old_target",
                                   "unknown_target", "bad_input_shape", "missing_log",
-                                  "misfit"])
+                                  "misfit", "model_is_a_directory", "log_is_a_directory",
+                                  "log_is_a_model", "output_is_a_directory",
+                                  "output_unwritable", "shape_of_another_rank",
+                                  "shape_of_an_unknown_input", "target_option", "target_cpu"])
 def test_cli_compile_bad_input(tmp_path, case):
     args, match = _compile_cases(tmp_path)[case]
     _assert_one_error_line(_cli("compile", *args), match)
@@ -340,6 +409,8 @@ def _run_cases(tmp_path, artefact):
     np.save(wrong_dtype, np.zeros((1, 3, 4, 4), np.float64))
     good = tmp_path / "good.npy"
     np.save(good, np.zeros((1, 3, 4, 4), np.float32))
+    npz = tmp_path / "x.npz"
+    np.savez(npz, a=np.zeros((1, 3, 4, 4), np.float32))
     return {
         "missing": ([tmp_path / "missing.so"], "not found"),
         "not_artefact": ([text], "not a tvmconv artefact"),
@@ -349,13 +420,28 @@ def _run_cases(tmp_path, artefact):
                          "--repeat", 0], "float32"),
         "missing_input": ([artefact, "--input", f"a={good}", "--repeat", 0], "'b'"),
         "unreadable_npy": ([artefact, "--input", f"a={text}", "--input", f"b={good}"],
-                           "text.so"),
+                           "text.so is not a .npy file"),
         "negative_repeat": ([artefact, "--repeat", -1], "--repeat"),
+        "negative_seed": ([artefact, "--seed", -1], "--seed must be at least 0"),
+        "unknown_input_name": ([artefact, "--input", f"c={good}", "--input", f"b={good}"],
+                               "the model has no input 'c'; its inputs are ['a', 'b']"),
+        "input_given_twice": ([artefact, "--input", f"a={good}", "--input", f"a={good}"],
+                              "'a' is given twice"),
+        "npz_input": ([artefact, "--input", f"a={npz}", "--input", f"b={good}"],
+                      "x.npz is a .npz archive"),
+        "artefact_is_a_directory": ([tmp_path], f"artefact {tmp_path} is a directory"),
+        "output_is_a_directory": ([artefact, "--output", tmp_path, "--repeat", 0],
+                                  f"--output {tmp_path} is a directory"),
+        "two_outputs_in_a_npy": ([artefact, "--output", tmp_path / "y.npy", "--repeat", 0],
+                                 "the model has 2 outputs; save them with --output FILE.npz"),
     }
 
 
 @pytest.mark.parametrize("case", ["missing", "not_artefact", "wrong_shape", "wrong_dtype",
-                                  "missing_input", "unreadable_npy", "negative_repeat"])
+                                  "missing_input", "unreadable_npy", "negative_repeat",
+                                  "negative_seed", "unknown_input_name", "input_given_twice",
+                                  "npz_input", "artefact_is_a_directory",
+                                  "output_is_a_directory", "two_outputs_in_a_npy"])
 def test_cli_run_bad_input(tmp_path, two_io_artefact, case):
     args, match = _run_cases(tmp_path, two_io_artefact)[case]
     _assert_one_error_line(_cli("run", *args), match)
@@ -367,6 +453,9 @@ def test_cli_compile_then_run(tmp_path):
     onnx.save(model, str(tmp_path / "m.onnx"))
     proc = _cli("compile", tmp_path / "m.onnx", "-o", tmp_path / "m.so", "-q")
     assert proc.returncode == 0 and not proc.stderr.strip(), proc.stderr
+    umask = os.umask(0)
+    os.umask(umask)
+    assert (tmp_path / "m.so").stat().st_mode & 0o777 == 0o666 & ~umask, "as open() makes files"
     rng = np.random.default_rng(0)
     feeds = {n: rng.standard_normal((1, 3, 4, 4)).astype(np.float32) for n in "ab"}
     for n, x in feeds.items():
@@ -391,3 +480,152 @@ def test_cli_bench_avx2_code(tmp_path):
     assert head.endswith("; OpenVINO held to AVX2") == (host_key() == "x86-avx512"), head
     names = [ln.split()[0] for ln in runtimes if ln.strip().endswith(("ms", "x"))]
     assert names[:2] == ["tvmconv", "onnxruntime"], proc.stdout
+
+
+def test_cli_run_saves_exactly_where_told(tmp_path):
+    """np.save and np.savez add their suffix to a name without it: "saved outputs to yout" was
+    a lie. A .npz holds the outputs by name; a missing folder is made."""
+    from tvmconv.run import main as run_main
+
+    artefact = tvmconv.compile(single("Relu", (1, 3))).export(tmp_path / "relu.so")
+    for name in ["yout", "y.npz", "new/folder/y.npy"]:
+        assert run_main([str(artefact), "--output", str(tmp_path / name), "--repeat", "0"]) == 0
+    assert np.load(tmp_path / "yout").shape == (1, 3)
+    assert list(np.load(tmp_path / "y.npz")) == ["y0"]
+    assert np.load(tmp_path / "new" / "folder" / "y.npy").shape == (1, 3)
+    assert not list(tmp_path.glob("yout.*")) and not list(tmp_path.glob("y.npz.*"))
+
+
+@pytest.mark.parametrize("case", ["compile_output", "compile_default_output", "compile_output_log",
+                                  "tune_log_is_the_model", "tune_log_is_not_a_log",
+                                  "run_output_is_an_input", "run_output_is_the_artefact"])
+def test_cli_never_writes_over_what_it_reads(tmp_path, two_io_artefact, case):
+    """An output or log that is one of the command's own inputs is refused, and the file is left
+    as it was (tune appended JSON to the model; compile and run overwrote their inputs)."""
+    model = tmp_path / "relu.onnx"
+    onnx.save(single("Relu", (1, 3)), str(model))
+    model_so = tmp_path / "model.so"  # an ONNX model named *.so: its default output is itself
+    model_so.write_bytes(model.read_bytes())
+    notes = tmp_path / "notes.txt"
+    notes.write_text("not a tuning log\n")
+    artefact = tmp_path / "copy.so"
+    artefact.write_bytes(two_io_artefact.read_bytes())
+    xa, xb = tmp_path / "a.npy", tmp_path / "b.npy"
+    for x in (xa, xb):
+        np.save(x, np.zeros((1, 3, 4, 4), np.float32))
+    log = tmp_path / "t.jsonl"
+    records.append(log, [_conv_record(_conv_model(), {"tile_w": 2})])
+    module, args, match, victim = {
+        "compile_output": ("compile", [model, "-o", model], f"-o {model} is the model itself",
+                           model),
+        "compile_default_output": ("compile", [model_so],
+                                   f"the default -o {model_so} is the model itself", model_so),
+        "compile_output_log": ("compile", [model, "--log", log, "-o", log],
+                               "is a tuning log itself", log),
+        "tune_log_is_the_model": ("tune", [model, "--log", model, "--trials", 1, "-q"],
+                                  f"--log {model} is the model itself", model),
+        "tune_log_is_not_a_log": ("tune", [model, "--log", notes, "--trials", 1, "-q"],
+                                  "notes.txt is not a tuning log", notes),
+        "run_output_is_an_input": ("run", [artefact, "--input", f"a={xa}", "--input", f"b={xb}",
+                                           "--output", xb, "--repeat", 0],
+                                   f"--output {xb} is input 'b' itself", xb),
+        "run_output_is_the_artefact": ("run", [artefact, "--output", artefact, "--repeat", 0],
+                                       f"--output {artefact} is the artefact itself", artefact),
+    }[case]
+    before = victim.read_bytes()
+    _assert_one_error_line(_cli(module, *args), match)
+    assert victim.read_bytes() == before
+
+
+def _tune_cases(tmp_path):
+    model = tmp_path / "relu.onnx"
+    onnx.save(single("Relu", (1, 3)), str(model))
+    log = ["--log", tmp_path / "t.jsonl"]  # never the default under the current directory
+    return {
+        "log_is_a_directory": ([model, "--log", tmp_path], f"--log {tmp_path} is a directory"),
+        "log_unwritable": ([model, "--log", "/proc/t.jsonl"], "cannot write in /proc"),
+        "empty_budget": ([model, *log, "--budget", ""], "--budget ''"),
+        "zero_budget": ([model, *log, "--budget", "0m"], "--budget '0m': must be positive"),
+        "zero_batch": ([model, *log, "--batch", 0], "--batch must be at least 1, got 0"),
+        "negative_batch": ([model, *log, "--batch", -1], "--batch must be at least 1, got -1"),
+        "zero_patience": ([model, *log, "--patience", 0], "--patience must be at least 1"),
+        "port_out_of_range": ([model, *log, "--rpc", "127.0.0.1:99999"], "port from 1 to 65535"),
+        "no_host": ([model, *log, "--rpc", ":9190"], "--rpc ':9190': expected HOST:PORT"),
+        "nobody_listening": ([model, *log, "--rpc", "127.0.0.1:1", "--rpc-key", "k"],
+                             "--rpc 127.0.0.1:1: cannot connect"),
+        "unknown_host": ([model, *log, "--rpc", "nosuchhost.invalid:9190"],
+                         "--rpc nosuchhost.invalid:9190: cannot connect"),
+    }
+
+
+@pytest.mark.parametrize("case", ["log_is_a_directory", "log_unwritable", "empty_budget",
+                                  "zero_budget", "zero_batch", "negative_batch", "zero_patience",
+                                  "port_out_of_range", "no_host", "nobody_listening",
+                                  "unknown_host"])
+def test_cli_tune_bad_input(tmp_path, case):
+    """Refused before any work, naming the option; a bad --rpc address by name, at once (it was
+    a child's traceback and a ConnectionResetError, or 34 s of retries)."""
+    args, match = _tune_cases(tmp_path)[case]
+    _assert_one_error_line(_cli("tune", *args), match)
+    assert not (tmp_path / "t.jsonl").exists()
+
+
+@pytest.mark.parametrize("args, match", [
+    (["--rounds", 0], "--rounds must be at least 1, got 0"),
+    (["--rounds", -1], "--rounds must be at least 1, got -1"),
+    (["--per-round", 0], "--per-round must be at least 1, got 0"),
+], ids=["zero_rounds", "negative_rounds", "zero_per_round"])
+def test_cli_bench_bad_input(tmp_path, args, match):
+    """No runs to time printed nan ms and exited 0."""
+    onnx.save(single("Relu", (1, 3)), str(tmp_path / "m.onnx"))
+    _assert_one_error_line(_cli("bench", tmp_path / "m.onnx", "--no-layers", *args), match)
+
+
+@pytest.mark.skipif(importlib.util.find_spec("matplotlib") is not None,
+                    reason="matplotlib is installed")
+@pytest.mark.parametrize("module", ["tune", "bench"])
+def test_cli_plot_needs_matplotlib_before_the_work(tmp_path, module):
+    onnx.save(single("Relu", (1, 3)), str(tmp_path / "m.onnx"))
+    more = ["--log", tmp_path / "t.jsonl", "--trials", 1] if module == "tune" else []
+    proc = _cli(module, tmp_path / "m.onnx", "--plot", tmp_path / "p.png", *more)
+    _assert_one_error_line(proc, "--plot needs matplotlib: pip install matplotlib")
+    assert not proc.stdout and not (tmp_path / "t.jsonl").exists()
+
+
+def test_cli_bench_symbolic_input_and_a_bad_thread_count(tmp_path):
+    """bench takes --input-shape as compile does (its message asked for it), and a
+    TVM_NUM_THREADS that is not a count means every core, as elsewhere (it was an internal
+    error)."""
+    onnx.save(single("Relu", ("N", 3, "H", "W")), str(tmp_path / "dyn.onnx"))
+    proc = _cli("bench", tmp_path / "dyn.onnx", "--input-shape", "x:1,3,8,8", "--no-layers",
+                "--rounds", 1, "--per-round", 1, env={"TVM_NUM_THREADS": "abc"})
+    assert proc.returncode == 0, proc.stderr
+    assert f"batch 1, {usable_cores()} threads" in proc.stdout.splitlines()[0], proc.stdout
+
+
+@pytest.mark.parametrize("args, match", [
+    (["--repeat", 0], "--repeat must be at least 1, got 0"),
+    (["--repeat", -5], "--repeat must be at least 1, got -5"),
+    (["--target", "aarch64" if host_key().startswith("x86") else "x86-avx2"],
+     "code cannot run on this machine"),
+], ids=["zero_repeat", "negative_repeat", "foreign_target"])
+def test_cli_demo_bad_input(args, match):
+    """Said before compiling; a target that cannot run here blamed a temporary file."""
+    _assert_one_error_line(_cli("demo", *args), match)
+
+
+def test_cli_commands_listed():
+    """python -m tvmconv lists the commands (exit 2 without one) and runs the one named."""
+    def tvmconv_main(*args):
+        return subprocess.run([sys.executable, "-m", "tvmconv", *args], check=False,
+                              capture_output=True, text=True, timeout=300)
+
+    proc = tvmconv_main()
+    assert proc.returncode == 2 and proc.stderr.splitlines()[-1] == "error: no command given"
+    assert all(f"  {name} " in proc.stderr for name in ["compile", "run", "tune", "bench", "demo"])
+    proc = tvmconv_main("frobnicate")
+    assert proc.returncode == 2 and "error: unknown command 'frobnicate'" in proc.stderr
+    proc = tvmconv_main("run", "--help")
+    assert proc.returncode == 0 and "usage: python -m tvmconv.run" in proc.stdout, proc.stderr
+    proc = tvmconv_main("run", "no-such.so")
+    assert proc.returncode == 2 and proc.stderr == "error: artefact not found: no-such.so\n"

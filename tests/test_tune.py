@@ -5,6 +5,10 @@ from __future__ import annotations
 import collections
 import json
 import math
+import re
+import signal
+import socket
+import threading
 import time
 
 import numpy as np
@@ -17,7 +21,7 @@ from tvmconv import records
 from tvmconv.config import Config
 from tvmconv.errors import TvmconvError
 from tvmconv.measure import workloads
-from tvmconv.runner import Runner, build, kernel_inputs
+from tvmconv.runner import Builder, Runner, build, check_rpc, kernel_inputs
 from tvmconv.target import resolve
 from tvmconv.tune import main as tune_main
 from tvmconv.tune import parse_budget
@@ -63,6 +67,7 @@ def test_tune_resume_and_compile(tiny, tmp_path, capsys):
         assert tune_main([tiny, "--trials", "3", "--log", str(log), "-q", "--batch", "3"]) == 0
     out = capsys.readouterr().out
     assert "(6 resumed from the log)" in out
+    assert re.search(r" \d+\.\d{3} ms ", out), "times in milliseconds, said so (not '0.006m')"
     recs = list(records.read(log, warn=False))
     assert len(recs) == 9
     measured = [(r["workload"], r["template"], json.dumps(r["config"], sort_keys=True))
@@ -113,13 +118,60 @@ def test_rpc_runner_against_local_server(tiny, tmp_path):
     runner = Runner(rpc_addr=("127.0.0.1", server.port, None))
     try:
         inputs, out_shape = kernel_inputs(wl)
-        reference = runner.reference(ref_path, inputs, out_shape)
-        assert reference is not None and np.abs(reference).max() > 0
+        reference, err = runner.reference(ref_path, inputs, out_shape)
+        assert err is None and np.abs(reference).max() > 0
         res = runner.run(cand, inputs, out_shape, reference)
         assert res.error is None and min(res.latencies) > 0
     finally:
         runner.stop()
         server.terminate()
+
+
+def test_unreachable_board(tmp_path):
+    """An address nobody answers on fails at once by name; a server that is no RPC server (or
+    goes away) gives the measuring process's reason as the request's answer, not a traceback."""
+    with pytest.raises(TvmconvError, match=r"--rpc 127\.0\.0\.1:1: cannot connect"):
+        check_rpc(("127.0.0.1", 1, None))
+    listener = socket.create_server(("127.0.0.1", 0))
+    port = listener.getsockname()[1]
+
+    def hang_up():
+        while True:
+            try:
+                listener.accept()[0].close()
+            except OSError:  # the listener closed: the test is over
+                return
+
+    threading.Thread(target=hang_up, daemon=True).start()
+    runner = Runner(rpc_addr=("127.0.0.1", port, None))
+    try:
+        check_rpc(runner.rpc_addr)  # it does answer
+        out, err = runner.reference(str(tmp_path / "k.so"), [], (1,))
+    finally:
+        runner.stop()
+        listener.close()
+    assert out is None and err.startswith(f"no RPC session on 127.0.0.1:{port} ("), err
+
+
+def _ignores_sigint(pid: int) -> bool:
+    with open(f"/proc/{pid}/status") as f:
+        mask = next(int(ln.split()[1], 16) for ln in f if ln.startswith("SigIgn:"))
+    return bool(mask >> (signal.SIGINT - 1) & 1)
+
+
+def test_worker_processes_ignore_ctrl_c():
+    """Ctrl-C reaches the whole process group: the workers ignore it from their start (each
+    printed a traceback), and the parent, which handles it, keeps its handler."""
+    handler = signal.getsignal(signal.SIGINT)
+    builder, runner = Builder(1), Runner()
+    try:
+        runner._start()
+        pids = [p.pid for p in builder.pool._processes.values()] + [runner.proc.pid]
+        assert len(pids) == 2 and all(_ignores_sigint(pid) for pid in pids)
+    finally:
+        builder.close()
+        runner.stop(kill=True)
+    assert signal.getsignal(signal.SIGINT) is handler
 
 
 def test_cuda_candidates_build_here_and_references_run_on_the_cpu(tiny, tmp_path):

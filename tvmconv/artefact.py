@@ -14,7 +14,7 @@ import os
 import struct
 from pathlib import Path
 
-from .errors import ArtefactError
+from .errors import ArtefactError, require_file
 
 MAGIC = b"TVMCONV\x01"
 FORMAT = 1
@@ -38,9 +38,7 @@ def append_metadata(path: Path, meta: dict) -> None:
 
 def read_metadata(path: str | os.PathLike) -> tuple[dict, int]:
     """(metadata, size of the library part); ArtefactError if the file is not a sound artefact."""
-    path = Path(path)
-    if not path.is_file():
-        raise ArtefactError(f"artefact not found: {path}")
+    path = require_file(path, "artefact", ArtefactError)
     size = path.stat().st_size
     with open(path, "rb") as f:
         if size < 16:

@@ -14,7 +14,7 @@ import numpy as np
 
 from . import cli
 from .errors import TvmconvError
-from .hostinfo import host_key
+from .hostinfo import host_key, pool_threads
 
 
 @dataclass
@@ -103,7 +103,7 @@ def interleaved(runners: dict, feeds: dict, rounds: int, per_round: int) -> dict
     return times
 
 
-def layer_rows(model_path, target, log=None, book=True) -> list[Row]:
+def layer_rows(model_path, target, log=None, book=True, input_shapes=None) -> list[Row]:
     """Each distinct kernel built alone and timed, as the compiled model would run it."""
     from .build import choose, tuned_records
     from .hostinfo import device
@@ -112,7 +112,7 @@ def layer_rows(model_path, target, log=None, book=True) -> list[Row]:
     tuned = tuned_records(target.key, [log] if log else [], book)
     dev = device(target.key)
     rows = []
-    for wl, count in workloads(model_path, target):
+    for wl, count in workloads(model_path, target, input_shapes):
         template, cfg = choose(wl, target, tuned)
         lib = build_kernel(wl, target, template, cfg)
         args = random_args(wl, dev, template, cfg)
@@ -160,14 +160,24 @@ def main(argv=None) -> int:
     p.add_argument("--no-book", action="store_true", help="ignore the shipped schedule book")
     p.add_argument("--no-layers", action="store_true", help="skip the per-layer table")
     p.add_argument("--plot", help="draw the per-layer times to this PNG (needs matplotlib)")
+    p.add_argument("--input-shape", action="append", metavar="NAME:D1,D2,...",
+                   help="static shape for an input with symbolic dimensions (repeatable)")
     args = p.parse_args(argv)
+    cli.at_least(1, args.rounds, "--rounds")
+    cli.at_least(1, args.per_round, "--per-round")
+    shapes = cli.parse_shapes(args.input_shape)
 
     from .build import compile_model
+    from .target import resolve
 
-    threads = int(os.environ["TVM_NUM_THREADS"])
-    compiled = compile_model(args.model, target=args.target, log=args.log, book=not args.no_book)
-    if not compiled.target.runs_here:
-        raise TvmconvError(f"{compiled.target.key} code cannot be timed on this machine")
+    target = resolve(args.target)
+    if not target.runs_here:
+        raise TvmconvError(f"{target.key} code cannot be timed on this machine")
+    if args.plot:
+        cli.check_plot(args.plot)
+    threads = pool_threads()
+    compiled = compile_model(args.model, target=target, log=args.log, input_shapes=shapes,
+                             book=not args.no_book)
     model = compiled.model()
     rng = np.random.default_rng(0)
     feeds = {i.name: rng.standard_normal(i.shape).astype(np.float32) for i in model.inputs}
@@ -185,7 +195,8 @@ def main(argv=None) -> int:
         print(f"  tvmconv is {best_peer / med['tvmconv']:.2f}x the best peer")
     if args.no_layers:
         return 0
-    rows = layer_rows(args.model, compiled.target, args.log, book=not args.no_book)
+    rows = layer_rows(args.model, compiled.target, args.log, book=not args.no_book,
+                      input_shapes=shapes)
     rate = sgemm_rate()
     total = sum(r.seconds * r.count for r in rows)
     print(f"\nper layer (each kernel alone; sgemm {rate:.0f} GFLOP/s measured now):")

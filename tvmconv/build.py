@@ -18,7 +18,7 @@ import numpy as np
 
 from . import __version__, kernels, nvcc, records, templates
 from .artefact import append_metadata
-from .errors import TvmconvError
+from .errors import TvmconvError, require_file
 from .frontend import from_onnx
 from .graph import Graph
 from .passes import optimize
@@ -77,6 +77,9 @@ class CompiledModel:
         try:
             self.executable.export_library(tmp, **self.target.export_kwargs())
             append_metadata(Path(tmp), self.meta)
+            umask = os.umask(0)
+            os.umask(umask)
+            os.chmod(tmp, 0o666 & ~umask)  # as open() would make it; mkstemp's is 0600
             os.replace(tmp, path)
         finally:
             if os.path.exists(tmp):
@@ -184,6 +187,9 @@ def compile_model(model, target="x86", log=None, input_shapes=None, progress=Fal
     import tvm
 
     spec = resolve(target)
+    logs = [log] if isinstance(log, (str, os.PathLike)) else list(log or [])
+    for path in logs:
+        records.check(require_file(path, "tuning log"))
     graph = from_onnx(model, input_shapes)
     meta = {
         "inputs": [{"name": n, "shape": list(graph.shapes[n]), "dtype": "float32"}
@@ -195,10 +201,6 @@ def compile_model(model, target="x86", log=None, input_shapes=None, progress=Fal
         "tvm_version": tvm.__version__,
     }
     optimize(graph, spec)
-    logs = [log] if isinstance(log, (str, os.PathLike)) else list(log or [])
-    for path in logs:
-        if not Path(path).is_file():
-            raise TvmconvError(f"tuning log not found: {path}")
     mod = lower(graph, spec, tuned_records(spec.key, logs, book), progress)
     executable = tvm.compile(mod, target=spec.tvm_target())
     if spec.family == "cuda":

@@ -4,7 +4,9 @@ from __future__ import annotations
 
 import os
 import sys
+import tempfile
 import warnings
+from pathlib import Path
 
 
 def fail(message: str, code: int = 2) -> "NoReturn":  # noqa: F821
@@ -51,3 +53,50 @@ def parse_shapes(items: list[str] | None) -> dict[str, tuple[int, ...]]:
                                "with positive integers") from None
         shapes[name] = shape
     return shapes
+
+
+def at_least(low: int, value: int | None, flag: str) -> None:
+    """Refuse a count below ``low`` (``--rounds 0`` timed nothing and printed nan)."""
+    from .errors import TvmconvError
+
+    if value is not None and value < low:
+        raise TvmconvError(f"{flag} must be at least {low}, got {value}")
+
+
+def output_path(path, flag: str, sources: dict | None = None) -> Path:
+    """Where a command will write, checked before its work (which it used to finish first): not a
+    directory, not a file it reads (``sources``: path -> what it is), and in a place it may write;
+    a missing parent folder is made when writing."""
+    from .errors import TvmconvError
+
+    path = Path(path)
+    if path.is_dir():
+        raise TvmconvError(f"{flag} {path} is a directory")
+    for src, what in (sources or {}).items():
+        if path.exists() and Path(src).exists() and os.path.samefile(path, src):
+            raise TvmconvError(f"{flag} {path} is {what} itself; refusing to write over it")
+    if path.exists() and not os.access(path, os.W_OK):
+        raise TvmconvError(f"{flag} {path} is not writable")
+    folder = path.parent
+    while not folder.exists() and folder != folder.parent:
+        folder = folder.parent
+    if not folder.is_dir():
+        raise TvmconvError(f"{flag} {path}: {folder} is not a directory")
+    try:
+        with tempfile.TemporaryFile(dir=folder):
+            pass
+    except OSError as e:
+        raise TvmconvError(f"{flag} {path}: cannot write in {folder} "
+                           f"({e.strerror or type(e).__name__})") from None
+    return path
+
+
+def check_plot(path, flag: str = "--plot") -> Path:
+    """A --plot path, and matplotlib to draw it, checked before the work it would show."""
+    from .errors import TvmconvError
+
+    try:
+        import matplotlib  # noqa: F401
+    except ImportError:
+        raise TvmconvError(f"{flag} needs matplotlib: pip install matplotlib") from None
+    return output_path(path, flag)

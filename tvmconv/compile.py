@@ -7,6 +7,7 @@ import time
 from pathlib import Path
 
 from . import cli
+from .errors import TvmconvError
 from .target import TARGET_NAMES
 
 
@@ -36,12 +37,17 @@ def main(argv=None) -> int:
     from .target import resolve
 
     resolve(args.target).export_kwargs()  # a missing cross compiler fails now, not after compiling
-    out = Path(args.output) if args.output else Path(args.model).with_suffix(".so")
+    out = cli.output_path(args.output or Path(args.model).with_suffix(".so"),
+                          "-o" if args.output else "the default -o",
+                          {args.model: "the model", **dict.fromkeys(args.log, "a tuning log")})
     t0 = time.perf_counter()
     mod = compile_model(args.model, target=args.target, log=args.log,
                         input_shapes=cli.parse_shapes(args.input_shape), progress=not args.quiet,
                         book=not args.no_book)
-    mod.export(out)
+    try:
+        mod.export(out)
+    except OSError as e:  # the place was checked before compiling: name it, not a temp file
+        raise TvmconvError(f"cannot write {out}: {e.strerror or e}") from None
     if not args.quiet:
         ins = ", ".join(f"{i['name']}{i['shape']}" for i in mod.meta["inputs"])
         outs = ", ".join(f"{o['name']}{o['shape']}" for o in mod.meta["outputs"])

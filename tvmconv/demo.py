@@ -16,6 +16,8 @@ from pathlib import Path
 import numpy as np
 
 from . import cli
+from .errors import TvmconvError
+from .hostinfo import describe_here
 
 
 def bundled(name: str) -> Path:
@@ -36,15 +38,22 @@ def main(argv=None) -> int:
     p.add_argument("--target", default="x86", help="compile target (default: x86, this machine)")
     p.add_argument("--repeat", type=int, default=200, help="timed runs for latency (default 200)")
     args = p.parse_args(argv)
+    cli.at_least(1, args.repeat, "--repeat")
 
     from .build import compile_model
     from .runtime import load
+    from .target import resolve
 
+    target = resolve(args.target)
+    if not target.runs_here:  # the demo runs what it compiles; say so before compiling
+        raise TvmconvError(f"the demo runs its model here, and {target.key} code cannot run on "
+                           f"this machine ({describe_here(target.key)}); compile for it with "
+                           "python -m tvmconv.compile")
     model_path = bundled("digits_cnn.onnx")
     data = np.load(bundled("digits_test.npz"))
     xs, ys = data["x"].astype(np.float32), data["y"]
     t0 = time.perf_counter()
-    compiled = compile_model(model_path, target=args.target)
+    compiled = compile_model(model_path, target=target)
     with tempfile.TemporaryDirectory() as tmp:
         artefact = compiled.export(Path(tmp) / "digits_cnn.so")
         size_kib = artefact.stat().st_size / 1024

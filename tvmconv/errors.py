@@ -1,5 +1,7 @@
 """The error types tvmconv raises for bad input; CLIs print them as one line and exit non-zero."""
 
+from pathlib import Path
+
 
 class TvmconvError(ValueError):
     """A problem with what the user gave tvmconv (model, target, input, artefact, log)."""
@@ -27,3 +29,14 @@ class InputTypeError(TvmconvError, TypeError):
 
 class ArtefactError(TvmconvError):
     """A compiled artefact that is missing, truncated or corrupt."""
+
+
+def require_file(path, what: str, error: type = TvmconvError) -> Path:
+    """``path`` as a Path if it is a file, else ``error`` saying whether it is missing or a
+    directory."""
+    path = Path(path)
+    if path.is_dir():
+        raise error(f"{what} {path} is a directory, not a file")
+    if not path.is_file():
+        raise error(f"{what} not found: {path}")
+    return path

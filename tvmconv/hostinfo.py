@@ -82,6 +82,13 @@ def usable_cores() -> int:
     return os.cpu_count() or 1
 
 
+def pool_threads() -> int:
+    """The threads of TVM's pool: TVM_NUM_THREADS when it is a positive integer, else every
+    usable core."""
+    env = os.environ.get("TVM_NUM_THREADS", "").strip()
+    return int(env) if env.isdigit() and int(env) > 0 else usable_cores()
+
+
 def use_all_cores() -> None:
     """Give TVM's thread pool every usable core, its threads free to move between them, unless
     TVM_NUM_THREADS / TVM_BIND_THREADS say otherwise. Must run before the pool starts (first
@@ -92,6 +99,6 @@ def use_all_cores() -> None:
     kernel gives each thread a fixed share: with another busy process on one of the two cores,
     the pinned worker ran only every few milliseconds, and every kernel waited for it (ResNet-18
     took 148 ms, onnxruntime 31). Unpinned, the scheduler moves it: 11 ms. On an idle machine the
-    two ran alike."""
-    os.environ.setdefault("TVM_NUM_THREADS", str(usable_cores()))
+    two ran alike. A TVM_NUM_THREADS that is not a positive integer counts as unset."""
+    os.environ["TVM_NUM_THREADS"] = str(pool_threads())
     os.environ.setdefault("TVM_BIND_THREADS", "0")

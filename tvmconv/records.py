@@ -2,8 +2,9 @@
 
 {"target": "x86-avx512", "workload": "<key>", "template": "conv2d_direct", "config": {...},
  "latencies": [s, ...] | null, "error": null | "...", "version": "0.1.0", "time": "..."}
-A line that is not such an object (garbage, a half-written line after a crash) is skipped with a
-warning; it never stops a compile or a tuning run.
+A line that is not such an object (garbage, a half-written line after a crash, a field of the
+wrong type) is skipped with a warning; it never stops a compile or a tuning run. A file with lines
+but not one record is no tuning log at all, and is refused (``check``).
 """
 
 from __future__ import annotations
@@ -17,6 +18,7 @@ from pathlib import Path
 from typing import Iterable, Iterator
 
 from . import __version__
+from .errors import TvmconvError
 
 REQUIRED = ("target", "workload", "template", "config")
 
@@ -36,6 +38,27 @@ def lower_median(items: list, key=None):
     return sorted(items, key=key)[(len(items) - 1) // 2]
 
 
+def _record(line: str) -> dict:
+    """One log line as a record; ValueError saying what is wrong with it otherwise."""
+    try:
+        rec = json.loads(line)
+    except ValueError:
+        raise ValueError("not JSON") from None
+    if not isinstance(rec, dict) or any(k not in rec for k in REQUIRED):
+        raise ValueError("not a tuning record")
+    if not all(isinstance(rec[k], str) for k in REQUIRED[:3]) or not isinstance(rec["config"],
+                                                                                dict):
+        raise ValueError("target, workload and template must be strings, config an object")
+    lat = rec.get("latencies")
+    if lat is not None and not (isinstance(lat, list) and all(
+            isinstance(x, (int, float)) and not isinstance(x, bool) and math.isfinite(x)
+            for x in lat)):
+        raise ValueError("latencies must be a list of seconds")
+    if not isinstance(rec.get("error"), (str, type(None))):
+        raise ValueError("error must be a string or null")
+    return rec
+
+
 def read(path: str | os.PathLike, warn: bool = True) -> Iterator[dict]:
     """Every well-formed record of a log file, in order; bad lines are skipped with a warning."""
     path = Path(path)
@@ -43,19 +66,39 @@ def read(path: str | os.PathLike, warn: bool = True) -> Iterator[dict]:
         return
     with open(path, encoding="utf-8", errors="replace") as f:
         for lineno, line in enumerate(f, 1):
-            line = line.strip()
-            if not line:
+            if not line.strip():
                 continue
             try:
-                rec = json.loads(line)
-                if not isinstance(rec, dict) or any(k not in rec for k in REQUIRED) \
-                        or not isinstance(rec["config"], dict):
-                    raise ValueError("not a tuning record")
+                rec = _record(line)
             except ValueError as e:
                 if warn:
                     warnings.warn(f"{path}:{lineno}: skipping a bad log line ({e})", stacklevel=2)
                 continue
             yield rec
+
+
+def check(path: str | os.PathLike) -> None:
+    """Refuse a file that has lines but not one record: a model or another file given as a log,
+    which tune would append to and compile would warn about line by line. A missing or empty
+    file is a log yet to be written."""
+    path = Path(path)
+    if path.is_dir():
+        raise TvmconvError(f"tuning log {path} is a directory, not a file")
+    if not path.exists():
+        return
+    first = None
+    with open(path, encoding="utf-8", errors="replace") as f:
+        for lineno, line in enumerate(f, 1):
+            if not line.strip():
+                continue
+            try:
+                _record(line)
+                return
+            except ValueError as e:
+                first = first or f"line {lineno}: {e}"
+    if first:
+        raise TvmconvError(f"{path} is not a tuning log: none of its lines is a tuning record "
+                           f"({first})")
 
 
 def best(paths: Iterable[str | os.PathLike], target_key: str) -> dict[str, dict]:

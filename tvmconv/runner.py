@@ -8,13 +8,19 @@ nothing a candidate does can stop the tuning run.
 from __future__ import annotations
 
 import concurrent.futures as cf
+import contextlib
 import multiprocessing as mp
 import os
+import signal
+import socket
 import tempfile
+import threading
 from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
+
+from .errors import TvmconvError
 
 BUILD_TIMEOUT = 60.0
 RUN_TIMEOUT = 30.0
@@ -62,6 +68,21 @@ def _ready() -> None:
     """Nothing: waiting for one of these per worker waits until every worker has started."""
 
 
+@contextlib.contextmanager
+def _sigint_ignored():
+    """Processes started inside ignore SIGINT from their first instruction (they inherit it): a
+    Ctrl-C reaches the whole process group, and each worker printed a traceback of wherever it
+    was. The parent handles it and shuts them down."""
+    if threading.current_thread() is not threading.main_thread():
+        yield
+        return
+    old = signal.signal(signal.SIGINT, signal.SIG_IGN)
+    try:
+        yield
+    finally:
+        signal.signal(signal.SIGINT, old)
+
+
 def _build_job(args):
     try:
         return build(*args), None
@@ -79,9 +100,11 @@ class Builder:
     def _new_pool(self):
         """Workers that have all finished importing TVM (seconds of CPU each): a worker still
         starting while a candidate is timed made ResNet-18's first measurements 2x too slow."""
-        pool = cf.ProcessPoolExecutor(self.workers, mp_context=mp.get_context("spawn"),
-                                      initializer=_start_builder)
-        cf.wait([pool.submit(_ready) for _ in range(self.workers)])
+        with _sigint_ignored():  # each submit starts a worker
+            pool = cf.ProcessPoolExecutor(self.workers, mp_context=mp.get_context("spawn"),
+                                          initializer=_start_builder)
+            started = [pool.submit(_ready) for _ in range(self.workers)]
+        cf.wait(started)
         return pool
 
     def build_all(self, jobs: list[tuple]) -> list[tuple[str | None, str | None]]:
@@ -99,12 +122,13 @@ class Builder:
         return out
 
     def restart(self) -> None:
-        for p in list(getattr(self.pool, "_processes", {}).values()):
-            p.kill()
-        self.pool.shutdown(wait=False, cancel_futures=True)
+        self.close()
         self.pool = self._new_pool()
 
     def close(self) -> None:
+        """Kill the workers: one still compiling would keep the interrupted parent waiting."""
+        for p in list(getattr(self.pool, "_processes", {}).values()):
+            p.kill()
         self.pool.shutdown(wait=False, cancel_futures=True)
 
 
@@ -117,17 +141,34 @@ def rpc_session(rpc_addr):
     return rpc.connect_tracker(host, port).request(key) if key else rpc.connect(host, port)
 
 
+def check_rpc(rpc_addr, timeout: float = 10.0) -> None:
+    """Reach the board's server (or tracker) once before any work: a wrong address failed in the
+    measuring process, with its traceback, after the model's kernels were extracted."""
+    host, port, _ = rpc_addr
+    try:
+        socket.create_connection((host, port), timeout=timeout).close()
+    except OSError as e:
+        raise TvmconvError(f"--rpc {host}:{port}: cannot connect "
+                           f"({e.strerror or str(e) or type(e).__name__})") from None
+
+
 def _serve(conn, rpc_addr, gpu: bool) -> None:
     """The measuring process: load a .so, run it, check it, time it; one request at a time.
 
-    Requests: ("reference", path, inputs, out_shape) -> output array; ("time", path, inputs,
-    out_shape, reference, repeat) -> Result. None ends the process.
+    Requests: ("reference", path, inputs, out_shape) -> output array or Result(error); ("time",
+    path, inputs, out_shape, reference, repeat) -> Result. None ends the process.
     """
     import tvm
 
     from .measure import time_kernel
 
-    session = rpc_session(rpc_addr) if rpc_addr else None
+    try:
+        session = rpc_session(rpc_addr) if rpc_addr else None
+    except Exception as e:  # the board went away: the waiting request gets why, the next retries
+        if conn.recv() is not None:
+            conn.send(Result(error=f"no RPC session on {rpc_addr[0]}:{rpc_addr[1]} "
+                                   f"({_short(e)})"))
+        return
     if gpu and session is None:  # on a board, its own runtime compiles the kernels it loads
         from .nvcc import enable_runtime_compiler
 
@@ -159,7 +200,7 @@ def _serve(conn, rpc_addr, gpu: bool) -> None:
                 continue
             conn.send(Result(latencies=time_kernel(mod, arrays, dev, repeat)))
         except Exception as e:  # a kernel that fails to load or run is a result, not a crash
-            conn.send(Result(error=_short(e)) if kind == "time" else None)
+            conn.send(Result(error=_short(e)))
 
 
 class Runner:
@@ -176,25 +217,27 @@ class Runner:
         self.conn, child = ctx.Pipe()
         self.proc = ctx.Process(target=_serve, args=(child, self.rpc_addr, self.gpu),
                                 daemon=True)
-        self.proc.start()
+        with _sigint_ignored():
+            self.proc.start()
 
     def _ask(self, msg):
         if self.proc is None or not self.proc.is_alive():
             self._start()
-        self.conn.send(msg)
-        if not self.conn.poll(RUN_TIMEOUT):
-            self.stop(kill=True)
-            return Result(error=f"run timed out after {RUN_TIMEOUT:.0f} s")
         try:
+            self.conn.send(msg)
+            if not self.conn.poll(RUN_TIMEOUT):
+                self.stop(kill=True)
+                return Result(error=f"run timed out after {RUN_TIMEOUT:.0f} s")
             return self.conn.recv()
-        except EOFError:
+        except (EOFError, OSError):  # the process died before or while answering
             self.stop(kill=True)
             return Result(error="the kernel crashed the measuring process")
 
-    def reference(self, path: str, inputs, out_shape) -> np.ndarray | None:
-        """The output of the unscheduled kernel: what every candidate must reproduce."""
+    def reference(self, path: str, inputs, out_shape) -> tuple[np.ndarray | None, str | None]:
+        """The output of the unscheduled kernel, what every candidate must reproduce; or None and
+        why not."""
         out = self._ask(("reference", path, inputs, out_shape))
-        return out if isinstance(out, np.ndarray) else None
+        return (out, None) if isinstance(out, np.ndarray) else (None, out.error)
 
     def run(self, path: str, inputs, out_shape, reference) -> Result:
         return self._ask(("time", path, inputs, out_shape, reference, self.repeat))

@@ -9,10 +9,10 @@ from __future__ import annotations
 
 import json
 import re
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 
 from .errors import TargetError
-from .hostinfo import cpu_flags, host_key, runs_here, usable_cores
+from .hostinfo import cpu_flags, host_key, pool_threads, runs_here
 
 # Names accepted on the command line, besides a raw TVM JSON dict.
 TARGET_NAMES = ("x86", "x86-avx2", "x86-avx512", "aarch64", "armv7", "cuda")
@@ -69,13 +69,6 @@ def _host_x86() -> tuple[str, bool]:
     if has != model_has:
         cpu = "skylake-avx512" if has else "haswell"
     return cpu, has
-
-
-def _num_cores() -> int:
-    import os
-
-    env = os.environ.get("TVM_NUM_THREADS", "")
-    return int(env) if env.isdigit() and int(env) > 0 else usable_cores()
 
 
 def resolve(target: str | dict | TargetSpec) -> TargetSpec:
@@ -141,32 +134,48 @@ def host_target() -> TargetSpec:
 
 
 def _llvm(mcpu: str) -> dict:
-    return {"kind": "llvm", "mcpu": mcpu, "num-cores": _num_cores()}
+    return {"kind": "llvm", "mcpu": mcpu, "num-cores": pool_threads()}
 
 
 def _from_dict(d: dict) -> TargetSpec:
     kind = d.get("kind")
     if kind == "cuda":  # the key's architecture is the one code is generated for
         arch = _cuda_arch(d.get("arch", "sm_80"))
-        return TargetSpec(json.dumps(d), f"cuda-{arch}", "cuda", {**d, "arch": arch}, lanes=4)
+        return _checked(TargetSpec(json.dumps(d), f"cuda-{arch}", "cuda", {**d, "arch": arch},
+                                   lanes=4))
     if kind != "llvm":
         raise TargetError(f"target kind {kind!r} is not supported (llvm or cuda)")
     triple = str(d.get("mtriple", ""))
     if triple.startswith("aarch64"):
-        return TargetSpec(json.dumps(d), "aarch64-neon", "arm", dict(d), lanes=4,
-                          cross_cc="aarch64-linux-gnu-gcc")
+        return _checked(TargetSpec(json.dumps(d), "aarch64-neon", "arm", dict(d), lanes=4,
+                                   cross_cc="aarch64-linux-gnu-gcc"))
     if triple.startswith("arm"):
-        return TargetSpec(json.dumps(d), "armv7-neon", "arm", dict(d), lanes=4,
-                          cross_cc="arm-linux-gnueabihf-gcc")
-    mcpu = str(d.get("mcpu", ""))
-    import tvm
+        return _checked(TargetSpec(json.dumps(d), "armv7-neon", "arm", dict(d), lanes=4,
+                                   cross_cc="arm-linux-gnueabihf-gcc"))
     from tvm.target import codegen
 
+    x86 = _checked(TargetSpec(json.dumps(d), "x86-avx2", "x86",
+                              {"num-cores": pool_threads(), **d}))
+    if "avx512f" in codegen.llvm_get_cpu_features(x86.tvm_target()):
+        return replace(x86, key="x86-avx512", lanes=16)
+    return x86
+
+
+def _checked(spec: TargetSpec) -> TargetSpec:
+    """A JSON target as TVM and LLVM take it; else a TargetError naming what they refuse (an
+    unknown option, a value of the wrong type, a CPU LLVM does not know), before any work."""
+    from tvm.target import codegen
+
+    mcpu, triple = spec.tvm.get("mcpu"), spec.tvm.get("mtriple")
+    # asked first: TVM would log LLVM's complaint about it while making the target
+    if spec.tvm["kind"] == "llvm" and isinstance(mcpu, str) and not codegen.llvm_is_valid_cpu(
+            mcpu, str(triple or codegen.llvm_get_system_triple())):
+        raise TargetError(f"target {spec.name}: LLVM knows no CPU {mcpu!r} for "
+                          f"{triple or 'this machine'} (names as in clang -mcpu=..., such as "
+                          "znver3, skylake-avx512 or cortex-a72)")
     try:
-        feats = codegen.llvm_get_cpu_features(tvm.target.Target({"kind": "llvm", "mcpu": mcpu}))
-        avx512 = "avx512f" in feats
-    except Exception:  # an mcpu LLVM does not know: let TVM report it at build time
-        avx512 = "avx512" in mcpu
-    key = "x86-avx512" if avx512 else "x86-avx2"
-    return TargetSpec(json.dumps(d), key, "x86", {"num-cores": _num_cores(), **d},
-                      lanes=16 if avx512 else 8)
+        spec.tvm_target()
+    except Exception as e:  # TVM's first sentence names the option
+        reason = str(e).strip().splitlines()[0].split(" Target creation from")[0]
+        raise TargetError(f"target {spec.name}: {reason}") from None
+    return spec

@@ -16,18 +16,21 @@ from .target import TARGET_NAMES
 
 def parse_budget(text: str) -> float:
     """'600', '600s', '10m', '1.5h' -> seconds."""
-    m = re.fullmatch(r"\s*(\d+(?:\.\d+)?)\s*([smh]?)\s*", text or "")
-    if not m or float(m.group(1)) <= 0:
+    m = re.fullmatch(r"\s*(\d+(?:\.\d+)?)\s*([smh]?)\s*", text)
+    if not m:
         raise TvmconvError(f"--budget {text!r}: expected seconds or a number with s, m or h")
+    if float(m.group(1)) <= 0:
+        raise TvmconvError(f"--budget {text!r}: must be positive")
     return float(m.group(1)) * {"": 1, "s": 1, "m": 60, "h": 3600}[m.group(2)]
 
 
 def parse_rpc(text: str | None, key: str | None):
-    if not text:
+    """--rpc HOST:PORT -> (host, port, key), or None without --rpc."""
+    if text is None:
         return None
     host, sep, port = text.rpartition(":")
-    if not sep or not port.isdigit():
-        raise TvmconvError(f"--rpc {text!r}: expected HOST:PORT")
+    if not sep or not host or not port.isdigit() or not 1 <= int(port) <= 65535:
+        raise TvmconvError(f"--rpc {text!r}: expected HOST:PORT with a port from 1 to 65535")
     return (host, int(port), key)
 
 
@@ -50,22 +53,24 @@ def parser() -> argparse.ArgumentParser:
     p.add_argument("--seed", type=int, default=0, help="search seed (default 0)")
     p.add_argument("--patience", type=int, default=48,
                    help="stop a task after this many trials without improvement (default 48)")
-    p.add_argument("--input-shape", action="append", metavar="NAME:D1,D2,...")
+    p.add_argument("--input-shape", action="append", metavar="NAME:D1,D2,...",
+                   help="static shape for an input with symbolic dimensions (repeatable)")
     p.add_argument("--plot", help="draw the tuning curve to this PNG (needs matplotlib)")
     p.add_argument("-q", "--quiet", action="store_true", help="no progress bar")
     return p
 
 
 def summary(tuner) -> str:
-    lines = [f"{'task':52s} {'n':>2s} {'trials':>6s} {'default':>9s} {'best':>9s} {'GFLOP/s':>8s}",
+    times = f"{'default':>10s} {'best':>10s}"
+    lines = [f"{'task':52s} {'n':>2s} {'trials':>6s} {times} {'GFLOP/s':>8s}",
              "(default and best: median times over each config's measurements)"]
     for t in tuner.tasks:
         name = t.wl.key.split("{")[0] + " " + "x".join(map(str, t.wl.parts()[-1].params["out"]))
         default = t.median(tuner.default_key(t))
         ranked = t.ranked()
         best = ranked[0][0] if ranked else math.inf
-        d, b = (f"{x * 1e3:8.3f}m" if math.isfinite(x) else "-" for x in (default, best))
-        lines.append(f"{name[:52]:52s} {t.count:2d} {t.trials:6d} {d:>9s} {b:>9s} "
+        d, b = (f"{x * 1e3:.3f} ms" if math.isfinite(x) else "-" for x in (default, best))
+        lines.append(f"{name[:52]:52s} {t.count:2d} {t.trials:6d} {d:>10s} {b:>10s} "
                      f"{t.gflops(best):8.3g}")
     return "\n".join(lines)
 
@@ -86,23 +91,33 @@ def plot_curve(history, path: str) -> None:
 
 def main(argv=None) -> int:
     args = parser().parse_args(argv)
+    from . import records
     from .measure import workloads
+    from .runner import check_rpc
     from .target import resolve
     from .tuner import Tuner, make_tasks
 
-    if args.budget and args.trials:
+    if args.budget is not None and args.trials is not None:
         raise TvmconvError("give --budget or --trials, not both")
-    if args.trials is not None and args.trials <= 0:
-        raise TvmconvError("--trials must be positive")
-    budget = parse_budget(args.budget) if args.budget else (None if args.trials else 600.0)
+    for flag, value in (("--trials", args.trials), ("--batch", args.batch),
+                        ("--patience", args.patience)):
+        cli.at_least(1, value, flag)
+    budget = parse_budget(args.budget) if args.budget is not None else \
+        (None if args.trials else 600.0)
     rpc = parse_rpc(args.rpc, args.rpc_key)
     target = resolve(args.target)
     target.export_kwargs()  # candidates for a board need its cross compiler
     if rpc is None and not target.runs_here:
         raise TvmconvError(f"{target.key} code cannot run on this machine: measure it on the "
                            "device with --rpc HOST:PORT")
-    log = Path(args.log) if args.log else \
-        Path("tuning_logs") / f"{Path(args.model).stem}-{target.key}.jsonl"
+    log = cli.output_path(args.log or Path("tuning_logs") /
+                          f"{Path(args.model).stem}-{target.key}.jsonl", "--log",
+                          {args.model: "the model"})
+    records.check(log)
+    if args.plot:
+        cli.check_plot(args.plot)
+    if rpc:
+        check_rpc(rpc)
     tasks = make_tasks(workloads(args.model, target, cli.parse_shapes(args.input_shape)), target)
     tuner = Tuner(tasks, target, log, rpc=rpc, seed=args.seed, batch=args.batch,
                   patience=args.patience)

@@ -159,10 +159,9 @@ class Tuner:
         (path, err), = self.builder.build_all([(task.wl, self.reference_target, None, None,
                                                  str(self.tmp))])
         if path:
-            task.reference = self.reference_runner.reference(path, *kernel_inputs(task.wl))
+            task.reference, err = self.reference_runner.reference(path, *kernel_inputs(task.wl))
         if task.reference is None:
-            raise TvmconvError(f"cannot build or run the reference of {task.wl.kind} "
-                               f"({err or 'it failed on the device'})")
+            raise TvmconvError(f"cannot build or run the reference of {task.wl.kind} ({err})")
 
     def measure(self, task: Task, batch: list[tuple]) -> list[dict]:
         if task.reference is None:

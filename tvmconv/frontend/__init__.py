@@ -6,13 +6,12 @@ from __future__ import annotations
 import math
 import os
 import warnings
-from pathlib import Path
 
 import numpy as np
 import onnx
 from onnx import numpy_helper
 
-from ..errors import ModelError, TvmconvError, UnsupportedError
+from ..errors import ModelError, TvmconvError, UnsupportedError, require_file
 from ..graph import Graph
 from . import numpy_eval
 from .ops import CONVERTERS, ConstantRequired, Context
@@ -30,10 +29,8 @@ def load_model(model: str | os.PathLike | onnx.ModelProto) -> onnx.ModelProto:
     if isinstance(model, onnx.ModelProto):
         proto, where = model, "the given ModelProto"
     else:
-        path = Path(model)
+        path = require_file(model, "model file", ModelError)
         where = str(path)
-        if not path.is_file():
-            raise ModelError(f"model file not found: {path}")
         try:
             proto = onnx.load(str(path))
         except Exception as e:  # protobuf raises several types for truncated or foreign files
@@ -79,22 +76,30 @@ def check_supported(graph: onnx.GraphProto) -> None:
 
 
 def _input_shape(vi, overrides: dict) -> tuple[int, ...]:
-    if vi.name in overrides:
-        return tuple(int(d) for d in overrides[vi.name])
+    """An input's static shape: the model's, its symbolic dimensions fixed by ``overrides`` (a
+    symbolic batch dimension defaults to 1)."""
     ttype = vi.type.tensor_type
+    shape = tuple(int(d) for d in overrides[vi.name]) if vi.name in overrides else None
     if not ttype.HasField("shape"):
-        raise ModelError(f"input {vi.name!r} has no shape; "
-                         "give one with input_shapes / --input-shape")
-    dims = []
-    for i, d in enumerate(ttype.shape.dim):
-        if d.HasField("dim_value") and d.dim_value > 0:
-            dims.append(int(d.dim_value))
-        elif i == 0:
-            dims.append(1)  # a symbolic batch dimension: compile for batch 1 unless told otherwise
-        else:
-            raise ModelError(f"input {vi.name!r} has a symbolic dimension {i} "
-                             f"({d.dim_param or '?'}); give a static shape with --input-shape")
-    return tuple(dims)
+        if shape is None:
+            raise ModelError(f"input {vi.name!r} has no shape; "
+                             "give one with input_shapes / --input-shape")
+        return shape
+    declared = [d.dim_value if d.HasField("dim_value") and d.dim_value > 0 else d.dim_param or "?"
+                for d in ttype.shape.dim]
+    if shape is not None:
+        if len(shape) != len(declared) or any(isinstance(d, int) and d != s
+                                              for d, s in zip(declared, shape)):
+            raise ModelError(f"input_shapes / --input-shape gives input {vi.name!r} the shape "
+                             f"{list(shape)}, but the model declares "
+                             f"[{', '.join(map(str, declared))}]: only its symbolic dimensions "
+                             "can be chosen")
+        return shape
+    for i, d in enumerate(declared[1:], 1):
+        if not isinstance(d, int):
+            raise ModelError(f"input {vi.name!r} has a symbolic dimension {i} ({d}); give a "
+                             "static shape with input_shapes / --input-shape")
+    return tuple(d if isinstance(d, int) else 1 for d in declared)
 
 
 def from_onnx(model, input_shapes: dict | None = None) -> Graph:
@@ -116,6 +121,11 @@ def from_onnx(model, input_shapes: dict | None = None) -> Graph:
         arr = numpy_helper.to_array(init)
         graph.consts[init.name] = arr
         graph.shapes[init.name] = tuple(arr.shape)
+    names = [vi.name for vi in g.input if vi.name not in graph.consts]
+    unknown = set(overrides) - set(names)
+    if unknown:  # before any other input's shape is judged: a misspelt name is the problem
+        raise ModelError(f"input_shapes / --input-shape names unknown input(s) {sorted(unknown)}; "
+                         f"the model's inputs are {names}")
     for vi in g.input:
         if vi.name in graph.consts:
             continue  # old-style models list their weights as graph inputs too
@@ -125,10 +135,6 @@ def from_onnx(model, input_shapes: dict | None = None) -> Graph:
                                    f"{onnx.TensorProto.DataType.Name(elem)}; tvmconv takes float32")
         graph.inputs.append(vi.name)
         graph.shapes[vi.name] = _input_shape(vi, overrides)
-    unknown = set(overrides) - set(graph.inputs)
-    if unknown:
-        raise ModelError(f"input_shapes names unknown inputs {sorted(unknown)}; "
-                         f"the model's inputs are {graph.inputs}")
     ctx = Context(graph, min(opset, MAX_OPSET), opset)
     for node in g.node:
         _convert(ctx, node)
