@@ -797,6 +797,14 @@ RESIZES = {
                                  [1, 1, 1.3, 2.1], None),
     "axes_not_larger_opset18": (18, {"axes": [3, 2], "keep_aspect_ratio_policy": "not_larger"},
                                 None, [20, 10]),
+    # found by fuzzing: where onnxruntime keeps an axis (or the whole input) as it is
+    "nearest_tf_half_pixel_ceil_unit_scale": (13, {"coordinate_transformation_mode":
+                                                   "tf_half_pixel_for_nn", "nearest_mode": "ceil"},
+                                              [1, 1, 3, 1], None),
+    "linear_same_size_scales_not_1": (13, {"mode": "linear"}, [1, 1, 1.1, 1.05], None),
+    "linear_pytorch_half_pixel_to_one_row": (13, {"mode": "linear",
+                                                  "coordinate_transformation_mode":
+                                                  "pytorch_half_pixel"}, [1, 1, 0.2, 1.5], None),
     "resize_opset10": (10, {"mode": "linear"}, [1, 1, 2, 3], None),
     "upsample_opset9": (9, {"mode": "nearest"}, [1, 1, 3, 2], None),
 }

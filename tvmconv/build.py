@@ -177,6 +177,26 @@ def lower(graph: Graph, target: TargetSpec, tuned: dict[str, list[dict]], progre
     return bb.get()
 
 
+def fresh_outputs(graph: Graph) -> list[bool]:
+    """Per graph output, whether ``lower``'s VM makes it anew on each call. Otherwise it is an
+    input, a constant, a view of one (a reshape), or a tensor another output returns too: handed
+    out without a copy, the caller's array would change on the next call, or writing into it
+    would change what every later call returns."""
+    made, base = set(), {}
+    for node in graph.nodes:
+        out = node.outputs[0]
+        if from_node(node, graph) is not None:
+            made.add(graph.places.get(out, (out, 0))[0])
+        elif node.op == "reshape":
+            base[out] = base.get(node.inputs[0], node.inputs[0])
+    fresh, seen = [], set()
+    for out in graph.outputs:
+        root = base.get(out, out)
+        fresh.append(root in made and root not in seen)
+        seen.add(root)
+    return fresh
+
+
 def _var_name(name: str) -> str:
     return "".join(c if c.isalnum() else "_" for c in name) or "input"
 
@@ -201,6 +221,8 @@ def compile_model(model, target="x86", log=None, input_shapes=None, progress=Fal
         "tvm_version": tvm.__version__,
     }
     optimize(graph, spec)
+    for info, fresh in zip(meta["outputs"], fresh_outputs(graph)):
+        info["fresh"] = fresh
     mod = lower(graph, spec, tuned_records(spec.key, logs, book), progress)
     executable = tvm.compile(mod, target=spec.tvm_target())
     if spec.family == "cuda":

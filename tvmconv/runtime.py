@@ -34,6 +34,7 @@ class Model:
         self.inputs = [TensorInfo(i["name"], tuple(i["shape"]), i["dtype"]) for i in meta["inputs"]]
         self.outputs = [TensorInfo(o["name"], tuple(o["shape"]), o["dtype"])
                         for o in meta["outputs"]]
+        self._fresh = [o.get("fresh", False) for o in meta["outputs"]]
         self.check_finite = True
         # Input tensors allocated once, written through zero-copy numpy views: 0.2 us for LeNet's
         # input where allocating a TVM tensor per call costs 11 us and copyfrom 5 us.
@@ -91,8 +92,10 @@ class Model:
                 return [r.numpy() for r in self._main(*self._staging)]
             for view, a in zip(self._views, arrays):
                 view[...] = a
-            # the VM allocates every output afresh: a zero-copy view that owns it is safe
-            return [np.from_dlpack(r) for r in self._main(*self._staging)]
+            # a zero-copy view of what the VM made for this call; a copy of anything else (an
+            # input, a constant, another output's tensor: build.fresh_outputs)
+            return [np.from_dlpack(r) if fresh else np.from_dlpack(r).copy()
+                    for r, fresh in zip(self._main(*self._staging), self._fresh)]
 
     def __call__(self, *args, **kwargs):
         outs = self.run(*args, **kwargs)

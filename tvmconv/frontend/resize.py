@@ -58,6 +58,8 @@ def resize(ctx: Context, node, ins):
     if ctx.attr(node, "antialias", 0) and min(scales[2:]) < 1 and mode != "nearest":
         raise UnsupportedError(f"{what}: antialiased downsampling")
     linear = mode != "nearest"
+    if list(sizes) == list(shape):  # onnxruntime copies the input then, whatever the scales say
+        scales = [1.0] * len(shape)
     tables = [_table(shape[a], sizes[a], np.float32(scales[a]), coord, nearest, linear)
               for a in range(2, len(shape))]
     one_d = len(shape) == 3  # the 2-D resize over a height of 1 (an identity table for it)
@@ -101,12 +103,16 @@ def _table(size: int, out: int, scale, coord: str, nearest: str, linear: bool) -
     f = np.float32
     i = np.arange(out, dtype=f)
     length = f(size) * scale  # ONNX's resized length: not rounded to the output size
-    if coord == "asymmetric":
+    if scale == 1:  # onnxruntime keeps such an axis as it is (tf_half_pixel_for_nn would shift)
+        src = i
+    elif coord == "asymmetric":
         src = i / scale
     elif coord == "align_corners":  # over the output's own length, as onnxruntime does
         src = i * f(size - 1) / f(out - 1) if out > 1 else np.zeros(out, f)
     elif coord == "pytorch_half_pixel":
-        src = (i + f(0.5)) / scale - f(0.5) if length > 1 else np.zeros(out, f)
+        # the output's length decides, as in onnxruntime and PyTorch (the ONNX reference
+        # evaluator takes the unrounded ``length``: they differ where it exceeds 1 but out is 1)
+        src = (i + f(0.5)) / scale - f(0.5) if out > 1 else np.zeros(out, f)
     elif coord == "tf_half_pixel_for_nn":
         src = (i + f(0.5)) / scale
     elif coord == "half_pixel_symmetric":
