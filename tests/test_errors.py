@@ -614,6 +614,27 @@ def test_cli_demo_bad_input(args, match):
     _assert_one_error_line(_cli("demo", *args), match)
 
 
+def test_console_scripts_print_one_line(monkeypatch, capsys):
+    """pyproject's console scripts (tvmconv, tvmconv-compile, tvmconv-run) go through cli.run
+    as python -m does: tvmconv-compile called compile.main directly, so bad input ended in a
+    traceback."""
+    import importlib
+    import re
+
+    section = (Path(__file__).parents[1] / "pyproject.toml").read_text().split(
+        "[project.scripts]")[1].split("\n[")[0]  # no tomllib on Python 3.10
+    scripts = dict(re.findall(r'^(\S+) = "(\S+)"$', section, re.M))
+    for name, argv in (("tvmconv-compile", ["no-such.onnx"]), ("tvmconv-run", ["no-such.so"]),
+                       ("tvmconv", ["run", "no-such.so"])):
+        module, func = scripts[name].split(":")
+        monkeypatch.setattr(sys, "argv", [name, *argv])
+        with pytest.raises(SystemExit) as exit_:
+            getattr(importlib.import_module(module), func)()
+        err = capsys.readouterr().err
+        assert exit_.value.code == 2 and err.startswith("error:") and "no-such" in err, (name, err)
+        assert len(err.splitlines()) == 1, err
+
+
 def test_cli_commands_listed():
     """python -m tvmconv lists the commands (exit 2 without one) and runs the one named."""
     def tvmconv_main(*args):

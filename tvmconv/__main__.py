@@ -26,7 +26,22 @@ def main() -> None:
     if command not in COMMANDS:
         print(USAGE, file=sys.stderr)
         cli.fail(f"unknown command {command!r}" if command else "no command given")
-    cli.run(importlib.import_module(f"{__package__}.{command}").main, sys.argv[2:])
+    _run(command, sys.argv[2:])
+
+
+def _run(command: str, argv: list[str]) -> None:
+    cli.run(importlib.import_module(f"{__package__}.{command}").main, argv)
+
+
+def compile_command() -> None:
+    """The tvmconv-compile console script: through cli.run, like python -m tvmconv.compile (it
+    called compile.main directly, so bad input ended in a traceback)."""
+    _run("compile", sys.argv[1:])
+
+
+def run_command() -> None:
+    """The tvmconv-run console script."""
+    _run("run", sys.argv[1:])
 
 
 if __name__ == "__main__":
