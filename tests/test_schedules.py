@@ -250,6 +250,42 @@ def test_direct_conv_default_fills_the_registers(target, width):
     assert conv2d.accumulators(cfg, spec.lanes) >= 8, (wl.key, cfg)
 
 
+@pytest.mark.parametrize("width", [7, 27])
+def test_direct_conv_default_keeps_two_vector_blocks_whole_on_avx2(width):
+    """On AVX2 a 16-channel block is two vectors: 7- and 27-wide maps, whose exact row tiles
+    would hold only half a block, get a whole-block tile (ragged where needed), and the result
+    still matches onnxruntime."""
+    from tvmconv.templates.x86 import conv2d
+
+    spec = resolve("x86-avx2")
+    model = single("Conv", (1, 32, width, width), {"w": weights((48, 32, 1, 1), 4, 0.1)}, ["w"])
+    wl = next(w for w in workloads(model, "x86-avx2") if w.kind == "conv2d")
+    cfg = conv2d.default(wl, spec)
+    assert cfg["tile_oc"] == wl.params["out"][4] == 16, (wl.key, cfg)
+    assert conv2d.accumulators(cfg, spec.lanes) > 4, cfg
+    feeds = rng_inputs(model)
+    assert_close(run_tvmconv(model, feeds, target="x86-avx2")[0], run_ort(model, feeds)[0])
+
+
+@pytest.mark.parametrize("target", ["x86-avx2", "x86-avx512"])
+@pytest.mark.parametrize("size, cin, cout, rows_outer", [
+    (28, 512, 128, 1),   # a large input, small weights: threads split the rows
+    (7, 512, 2048, 0),   # large weights, a small map: threads split the output channels
+])
+def test_direct_conv_default_thread_order_moves_fewer_bytes(target, size, cin, cout, rows_outer):
+    """Threads over rows re-read the weights per row tile, threads over output channels re-read
+    the input per block: the default picks the order with less traffic (ResNet-50's 1x1 convs),
+    and both orders compute the same result."""
+    from tvmconv.templates.x86 import conv2d
+
+    model = single("Conv", (1, cin, size, size), {"w": weights((cout, cin, 1, 1), 5, 0.05)},
+                   ["w"])
+    wl = next(w for w in workloads(model, target) if w.kind == "conv2d")
+    assert conv2d.default(wl, resolve(target))["rows_outer"] == rows_outer, wl.key
+    feeds = rng_inputs(model)
+    assert_close(run_tvmconv(model, feeds, target=target)[0], run_ort(model, feeds)[0])
+
+
 @pytest.mark.parametrize("target", ["x86-avx2", "x86-avx512"])
 def test_ragged_row_tiles_on_prime_widths(target):
     """19 and 23 columns have no divisor from 4 to 8: the direct and depthwise templates then
