@@ -617,8 +617,7 @@ def test_cli_demo_bad_input(args, match):
 def test_console_scripts_print_one_line():
     """pyproject's console scripts (tvmconv, tvmconv-compile, tvmconv-run) go through cli.run
     as python -m does: tvmconv-compile called compile.main directly, so bad input ended in a
-    traceback. Each runs in a process of its own, as a console script does (importing the
-    tvmconv.compile module here would shadow the tvmconv.compile function for later tests)."""
+    traceback. Each runs in a process of its own, as a console script does."""
     import re
 
     section = (Path(__file__).parents[1] / "pyproject.toml").read_text().split(
@@ -633,6 +632,23 @@ def test_console_scripts_print_one_line():
         err = proc.stderr
         assert proc.returncode == 2 and err.startswith("error:") and "no-such" in err, (name, err)
         assert len(err.splitlines()) == 1, err
+
+
+def test_importing_the_compile_command_keeps_tvmconv_compile_callable(monkeypatch):
+    """``import tvmconv.compile`` (the command's module) rebinds the package's ``compile``
+    function to that module, as Python does for every submodule: the module compiles when
+    called, so API code that also imports the command keeps working."""
+    import importlib
+    import types
+
+    monkeypatch.setattr(tvmconv, "compile", tvmconv.compile)  # both restored after the test
+    monkeypatch.delitem(sys.modules, "tvmconv.compile", raising=False)
+    importlib.import_module("tvmconv.compile")
+    assert isinstance(tvmconv.compile, types.ModuleType)
+    model = single("Relu", (1, 3, 4, 5))
+    feeds = rng_inputs(model)
+    assert_close(tvmconv.compile(model, target="x86").model().run(feeds)[0],
+                 run_ort(model, feeds)[0])
 
 
 def test_cli_commands_listed():

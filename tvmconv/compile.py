@@ -3,10 +3,13 @@
 from __future__ import annotations
 
 import argparse
+import sys
 import time
+import types
 from pathlib import Path
 
 from . import cli
+from . import compile as _compile_function  # the package's function, before the rebinding below
 from .errors import TvmconvError
 from .target import TARGET_NAMES
 
@@ -55,6 +58,16 @@ def main(argv=None) -> int:
               f"-> {out} ({out.stat().st_size / 2**20:.1f} MiB); inputs {ins}; outputs {outs}")
     return 0
 
+
+class _CallableModule(types.ModuleType):
+    """``import tvmconv.compile`` makes Python rebind the package's ``compile`` function to this
+    module; calling the module compiles, so ``tvmconv.compile(model)`` keeps working after it."""
+
+    def __call__(self, *args, **kwargs):
+        return _compile_function(*args, **kwargs)
+
+
+sys.modules[__name__].__class__ = _CallableModule
 
 if __name__ == "__main__":
     cli.run(main)
