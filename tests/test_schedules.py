@@ -275,7 +275,7 @@ def test_direct_conv_default_keeps_two_vector_blocks_whole_on_avx2(width):
 def test_direct_conv_default_thread_order_moves_fewer_bytes(target, size, cin, cout, rows_outer):
     """Threads over rows re-read the weights per row tile, threads over output channels re-read
     the input per block: the default picks the order with less traffic (ResNet-50's 1x1 convs),
-    and both orders compute the same result."""
+    and the conv it compiles matches onnxruntime."""
     from tvmconv.templates.x86 import conv2d
 
     model = single("Conv", (1, cin, size, size), {"w": weights((cout, cin, 1, 1), 5, 0.05)},
