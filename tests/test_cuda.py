@@ -282,3 +282,19 @@ def test_gpu_check_prepares_what_a_gpu_machine_runs(tmp_path):
     else:
         with pytest.raises(TargetError, match="no CUDA GPU"):
             gpu_check.run(tmp_path, repeat=5)
+
+
+def test_gpu_bench_against_pytorch_on_the_same_gpu(tmp_path):
+    """scripts/gpu_bench.py: on a GPU, tvmconv's LeNet-5 beside PyTorch's with the same weights
+    (outputs within 1e-4); elsewhere one clear error."""
+    import gpu_bench
+
+    if not runs_here(CUDA.key):
+        with pytest.raises(TargetError, match="needs an NVIDIA GPU"):
+            gpu_bench.main(["lenet5"])
+        return
+    out = tmp_path / "gpu.md"
+    assert gpu_bench.main(["lenet5", "--rounds", "1", "--per-round", "2", "--out", str(out)]) == 0
+    rows = [r.split("|")[1:-1] for r in out.read_text().splitlines() if r.startswith("| lenet5")]
+    assert [r[1].strip() for r in rows] == ["tvmconv", "PyTorch eager", "PyTorch CUDA graph"]
+    assert float(rows[0][4]) <= 1e-4

@@ -482,6 +482,22 @@ def test_cli_bench_avx2_code(tmp_path):
     assert names[:2] == ["tvmconv", "onnxruntime"], proc.stdout
 
 
+def test_bench_layer_table_measures_gpu_kernels_by_no_cpu_yardstick():
+    """A GPU's layers were once printed as a fraction of this CPU's sgemm rate (1250% for a stem
+    conv on an H200): on a GPU the table has no such column."""
+    from tvmconv.bench import Row, layer_table
+
+    rows = [Row("conv a", 2, 1e-3, 2e9), Row("conv b", 1, 3e-3, 3e9)]
+    cpu, gpu = layer_table(rows, 100.0).splitlines(), layer_table(rows, None).splitlines()
+    assert "sgemm 100 GFLOP/s" in cpu[1] and "of sgemm" in cpu[2]
+    assert [ln.split() for ln in cpu[3:]] == [["3.000", "60.0%", "1000.0", "1000.0%", "1", "conv",
+                                               "b"], ["2.000", "40.0%", "2000.0", "2000.0%", "2",
+                                                      "conv", "a"]]
+    assert "sgemm" not in "\n".join(gpu)
+    assert [ln.split()[:3] for ln in gpu[3:]] == [["3.000", "60.0%", "1000.0"],
+                                                  ["2.000", "40.0%", "2000.0"]]
+
+
 def test_cli_run_saves_exactly_where_told(tmp_path):
     """np.save and np.savez add their suffix to a name without it: "saved outputs to yout" was
     a lie. A .npz holds the outputs by name; a missing folder is made."""

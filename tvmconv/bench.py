@@ -135,6 +135,21 @@ def _label(wl) -> str:
     return f"{wl.kind} -> {'x'.join(str(d) for d in p['out'])}"
 
 
+def layer_table(rows: list[Row], sgemm: float | None) -> str:
+    """Per-layer times, slowest first; with the CPU's sgemm rate (None on a GPU, where it is no
+    yardstick) each layer's fraction of it."""
+    total = sum(r.seconds * r.count for r in rows)
+    rate = "" if sgemm is None else f"; sgemm {sgemm:.0f} GFLOP/s measured now"
+    lines = [f"\nper layer (each kernel alone{rate}):",
+             f"  {'ms':>8} {'share':>6} {'GFLOP/s':>8}" + ("" if sgemm is None else " of sgemm")
+             + "  n  layer"]
+    for r in sorted(rows, key=lambda r: -r.seconds * r.count):
+        lines.append(f"  {r.seconds * r.count * 1e3:8.3f} {r.seconds * r.count / total:6.1%} "
+                     f"{r.gflops:8.1f}" + ("" if sgemm is None else f" {r.gflops / sgemm:8.1%}")
+                     + f" {r.count:2d}  {r.name}")
+    return "\n".join(lines)
+
+
 def plot(rows: list[Row], path: str) -> None:
     import matplotlib
 
@@ -185,8 +200,10 @@ def main(argv=None) -> int:
     times = interleaved(runners, feeds, args.rounds, args.per_round)
     med = {k: float(np.median(v)) * 1e3 for k, v in times.items()}
     capped = os.environ.get("ONEDNN_MAX_CPU_ISA")
-    print(f"{args.model}: batch {model.inputs[0].shape[0]}, {threads} threads, "
-          f"{compiled.target.key}" + (f"; OpenVINO held to {capped}" if capped else ""))
+    gpu = compiled.target.family == "cuda"  # CPU threads and the CPU's sgemm say nothing there
+    print(f"{args.model}: batch {model.inputs[0].shape[0]}"
+          + ("" if gpu else f", {threads} threads") + f", {compiled.target.key}"
+          + (f"; OpenVINO held to {capped}" if capped else ""))
     best_peer = min((v for k, v in med.items() if k != "tvmconv"), default=None)
     for name, ms in med.items():
         ratio = f"  speed-up vs tvmconv {ms / med['tvmconv']:.2f}x" if name != "tvmconv" else ""
@@ -197,13 +214,7 @@ def main(argv=None) -> int:
         return 0
     rows = layer_rows(args.model, compiled.target, args.log, book=not args.no_book,
                       input_shapes=shapes)
-    rate = sgemm_rate()
-    total = sum(r.seconds * r.count for r in rows)
-    print(f"\nper layer (each kernel alone; sgemm {rate:.0f} GFLOP/s measured now):")
-    print(f"  {'ms':>8} {'share':>6} {'GFLOP/s':>8} {'of sgemm':>8}  n  layer")
-    for r in sorted(rows, key=lambda r: -r.seconds * r.count):
-        print(f"  {r.seconds * r.count * 1e3:8.3f} {r.seconds * r.count / total:6.1%} "
-              f"{r.gflops:8.1f} {r.gflops / rate:8.1%} {r.count:2d}  {r.name}")
+    print(layer_table(rows, None if gpu else sgemm_rate()))
     if args.plot:
         plot(rows, args.plot)
         print(f"plot written to {args.plot}")
