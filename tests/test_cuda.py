@@ -242,11 +242,22 @@ def test_cuda_artefact(tmp_path):
 @pytest.mark.skipif(not runs_here(CUDA.key), reason="needs an NVIDIA GPU (sm_80 or newer)")
 @pytest.mark.parametrize("name", ["resnet18", "mobilenet_v2", "inception", "shufflenet_v2"])
 def test_zoo_on_the_gpu(zoo_model, name):
-    """The real kernels on a GPU: whole reference networks against onnxruntime on the CPU."""
+    """The real kernels on a GPU: whole reference networks against onnxruntime on the CPU, called
+    three times with new inputs (the first call captures the CUDA graph, the others replay it)."""
     model = onnx.load(str(zoo_model(name)))
-    feeds = rng_inputs(model)
-    got = tvmconv.compile(model, target="cuda").model().run(feeds)
-    assert_close(got[0], run_ort(model, feeds)[0])
+    compiled = tvmconv.compile(model, target="cuda").model()
+    for seed in range(3):
+        feeds = rng_inputs(model, seed)
+        assert_close(compiled.run(feeds)[0], run_ort(model, feeds)[0])
+
+
+def test_gpu_artefacts_replay_a_cuda_graph():
+    """On a GPU the VM launches the kernels between the first and the last as one CUDA graph;
+    CPU artefacts have none."""
+    model = bundled("digits_cnn.onnx")
+    calls = tvmconv.compile(model, target="cuda").executable.as_text()
+    assert calls.count("vm.builtin.cuda_graph.run_or_capture in:") == 1
+    assert "cuda_graph" not in tvmconv.compile(model, target="x86").executable.as_text()
 
 
 @needs_nvcc
