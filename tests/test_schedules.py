@@ -315,12 +315,13 @@ def test_ragged_row_tiles_on_prime_widths(target):
 def test_winograd_gemm_tiles_on_a_prime_tile_count(target):
     """DenseNet's 3x3 convs at 197x261 have 33-column maps: 17 F(2,3) tiles a row, whose only
     divisors gave a 1-tile GEMM register tile. The row is now computed in whole GEMM tiles of a
-    non-divisor count, the tiles past the edge reading zero padding."""
+    non-divisor count, the tiles past the edge reading zero padding. (7 rows: too few for
+    F(4,3), which AVX2 would pick on 25 of them.)"""
     from tvmconv.templates.x86 import winograd
 
     spec = resolve(target)
     model = make_model([helper.make_node("Conv", ["x", "w"], ["y"], pads=[1, 1, 1, 1])],
-                       {"x": (1, 32, 25, 33)}, ["y"], {"w": weights((32, 32, 3, 3), 1, 0.05)})
+                       {"x": (1, 32, 7, 33)}, ["y"], {"w": weights((32, 32, 3, 3), 1, 0.05)})
     wl = next(w for w in workloads(model, target) if w.kind == "conv2d")
     template = templates.templates_for(wl.kind, spec.family, wl, spec)[0]
     cfg = winograd.default(wl, spec)
@@ -328,6 +329,28 @@ def test_winograd_gemm_tiles_on_a_prime_tile_count(target):
     assert 17 % cfg["tile_p"] and cfg["tile_p"] > 1, cfg
     feeds = rng_inputs(model)
     assert_close(run_tvmconv(model, feeds, target=target)[0], run_ort(model, feeds)[0])
+
+
+@pytest.mark.parametrize("size, tile_m, tile_p", [(56, 4, 5), (28, 4, 4), (14, 4, 4), (7, 2, 4)])
+def test_winograd_default_keeps_two_vector_blocks_whole_on_avx2(size, tile_m, tile_p, tmp_path):
+    """On AVX2 the Winograd GEMM tile holds a whole 16-channel block (two vectors), ragged where
+    the row's tile count has no divisor that fits (14 F(4,3) tiles a row at 56 wide: 5 x 16, not
+    the exact 7 x 8); 14x14 maps take F(4,3), which computes 16 x 16 with fewer products than
+    F(2,3); and the conv compiled with it matches onnxruntime."""
+    from tvmconv.templates.x86 import winograd
+
+    spec = resolve("x86-avx2")
+    model = single("Conv", (1, 32, size, size), {"w": weights((32, 32, 3, 3), 1, 0.05)}, ["w"],
+                   pads=[1, 1, 1, 1])
+    wl = next(w for w in workloads(model, "x86-avx2") if w.kind == "conv2d")
+    cfg = winograd.default(wl, spec)
+    assert (cfg["tile_m"], cfg["tile_p"], cfg["tile_oc"]) == (tile_m, tile_p, 16), (wl.key, cfg)
+    log = tmp_path / "winograd.jsonl"
+    records.append(log, [records.make(spec.key, wl.key, winograd.NAME, cfg.to_json(),
+                                      latencies=[1e-3])])
+    feeds = rng_inputs(model)
+    got = tvmconv.compile(model, target="x86-avx2", log=log).model().run(feeds)
+    assert_close(got[0], run_ort(model, feeds)[0])
 
 
 @pytest.mark.parametrize("channels, size, target, f43", [
