@@ -3,11 +3,13 @@
 from __future__ import annotations
 
 import collections
+import contextlib
 import json
 import math
 import re
 import signal
 import socket
+import struct
 import threading
 import time
 
@@ -151,6 +153,52 @@ def test_unreachable_board(tmp_path):
         runner.stop()
         listener.close()
     assert out is None and err.startswith(f"no RPC session on 127.0.0.1:{port} ("), err
+
+
+def _serve_as_tracker(listener, keys: list[str]) -> None:
+    """TVM's RPC tracker protocol, as much as a client's summary needs (the real tracker needs
+    tornado): the magic number back, then one JSON answer per request."""
+    from tvm.rpc import base
+
+    while True:
+        try:
+            conn = listener.accept()[0]
+        except OSError:  # the listener closed: the test is over
+            return
+        with conn, contextlib.suppress(OSError):  # check_rpc's first connect only connects
+            base.recvall(conn, 4)
+            conn.sendall(struct.pack("<i", base.RPC_TRACKER_MAGIC))
+            if base.recvjson(conn) == [base.TrackerCode.SUMMARY]:
+                base.sendjson(conn, [base.TrackerCode.SUCCESS, {"queue_info": {
+                    k: {"free": 1, "pending": 0} for k in keys}, "server_info": []}])
+
+
+def test_tracker_without_the_key_fails_at_once():
+    """--rpc-key names a device key the tracker must have: another key fails before any work,
+    naming the keys it has (a request for it waited 30 s per measurement); the key it has
+    passes; a server that is no tracker is named as such."""
+    listener = socket.create_server(("127.0.0.1", 0))
+    port = listener.getsockname()[1]
+    threading.Thread(target=_serve_as_tracker, args=(listener, ["rk3399", "pi4"]),
+                     daemon=True).start()
+    try:
+        check_rpc(("127.0.0.1", port, "rk3399"))
+        t0 = time.monotonic()
+        with pytest.raises(TvmconvError, match=rf"--rpc-key jetson: the tracker at 127\.0\.0\.1:"
+                                               rf"{port} has no device of that key \(it has: pi4, "
+                                               rf"rk3399\)"):
+            check_rpc(("127.0.0.1", port, "jetson"))
+        assert time.monotonic() - t0 < 5
+    finally:
+        listener.close()
+    from tvm import rpc
+
+    server = rpc.Server(host="127.0.0.1", port=9190, port_end=9290, silent=True)
+    try:
+        with pytest.raises(TvmconvError, match="with --rpc-key: no RPC tracker answers there"):
+            check_rpc(("127.0.0.1", server.port, "rk3399"), timeout=1)
+    finally:
+        server.terminate()
 
 
 def _ignores_sigint(pid: int) -> bool:
