@@ -12,9 +12,13 @@ real kernels too.
 
 from __future__ import annotations
 
+import ctypes
+import os
 import random
 import re
 import shutil
+import subprocess
+import sys
 
 import numpy as np
 import onnx
@@ -309,3 +313,18 @@ def test_gpu_bench_against_pytorch_on_the_same_gpu(tmp_path):
     rows = [r.split("|")[1:-1] for r in out.read_text().splitlines() if r.startswith("| lenet5")]
     assert [r[1].strip() for r in rows] == ["tvmconv", "PyTorch eager", "PyTorch CUDA graph"]
     assert float(rows[0][4]) <= 1e-4
+
+
+def test_cuda_runtime_loads_with_tvms_runtime_alone():
+    """Under ``TVM_USE_RUNTIME_LIB=1`` (``gpu_check.py run`` on a GPU machine) TVM's CUDA device
+    API is loaded by hand: present where the driver is, and nothing breaks where it is not."""
+    code = "from tvmconv.hostinfo import cuda_runtime; print(cuda_runtime())"
+    proc = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True,
+                          env={**os.environ, "TVM_USE_RUNTIME_LIB": "1"})
+    assert proc.returncode == 0, proc.stderr
+    try:
+        ctypes.CDLL("libcuda.so.1")
+        driver = True
+    except OSError:
+        driver = False
+    assert proc.stdout.split()[-1] == str(driver), proc.stdout

@@ -3,6 +3,7 @@
 
 from __future__ import annotations
 
+import functools
 import os
 import platform
 
@@ -28,12 +29,39 @@ def host_key() -> str:
     return "x86-avx512" if "avx512f" in cpu_flags() else "x86-avx2"
 
 
+@functools.cache  # a failed load is not retried at every check
+def cuda_runtime() -> bool:
+    """Whether TVM's CUDA device API is loaded, loading it if need be. It lives in
+    libtvm_runtime_cuda, which ``import tvm`` loads with TVM's full library but not with the
+    runtime alone (``TVM_USE_RUNTIME_LIB=1``, how ``scripts/gpu_check.py`` runs on a GPU
+    machine): there an H200 answered "Device API cuda is not enabled". It needs the driver's
+    libcuda."""
+    import tvm
+    from tvm.base import _LOADED_LIBS
+
+    if "tvm_runtime_cuda" not in _LOADED_LIBS:
+        from pathlib import Path
+
+        from tvm_ffi.libinfo import load_lib_ctypes
+
+        here = Path(_LOADED_LIBS["tvm_runtime"]._name).resolve().parent
+        try:  # as tvm.backend.cuda does on a full import
+            _LOADED_LIBS["tvm_runtime_cuda"] = load_lib_ctypes(
+                package="tvm", target_name="tvm_runtime_cuda", extra_lib_paths=[here],
+                mode="RTLD_LOCAL")
+        except (OSError, RuntimeError):  # no driver, or a TVM built without CUDA
+            pass
+    return tvm.get_global_func("device_api.cuda", allow_missing=True) is not None
+
+
 def cuda_arch() -> str | None:
     """This machine's first CUDA GPU as ``sm_XY``; None without one (or without TVM's CUDA
     runtime, which loads only where the driver is installed)."""
     try:
         import tvm
 
+        if not cuda_runtime():
+            return None
         dev = tvm.cuda(0)
         return "sm_" + dev.compute_version.replace(".", "") if dev.exist else None
     except Exception:  # no driver, no CUDA runtime in this TVM build
