@@ -48,6 +48,16 @@ def prefer_exact(configs: list, best, width: int, enough, knob: str = "tile_w"):
     return pick if pick is not None and enough(pick) else best(configs)
 
 
+def whole_blocks_first(configs: list, block: int, target, pick, enough):
+    """``pick`` of the configs whose channel tile is the whole block when that tile is ``enough``
+    (accumulators), else ``pick`` of all. With 16 registers (AVX2, armv7) a block is two vectors,
+    and half of it loads one weight vector and one broadcast per FMA; with 32 a block is kept
+    whole or not as ``pick`` ranks it."""
+    whole = [c for c in configs if c["tile_oc"] == block] if registers(target) == 16 else []
+    tile = pick(whole) if whole else None
+    return tile if tile is not None and enough(tile) else pick(configs)
+
+
 def round_up(n: int, multiple: int) -> int:
     return -(-n // multiple) * multiple
 

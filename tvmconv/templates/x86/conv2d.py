@@ -25,6 +25,7 @@ from .common import (
     schedule_pad,
     tile_widths,
     vector_reduction,
+    whole_blocks_first,
 )
 
 NAME = "conv2d_direct"
@@ -97,10 +98,8 @@ def default(wl, target) -> Config:
         return prefer_exact(configs, lambda cs: max(cs, key=rank), ow,
                             lambda c: accumulators(c, target.lanes) >= half // 2)
 
-    whole = [c for c in fits if c["tile_oc"] == ob] if registers(target) == 16 else []
-    tile = pick(whole) if whole else None
-    if tile is None or accumulators(tile, target.lanes) <= half // 2:
-        tile = pick(fits)
+    tile = whole_blocks_first(fits, ob, target, pick,
+                              lambda c: accumulators(c, target.lanes) > half // 2)
     if 1 in configs.knobs["rows_outer"] and rows_outer_pays(wl, tile["tile_h"]):
         return Config.of({**tile.to_json(), "rows_outer": 1})
     return tile

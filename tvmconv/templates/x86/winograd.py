@@ -21,6 +21,7 @@ from .common import (
     schedule_pad,
     tile_widths,
     vector_reduction,
+    whole_blocks_first,
 )
 
 NAME = "conv2d_winograd"
@@ -141,10 +142,8 @@ def default(wl, target) -> Config:
         return prefer_exact(configs, lambda cs: max(cs, key=lambda c: (acc(c), c["tile_oc"])),
                             _tile_grid(wl, m)[1], lambda c: acc(c) >= budget // 2, knob="tile_p")
 
-    ob = wl.params["out"][4]
-    whole = [c for c in fits if c["tile_oc"] == ob] if registers(target) == 16 else []
-    tile = pick(whole) if whole else None
-    return tile if tile is not None and acc(tile) >= budget // 2 else pick(fits)
+    return whole_blocks_first(fits, wl.params["out"][4], target, pick,
+                              lambda c: acc(c) >= budget // 2)
 
 
 def compute(wl, cfg: Config):
