@@ -201,26 +201,28 @@ def _kernels(source: str) -> dict[str, str]:
     return {name: body for name, body in zip(parts[1::2], parts[2::2]) if "{" in body[:400]}
 
 
+# networks whose kernels also go through nvcc (the rest skip it: nvcc is slow, and these four
+# cover every CUDA template)
+NVCC_CHECKED = {"resnet18", "mobilenet_v2", "efficientnet", "shufflenet_v2"}
+
+
 @pytest.mark.parametrize("name", list(zoo.MODELS))
 def test_zoo_compiles_for_cuda(zoo_model, name, monkeypatch):
-    """Every reference network through TVM's CUDA pipeline, each kernel its own (nvcc is the
-    next test's). Fusing neighbouring kernels failed on ShuffleNetV2's concat views."""
-    monkeypatch.setattr(nvcc, "check", lambda executable, arch: None)
-    compiled = tvmconv.compile(zoo_model(name), target="cuda")
-    (source,) = nvcc.sources(compiled.executable)
-    # TVM's own copies of the VM's reshapes (unused: the VM reshapes in place) aside
-    fused = [k for k in _kernels(source) if k.startswith("fused") and "reshape" not in k]
-    assert not fused
-
-
-@needs_nvcc
-@pytest.mark.parametrize("name", ["resnet18", "mobilenet_v2", "efficientnet", "shufflenet_v2"])
-def test_cuda_kernels_fit_the_gpu(zoo_model, name):
-    """compile runs nvcc on the kernels; each stays within 1024 threads and 48 KiB of shared
-    memory per block (the limits of every CUDA GPU), whatever the template estimated."""
+    """Every reference network through TVM's CUDA pipeline, each kernel its own: fusing
+    neighbouring kernels failed on ShuffleNetV2's concat views. For four of them compile also runs
+    nvcc, and each kernel stays within 1024 threads and 48 KiB of shared memory per block (the
+    limits of every CUDA GPU), whatever the template estimated."""
+    with_nvcc = name in NVCC_CHECKED and shutil.which("nvcc") is not None
+    if not with_nvcc:
+        monkeypatch.setattr(nvcc, "check", lambda executable, arch: None)
     compiled = tvmconv.compile(zoo_model(name), target="cuda")
     (source,) = nvcc.sources(compiled.executable)
     found = _kernels(source)
+    # TVM's own copies of the VM's reshapes (unused: the VM reshapes in place) aside
+    fused = [k for k in found if k.startswith("fused") and "reshape" not in k]
+    assert not fused
+    if not with_nvcc:
+        return
     assert len(found) >= 10
     for kernel, body in found.items():
         shared = sum(int(n) for n in re.findall(r"__shared__[^;\[]*\[(\d+)\]", body))
