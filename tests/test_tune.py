@@ -295,6 +295,24 @@ def test_finalists_are_retimed(tiny, tmp_path):
                                      sort_keys=True)) in retimed
 
 
+def test_resume_times_a_changed_default(tiny, tmp_path):
+    """A log whose task ran out of patience before its template's default changed: the resumed
+    run times the new default, which the old records were never compared with."""
+    target = resolve("x86")
+    tasks = [t for t in make_tasks(workloads(tiny, target), target) if t.wl.kind == "conv2d"]
+    task = tasks[0]
+    tmpl = task.templates[0]
+    default = tmpl.default(task.wl, target)
+    others = [c for c in tmpl.space(task.wl, target) if c != default][:6]
+    log = tmp_path / "log.jsonl"
+    records.append(log, [records.make(target.key, task.wl.key, tmpl.NAME, c.to_json(),
+                                      latencies=[1e-4 * (1 + k)]) for k, c in enumerate(others)])
+    tuner = Tuner(tasks, target, log, batch=2, patience=4)
+    tuner.run(2, None)
+    timed = [Config.of(r["config"]) for r in list(records.read(log))[len(others):]]
+    assert default in timed
+
+
 def test_fused_pair_tuned_and_compiled(tmp_path, capsys):
     """A 1x1 conv fused into its depthwise conv is one task: tuned, summarised, and compiled from
     its best record, matching the untuned compile."""

@@ -107,6 +107,12 @@ class Tuner:
             found = templates.from_record(rec, task.wl, self.target)
             if found is not None:
                 self._learn(task, found[0].NAME, found[1], records.cost(rec))
+        # a task whose default the log never timed has a template that changed since: its old
+        # patience is spent on a different space, and its records were never compared with the
+        # default a compile without them would use
+        for task in self.tasks:
+            if task.trials and self.default_key(task) not in task.costs:
+                task.since_best = 0
 
     def _learn(self, task: Task, tname: str, cfg: Config, seconds: float) -> None:
         task.costs.setdefault((tname, cfg), []).append(seconds)
