@@ -27,7 +27,7 @@ from tvmconv.runner import Builder, Runner, build, check_rpc, kernel_inputs
 from tvmconv.target import resolve
 from tvmconv.tune import main as tune_main
 from tvmconv.tune import parse_budget
-from tvmconv.tuner import FINALISTS, Tuner, make_tasks
+from tvmconv.tuner import FINALISTS, Tuner, make_tasks, verdict
 
 
 @pytest.fixture(scope="module")
@@ -254,6 +254,31 @@ def test_best_ranks_configs_by_median(tmp_path):
     assert records.best([log], key)["wl"]["config"] == {"k": 1}
 
 
+def test_the_last_verdict_outranks_medians(tmp_path):
+    """A verdict (side-by-side re-timings) decides over medians of timings from other moments;
+    of two verdicts the later one; it is no measurement, so the other configs keep their ranks."""
+    log = tmp_path / "log.jsonl"
+    key = resolve("x86").key
+    rec = lambda cfg, ms, **kw: records.make(key, "wl", "t", {"k": cfg},  # noqa: E731
+                                             latencies=[ms * 1e-3], **kw)
+    records.append(log, [rec(1, 1.0), rec(2, 0.5), rec(3, 0.7), rec(3, 2.0, verdict=True)])
+    assert [r["config"]["k"] for r in records.ranked([log], key)["wl"]] == [3, 2, 1]
+    records.append(log, [rec(1, 1.0, verdict=True)])
+    assert [r["config"]["k"] for r in records.ranked([log], key)["wl"]] == [1, 2, 3]
+
+
+def test_verdict_pairs_each_round_with_the_default():
+    """Rounds timed side by side at different machine speeds: the finalist faster than the default
+    in most rounds wins, not the one with the luckiest fast moment; one within the noise margin
+    leaves the default; no successful default timing, no verdict."""
+    d, a, b = "default", "a", "b"
+    slow_moment, fast_moment = {d: 2.0, a: 1.8, b: 2.1}, {d: 1.0, a: 0.9, b: 0.85}
+    assert verdict([slow_moment, fast_moment, slow_moment], d) == a
+    assert verdict([{d: 1.0, a: 0.99}, {d: 2.0, a: 1.98}], d) == d
+    assert verdict([{d: 1.0, a: 0.5}, {d: 1.0}], d) == d  # a missed a round
+    assert verdict([{d: math.inf, a: 1.0}], d) is None
+
+
 def test_a_stale_best_record_falls_back_to_the_next(tiny, tmp_path):
     """A log written before a template change: its fastest record for a layer no longer fits the
     template's space, so compile uses that layer's fastest record that still fits, quietly."""
@@ -279,20 +304,24 @@ def test_a_stale_best_record_falls_back_to_the_next(tiny, tmp_path):
 
 def test_finalists_are_retimed(tiny, tmp_path):
     """With a time budget the tuner ends by timing each task's best configs and its default again,
-    and the log then holds several timings of each finalist."""
+    and the log then holds several timings of each finalist, and the verdict: one of them."""
     target = resolve("x86")
     tasks = [t for t in make_tasks(workloads(tiny, target), target) if t.wl.kind == "conv2d"]
     log = tmp_path / "log.jsonl"
     tuner = Tuner(tasks, target, log, batch=4, patience=4)
     tuner.run(None, time.time() + 60)
     assert tuner.confirmed > 0
-    counts = collections.Counter((r["template"], json.dumps(r["config"], sort_keys=True))
-                                 for r in records.read(log))
+    recs = list(records.read(log))
+    config = lambda r: (r["template"], json.dumps(r["config"], sort_keys=True))  # noqa: E731
+    counts = collections.Counter(config(r) for r in recs if not r.get("verdict"))
     retimed = [k for k, n in counts.items() if n > 1]
     assert 2 <= len(retimed) <= FINALISTS + 1
     default = tasks[0].templates[0]
     assert (default.NAME, json.dumps(default.default(tasks[0].wl, target).to_json(),
                                      sort_keys=True)) in retimed
+    verdicts = [r for r in recs if r.get("verdict")]
+    assert len(verdicts) == 1 and config(verdicts[0]) in retimed
+    assert records.best([log], target.key)[tasks[0].wl.key] == verdicts[0]
 
 
 def test_resume_times_a_changed_default(tiny, tmp_path):

@@ -2,6 +2,9 @@
 
 {"target": "x86-avx512", "workload": "<key>", "template": "conv2d_direct", "config": {...},
  "latencies": [s, ...] | null, "error": null | "...", "version": "0.1.0", "time": "..."}
+A tuning run that re-times its finalists beside the default ends each task with a verdict record
+(``"verdict": true``, the winner's latencies from those rounds): the choice made from side-by-side
+timings, which outranks medians of timings taken at other moments of a drifting machine.
 A line that is not such an object (garbage, a half-written line after a crash, a field of the
 wrong type) is skipped with a warning; it never stops a compile or a tuning run. A file with lines
 but not one record is no tuning log at all, and is refused (``check``).
@@ -120,28 +123,39 @@ def ranked(paths: Iterable[str | os.PathLike], target_key: str) -> dict[str, lis
 
 def ranked_by_target(paths: Iterable[str | os.PathLike]) -> dict[str, dict[str, list[dict]]]:
     """target key -> workload key -> one record per measured config, fastest first, reading the
-    logs once. A config measured more than once (the tuner re-times its finalists) is ranked by
-    its median: on a noisy machine one lucky timing must not decide. The record given is that
-    config's median one. A target key whose records all failed maps to no workloads."""
+    logs once. A config measured more than once is ranked by its median: on a noisy machine one
+    lucky timing must not decide. The record given is that config's median one. The last verdict
+    of a workload (the logs in the order given) comes first, whatever the medians say. A target
+    key whose records all failed maps to no workloads."""
     runs: dict[str, dict[str, dict[tuple, list[dict]]]] = {}
+    verdicts: dict[tuple[str, str], dict] = {}
     for path in paths:
         for rec in read(path):
             by_workload = runs.setdefault(rec["target"], {})
             if not math.isfinite(cost(rec)):
                 continue
+            if rec.get("verdict") is True:
+                verdicts[rec["target"], rec["workload"]] = rec
+                continue
             config = (rec["template"], json.dumps(rec["config"], sort_keys=True))
             by_workload.setdefault(rec["workload"], {}).setdefault(config, []).append(rec)
-    return {target: {workload: sorted((lower_median(recs, key=cost)
-                                       for recs in by_config.values()), key=cost)
-                     for workload, by_config in by_workload.items()}
-            for target, by_workload in runs.items()}
+    ranked = {target: {workload: sorted((lower_median(recs, key=cost)
+                                         for recs in by_config.values()), key=cost)
+                       for workload, by_config in by_workload.items()}
+              for target, by_workload in runs.items()}
+    for (target, workload), rec in verdicts.items():
+        rest = ranked[target].get(workload, [])
+        ranked[target][workload] = [rec] + [r for r in rest if (r["template"], r["config"]) !=
+                                            (rec["template"], rec["config"])]
+    return ranked
 
 
 def make(target_key: str, wl_key: str, template: str, config: dict, latencies=None,
-         error: str | None = None) -> dict:
-    return {"target": target_key, "workload": wl_key, "template": template, "config": config,
-            "latencies": latencies, "error": error, "version": __version__,
-            "time": time.strftime("%Y-%m-%dT%H:%M:%S")}
+         error: str | None = None, verdict: bool = False) -> dict:
+    rec = {"target": target_key, "workload": wl_key, "template": template, "config": config,
+           "latencies": latencies, "error": error, "version": __version__,
+           "time": time.strftime("%Y-%m-%dT%H:%M:%S")}
+    return dict(rec, verdict=True) if verdict else rec
 
 
 def append(path: str | os.PathLike, records: list[dict]) -> None:

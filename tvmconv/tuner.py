@@ -5,8 +5,10 @@ where the time is. Each round picks the task furthest behind its weighted share,
 (the template default first, then the cost model's favourites from the whole space or from mutations
 of the best configs, plus a random fraction for exploration), measures it and appends every result
 to the log. A task stops when it has not improved for ``patience`` trials or its space is exhausted.
-The last part of a time budget re-times each task's finalists in turns (``confirm``): measured
-once, the winner on a machine whose speed drifts is often just the luckiest timing.
+The last part of a time budget re-times each task's finalists beside its default in rounds
+(``confirm``) and records the verdict of those side-by-side timings: measured once, the winner on a
+machine whose speed drifts is often just the luckiest timing, and medians of timings taken at
+different moments (or in different sessions) compare the moments as much as the configs.
 """
 
 from __future__ import annotations
@@ -27,7 +29,10 @@ from .workload import Workload
 
 ENUMERATE_LIMIT = 4000  # spaces up to this size are scored whole; larger ones by evolution
 FINALISTS = 3  # configs per task re-timed at the end, besides the template default
-CONFIRM_ROUNDS = 2
+CONFIRM_ROUNDS = 3
+# a finalist replaces the default only when its time is at most this share of the default's
+# (median over the rounds, each ratio of two side-by-side timings): the noise of one round
+MARGIN = 0.97
 CONFIRM_SHARE = 0.15  # of a time budget, kept for re-timing finalists
 
 
@@ -59,6 +64,21 @@ class Task:
 
     def gflops(self, seconds: float) -> float:
         return self.wl.flops() / seconds / 1e9 if math.isfinite(seconds) else 0.0
+
+
+def verdict(rounds: list[dict], default: tuple) -> tuple | None:
+    """The config to keep from rounds of side-by-side timings (each round: config -> seconds): the
+    finalist timed in every round whose median time relative to the default's in the same round
+    is lowest, where that is at most ``MARGIN``; else the default. Pairing cancels the machine's
+    drift between rounds. None when the default has no successful timing to compare with."""
+    paired = [r for r in rounds if math.isfinite(r.get(default, math.inf))]
+    if not paired:
+        return None
+    ratios = {key: [r[key] / r[default] for r in paired if key in r]
+              for key in paired[0] if key != default}
+    score = {key: records.lower_median(rs) for key, rs in ratios.items() if len(rs) == len(paired)}
+    best = min(score, key=score.get, default=None)
+    return best if best is not None and score[best] <= MARGIN else default
 
 
 def make_tasks(wls: list[tuple[Workload, int]], target) -> list[Task]:
@@ -102,8 +122,8 @@ class Tuner:
         by_key = {t.wl.key: t for t in self.tasks}
         for rec in records.read(self.log):
             task = by_key.get(rec["workload"])
-            if rec["target"] != self.target.key or task is None:
-                continue
+            if rec["target"] != self.target.key or task is None or rec.get("verdict"):
+                continue  # a verdict repeats measurements the log already holds
             found = templates.from_record(rec, task.wl, self.target)
             if found is not None:
                 self._learn(task, found[0].NAME, found[1], records.cost(rec))
@@ -204,18 +224,31 @@ class Tuner:
         return [(by_name[name], cfg) for name, cfg in keys if name in by_name]
 
     def confirm(self, deadline: float | None, on_batch=None) -> None:
-        """Re-time every task's finalists, task after task, so each config's median comes from
-        different moments of the machine's drift."""
+        """Re-time each task's finalists beside its default in rounds, task after task, so each
+        round of a task comes from another moment of the machine's drift; then append each task's
+        verdict (after at least two rounds)."""
+        finalists = {task.wl.key: self.finalists(task) for task in self.tasks}
+        rounds: dict[str, list[dict]] = {task.wl.key: [] for task in self.tasks}
         for _ in range(CONFIRM_ROUNDS):
             for task in self.tasks:
                 if deadline is not None and time.time() >= deadline:
-                    return
-                finalists = self.finalists(task)
-                if len(finalists) > 1:
-                    recs = self.measure(task, finalists)
+                    break
+                batch = finalists[task.wl.key]
+                if len(batch) > 1:
+                    recs = self.measure(task, batch)
                     self.confirmed += len(recs)
+                    rounds[task.wl.key].append({(t.NAME, c): records.cost(r)
+                                                for (t, c), r in zip(batch, recs)})
                     if on_batch:
                         on_batch(task, recs)
+        for task in self.tasks:
+            done = rounds[task.wl.key]
+            winner = verdict(done, self.default_key(task)) if len(done) >= 2 else None
+            if winner is not None:
+                lat = [r[winner] for r in done]
+                records.append(self.log, [records.make(
+                    self.target.key, task.wl.key, winner[0], winner[1].to_json(), lat,
+                    verdict=True)])
 
     def _retrain(self, tname: str) -> None:
         xs, ys = self.data.get(tname, ([], []))
