@@ -265,6 +265,9 @@ def test_the_last_verdict_outranks_medians(tmp_path):
     assert [r["config"]["k"] for r in records.ranked([log], key)["wl"]] == [3, 2, 1]
     records.append(log, [rec(1, 1.0, verdict=True)])
     assert [r["config"]["k"] for r in records.ranked([log], key)["wl"]] == [1, 2, 3]
+    older = tmp_path / "older.jsonl"  # read last, written earlier: the later verdict stands
+    records.append(older, [dict(rec(2, 1.0, verdict=True), time="2000-01-01T00:00:00")])
+    assert records.best([log, older], key)["wl"]["config"] == {"k": 1}
 
 
 def test_verdict_pairs_each_round_with_the_default():
@@ -321,6 +324,8 @@ def test_finalists_are_retimed(tiny, tmp_path):
                                      sort_keys=True)) in retimed
     verdicts = [r for r in recs if r.get("verdict")]
     assert len(verdicts) == 1 and config(verdicts[0]) in retimed
+    assert (tasks[0].kept[0], tasks[0].kept[1].to_json()) == (verdicts[0]["template"],
+                                                               verdicts[0]["config"])
     assert records.best([log], target.key)[tasks[0].wl.key] == verdicts[0]
 
 

@@ -124,9 +124,9 @@ def ranked(paths: Iterable[str | os.PathLike], target_key: str) -> dict[str, lis
 def ranked_by_target(paths: Iterable[str | os.PathLike]) -> dict[str, dict[str, list[dict]]]:
     """target key -> workload key -> one record per measured config, fastest first, reading the
     logs once. A config measured more than once is ranked by its median: on a noisy machine one
-    lucky timing must not decide. The record given is that config's median one. The last verdict
-    of a workload (the logs in the order given) comes first, whatever the medians say. A target
-    key whose records all failed maps to no workloads."""
+    lucky timing must not decide. The record given is that config's median one. The latest verdict
+    of a workload (by its time; of equal times, the last read) comes first, whatever the medians
+    say. A target key whose records all failed maps to no workloads."""
     runs: dict[str, dict[str, dict[tuple, list[dict]]]] = {}
     verdicts: dict[tuple[str, str], dict] = {}
     for path in paths:
@@ -135,7 +135,9 @@ def ranked_by_target(paths: Iterable[str | os.PathLike]) -> dict[str, dict[str, 
             if not math.isfinite(cost(rec)):
                 continue
             if rec.get("verdict") is True:
-                verdicts[rec["target"], rec["workload"]] = rec
+                key = rec["target"], rec["workload"]
+                if str(rec.get("time", "")) >= str(verdicts.get(key, {}).get("time", "")):
+                    verdicts[key] = rec
                 continue
             config = (rec["template"], json.dumps(rec["config"], sort_keys=True))
             by_workload.setdefault(rec["workload"], {}).setdefault(config, []).append(rec)

@@ -63,12 +63,13 @@ def parser() -> argparse.ArgumentParser:
 def summary(tuner) -> str:
     times = f"{'default':>10s} {'best':>10s}"
     lines = [f"{'task':52s} {'n':>2s} {'trials':>6s} {times} {'GFLOP/s':>8s}",
-             "(default and best: median times over each config's measurements)"]
+             "(median times over each config's measurements; best: the verdict of the re-timings"
+             " where there was one)"]
     for t in tuner.tasks:
         name = t.wl.key.split("{")[0] + " " + "x".join(map(str, t.wl.parts()[-1].params["out"]))
         default = t.median(tuner.default_key(t))
         ranked = t.ranked()
-        best = ranked[0][0] if ranked else math.inf
+        best = t.median(t.kept) if t.kept else ranked[0][0] if ranked else math.inf
         d, b = (f"{x * 1e3:.3f} ms" if math.isfinite(x) else "-" for x in (default, best))
         lines.append(f"{name[:52]:52s} {t.count:2d} {t.trials:6d} {d:>10s} {b:>10s} "
                      f"{t.gflops(best):8.3g}")

@@ -48,6 +48,7 @@ class Task:
     built: dict = field(default_factory=dict)  # (template name, config) -> (path, build error)
     done: bool = False
     reference: object = None  # the unscheduled kernel's output on the tuning inputs
+    kept: tuple | None = None  # (template name, config) of the verdict, once confirmed
 
     @property
     def weight(self) -> float:
@@ -245,6 +246,7 @@ class Tuner:
             done = rounds[task.wl.key]
             winner = verdict(done, self.default_key(task)) if len(done) >= 2 else None
             if winner is not None:
+                task.kept = winner
                 lat = [r[winner] for r in done]
                 records.append(self.log, [records.make(
                     self.target.key, task.wl.key, winner[0], winner[1].to_json(), lat,
