@@ -316,13 +316,13 @@ def test_finalists_are_retimed(tiny, tmp_path):
     assert tuner.confirmed > 0
     recs = list(records.read(log))
     config = lambda r: (r["template"], json.dumps(r["config"], sort_keys=True))  # noqa: E731
-    counts = collections.Counter(config(r) for r in recs if not r.get("verdict"))
+    counts = collections.Counter(config(r) for r in recs if not records.is_verdict(r))
     retimed = [k for k, n in counts.items() if n > 1]
     assert 2 <= len(retimed) <= FINALISTS + 1
     default = tasks[0].templates[0]
     assert (default.NAME, json.dumps(default.default(tasks[0].wl, target).to_json(),
                                      sort_keys=True)) in retimed
-    verdicts = [r for r in recs if r.get("verdict")]
+    verdicts = [r for r in recs if records.is_verdict(r)]
     assert len(verdicts) == 1 and config(verdicts[0]) in retimed
     assert (tasks[0].kept[0], tasks[0].kept[1].to_json()) == (verdicts[0]["template"],
                                                                verdicts[0]["config"])

@@ -35,6 +35,11 @@ def cost(record: dict) -> float:
     return lat[len(lat) // 2]
 
 
+def is_verdict(record: dict) -> bool:
+    """A tuner's verdict (see the module docstring): a choice, not one more measurement."""
+    return record.get("verdict") is True
+
+
 def lower_median(items: list, key=None):
     """The middle item (the lower of the two middles for an even count): how a config measured
     several times is ranked, here and in the tuner."""
@@ -134,7 +139,7 @@ def ranked_by_target(paths: Iterable[str | os.PathLike]) -> dict[str, dict[str, 
             by_workload = runs.setdefault(rec["target"], {})
             if not math.isfinite(cost(rec)):
                 continue
-            if rec.get("verdict") is True:
+            if is_verdict(rec):
                 key = rec["target"], rec["workload"]
                 if str(rec.get("time", "")) >= str(verdicts.get(key, {}).get("time", "")):
                     verdicts[key] = rec

@@ -123,7 +123,7 @@ class Tuner:
         by_key = {t.wl.key: t for t in self.tasks}
         for rec in records.read(self.log):
             task = by_key.get(rec["workload"])
-            if rec["target"] != self.target.key or task is None or rec.get("verdict"):
+            if rec["target"] != self.target.key or task is None or records.is_verdict(rec):
                 continue  # a verdict repeats measurements the log already holds
             found = templates.from_record(rec, task.wl, self.target)
             if found is not None:
