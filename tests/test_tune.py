@@ -329,6 +329,32 @@ def test_finalists_are_retimed(tiny, tmp_path):
     assert records.best([log], target.key)[tasks[0].wl.key] == verdicts[0]
 
 
+def test_a_verdict_records_only_successful_timings(tiny, tmp_path, monkeypatch):
+    """A finalist that failed in one of the rounds can still win on the others; its verdict holds
+    the timings it has (an infinite latency would make the verdict an unreadable log line)."""
+    target = resolve("x86")
+    tasks = [t for t in make_tasks(workloads(tiny, target), target) if t.wl.kind == "conv2d"]
+    task, log = tasks[0], tmp_path / "log.jsonl"
+    tmpl = task.templates[0]
+    default = tmpl.default(task.wl, target)
+    other = next(c for c in tmpl.space(task.wl, target) if c != default)
+    timings = iter([(5e-4, 1e-3), (None, 1e-3), (5e-4, 1e-3)])  # (other, default) per round
+
+    def measure(task, batch):
+        return [records.make(target.key, task.wl.key, t.NAME, c.to_json(), [s] if s else None,
+                             None if s else "crashed") for (t, c), s in zip(batch, next(timings))]
+
+    tuner = Tuner(tasks, target, log)
+    try:
+        monkeypatch.setattr(tuner, "finalists", lambda t: [(tmpl, other), (tmpl, default)])
+        monkeypatch.setattr(tuner, "measure", measure)
+        tuner.confirm(None)
+    finally:
+        tuner.close()
+    (rec,) = [r for r in records.read(log) if records.is_verdict(r)]
+    assert rec["config"] == other.to_json() and rec["latencies"] == [5e-4, 5e-4]
+
+
 def test_resume_times_a_changed_default(tiny, tmp_path):
     """A log whose task ran out of patience before its template's default changed: the resumed
     run times the new default, which the old records were never compared with."""

@@ -247,7 +247,7 @@ class Tuner:
             winner = verdict(done, self.default_key(task)) if len(done) >= 2 else None
             if winner is not None:
                 task.kept = winner
-                lat = [r[winner] for r in done]
+                lat = [r[winner] for r in done if math.isfinite(r[winner])]
                 records.append(self.log, [records.make(
                     self.target.key, task.wl.key, winner[0], winner[1].to_json(), lat,
                     verdict=True)])
