@@ -1046,6 +1046,15 @@ def test_odd_channel_counts_get_padded_half_vector_blocks():
     assert [out_block(c, 4) for c in (5, 9, 18)] == [5, 4, 4]
 
 
+def test_one_vector_blocks_pair_up_with_sixteen_registers():
+    """With AVX2's 16 registers a one-vector block is padded to two when that wastes <= 2%
+    (1000 classes as 63 x 16); not when it wastes more, nor with 32 registers."""
+    from tvmconv.passes.layout import out_block
+
+    assert [out_block(c, 8, 16) for c in (1000, 408, 200, 24, 1008)] == [16, 16, 8, 8, 16]
+    assert [out_block(c, 8, 32) for c in (1000, 408)] == [8, 8]
+
+
 SLICES = {
     # id: (starts, ends, axes, steps)
     "basic": ([1, 0], [3, 4], [1, 2], [1, 2]),

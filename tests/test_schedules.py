@@ -46,6 +46,15 @@ def _conv_many_blocks():
                   pads=[1, 0, 1, 0])
 
 
+def _conv_pointwise():
+    """A 1x1 conv with a residual add on a 9x11 map: the pointwise template's flattened pixels
+    (ragged last tile, per-pixel operand) beside the direct template."""
+    nodes = [helper.make_node("Conv", ["x", "w", "b"], ["c"]),
+             helper.make_node("Add", ["c", "x"], ["s"]), helper.make_node("Relu", ["s"], ["y"])]
+    return make_model(nodes, {"x": (1, 40, 9, 11)}, ["y"],
+                      {"w": weights((40, 40, 1, 1), 1, 0.2), "b": weights(40, 2, 0.1)})
+
+
 def _depthwise():
     return single("Conv", (1, 16, 7, 7), {"w": weights((16, 1, 3, 3))}, ["w"], group=16,
                   pads=[1, 1, 1, 1])
@@ -113,6 +122,7 @@ CASES = {
     "conv2d_relu": (_conv_relu, "conv2d"),
     "conv2d_prime": (_conv_prime, "conv2d"),
     "conv2d_many_blocks": (_conv_many_blocks, "conv2d"),
+    "conv2d_pointwise": (_conv_pointwise, "conv2d"),
     "depthwise": (_depthwise, "depthwise2d"),
     "pointwise_depthwise": (_pointwise_depthwise, "pointwise_depthwise"),
     "dense": (_dense, "dense"),
@@ -175,6 +185,8 @@ BIG = {
                               pads=[1, 1, 1, 1]), "conv2d"),
     "depthwise": (lambda: single("Conv", (1, 64, 56, 56), {"w": weights((64, 1, 3, 3))}, ["w"],
                                  group=64, pads=[1, 1, 1, 1]), "depthwise2d"),
+    "conv2d_pointwise": (lambda: single("Conv", (1, 64, 27, 27), {"w": weights((48, 64, 1, 1))},
+                                        ["w"]), "conv2d"),
     "pointwise_depthwise": (lambda: _pointwise_depthwise(32, 96, (56, 56)), "pointwise_depthwise"),
     "pool": (lambda: make_model(
         [helper.make_node("Conv", ["x", "w"], ["c"]),
@@ -250,6 +262,26 @@ def test_direct_conv_default_fills_the_registers(target, width):
     assert conv2d.accumulators(cfg, spec.lanes) >= 8, (wl.key, cfg)
 
 
+@pytest.mark.parametrize("size, channels", [(13, 1000), (7, 48), (5, 32)])
+def test_pointwise_default_tiles_flattened_pixels(size, channels):
+    """A 1x1 conv's default is the pointwise template: on AVX2, 1000 channels are padded to 63
+    blocks of 16 (two vectors) and 13 x 13 = 169 pixels take tiles of 6 (3% wasted), where the
+    13-wide rows allowed only 13 px x 8 channels or 4 px tiles wasting 23%. Matches onnxruntime
+    with the flattened view's ragged last tile."""
+    from tvmconv.templates.x86 import pointwise
+
+    spec = resolve("x86-avx2")
+    model = single("Conv", (1, 64, size, size), {"w": weights((channels, 64, 1, 1), 6, 0.1)},
+                   ["w"])
+    wl = next(w for w in workloads(model, "x86-avx2") if w.kind == "conv2d")
+    chosen = templates.templates_for(wl.kind, spec.family, wl, spec)[0]
+    cfg = pointwise.default(wl, spec)
+    assert chosen is pointwise and cfg["tile_oc"] == wl.params["out"][4] == 16, (wl.key, cfg)
+    assert cfg["tile_w"] * 2 + 2 + 1 <= spec.registers and cfg["tile_w"] >= 5, cfg
+    feeds = rng_inputs(model)
+    assert_close(run_tvmconv(model, feeds, target="x86-avx2")[0], run_ort(model, feeds)[0])
+
+
 @pytest.mark.parametrize("width", [7, 27])
 def test_direct_conv_default_keeps_two_vector_blocks_whole_on_avx2(width):
     """On AVX2 a 16-channel block is two vectors: 7- and 27-wide maps, whose exact row tiles
@@ -284,6 +316,34 @@ def test_direct_conv_default_thread_order_moves_fewer_bytes(target, size, cin, c
     assert conv2d.default(wl, resolve(target))["rows_outer"] == rows_outer, wl.key
     feeds = rng_inputs(model)
     assert_close(run_tvmconv(model, feeds, target=target)[0], run_ort(model, feeds)[0])
+
+
+@pytest.mark.parametrize("size, cin, cout, pixels_outer", [
+    (56, 256, 64, 1),    # 3.2 MB of input: re-read per channel block, it would come from L3
+    (28, 64, 256, 0),    # 0.2 MB of input, 4 KB of weights per block: threads split the channels
+    (14, 1024, 256, 1),  # 64 KB of weights per block (past L1), 1 MB in all: threads split pixels
+    (7, 512, 2048, 0),   # 4 MB of weights: threads split the channels
+])
+def test_pointwise_default_thread_order(size, cin, cout, pixels_outer, tmp_path):
+    """The pointwise template's threads run over pixel tiles or channel blocks by where the input
+    and weights fit (ResNet-50's 1x1 convs), and both orders match onnxruntime."""
+    from tvmconv.templates.x86 import pointwise
+
+    spec = resolve("x86-avx2")
+    model = single("Conv", (1, cin, size, size), {"w": weights((cout, cin, 1, 1), 7, 0.05)},
+                   ["w"])
+    wl = next(w for w in workloads(model, "x86-avx2") if w.kind == "conv2d")
+    cfg = pointwise.default(wl, spec)
+    assert cfg["pixels_outer"] == pixels_outer, (wl.key, cfg)
+    feeds = rng_inputs(model)
+    ref = run_ort(model, feeds)[0]
+    for order in (0, 1):
+        log = records.make(spec.key, wl.key, pointwise.NAME,
+                           {**cfg.to_json(), "pixels_outer": order}, latencies=[1e-3])
+        path = tmp_path / f"order{order}.jsonl"
+        records.append(path, [log])
+        got = tvmconv.compile(model, target="x86-avx2", log=path).model().run(feeds)[0]
+        assert_close(got, ref, what=f"pixels_outer={order}")
 
 
 @pytest.mark.parametrize("target", ["x86-avx2", "x86-avx512"])

@@ -46,7 +46,7 @@ def prim_func(wl: Workload, target, template=None, cfg: Config | None = None):
     """The scheduled PrimFunc of a workload; the template's default config when none is given."""
     template = template or templates.templates_for(wl.kind, target.family, wl, target)[0]
     cfg = cfg if cfg is not None else template.default(wl, target)
-    merged = transform.collapsed(wl)
+    merged = getattr(template, "view", transform.collapsed)(wl)
     func = te.create_prim_func(tensors(merged or wl, template, cfg))
     sch = Schedule(func)
     template.apply(sch, merged or wl, cfg, target)
@@ -56,7 +56,7 @@ def prim_func(wl: Workload, target, template=None, cfg: Config | None = None):
     func = sch.mod["main"].with_attrs({"tirx.is_scheduled": True, "op_pattern": 8})
     if merged is None:
         return func
-    shapes = [*wl.params["inputs"], wl.params["out"]]
+    shapes = [t.shape for t in COMPUTES[wl.kind](wl)]
     whole = [tirx.decl_buffer(s, b.dtype, b.name) for s, b in zip(shapes, func.params)]
     return _viewing(func, whole, [b.data for b in whole])
 

@@ -50,6 +50,12 @@ class TargetSpec:
         return {"cc": self.cross_cc}
 
     @property
+    def registers(self) -> int:
+        """Vector registers a micro-kernel may keep accumulators in
+        (AVX2/NEON-v7 16, AVX-512/A64 32)."""
+        return 32 if self.lanes >= 16 or self.key.startswith("aarch64") else 16
+
+    @property
     def runs_here(self) -> bool:
         return runs_here(self.key)
 

@@ -3,8 +3,9 @@
 A template module declares ``NAME``, ``KINDS`` (workload kinds it serves), ``space(wl, target)``,
 ``default(wl, target)`` and ``apply(sch, wl, cfg, target)`` on an ``s_tir.Schedule``; optionally
 ``applicable(wl, target)``, ``compute(wl, cfg)`` when the config changes what is computed (another
-algorithm, Winograd's, or the conv's ragged row tiles), and ``transform_weights(packed, wl, cfg)``
-run at compile time when it needs another weight form. Split factors
+algorithm, Winograd's, or the conv's ragged row tiles), ``transform_weights(packed, wl, cfg)``
+run at compile time when it needs another weight form, and ``view(wl)``: the workload it computes
+and schedules instead, over the same buffers reshaped (a 1x1 conv's pixels as one row). Split factors
 come from the config as fixed numbers, so any tuning record replays without a search. Adding a
 template is a new file plus one line in ``_MODULES``.
 """
@@ -14,8 +15,8 @@ from __future__ import annotations
 import importlib
 
 _MODULES = {
-    "x86": ["conv2d_pixels", "winograd", "conv2d", "depthwise", "pointwise_depthwise", "dense",
-            "pool", "injective", "reduce"],
+    "x86": ["conv2d_pixels", "winograd", "pointwise", "conv2d", "depthwise", "pointwise_depthwise",
+            "dense", "pool", "injective", "reduce"],
     # ARM CPUs are LLVM targets too: the same loop structure, with NEON's 4 fp32 lanes as defaults.
     "arm": ["conv2d_pixels", "conv2d", "depthwise", "pointwise_depthwise", "dense", "pool",
             "injective", "reduce"],

@@ -53,7 +53,7 @@ def whole_blocks_first(configs: list, block: int, target, pick, enough):
     (accumulators), else ``pick`` of all. With 16 registers (AVX2, armv7) a block is two vectors,
     and half of it loads one weight vector and one broadcast per FMA; with 32 a block is kept
     whole or not as ``pick`` ranks it."""
-    whole = [c for c in configs if c["tile_oc"] == block] if registers(target) == 16 else []
+    whole = [c for c in configs if c["tile_oc"] == block] if target.registers == 16 else []
     tile = pick(whole) if whole else None
     return tile if tile is not None and enough(tile) else pick(configs)
 
@@ -65,12 +65,6 @@ def round_up(n: int, multiple: int) -> int:
 def row_tiled_compute(wl, cfg):
     """A conv's compute over whole row tiles of ``cfg["tile_w"]`` pixels (see ``tile_widths``)."""
     return conv2d.compute(wl, out_w=round_up(wl.params["out"][3], cfg["tile_w"]))
-
-
-def registers(target) -> int:
-    """Vector registers a micro-kernel may keep accumulators in
-    (AVX2/NEON-v7 16, AVX-512/A64 32)."""
-    return 32 if target.lanes >= 16 or target.key.startswith("aarch64") else 16
 
 
 def vector_tile(extent: int, lanes: int, limit: int = 64) -> int:

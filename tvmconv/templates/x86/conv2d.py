@@ -19,7 +19,6 @@ from ...config import Config, Space, divisors
 from .common import (
     parallel_if_worth,
     prefer_exact,
-    registers,
     round_up,
     row_tiled_compute,
     schedule_pad,
@@ -52,7 +51,7 @@ def space(wl, target) -> Space:
     last tile wasting one pixel); on 14x14 maps 5 px x 16 beat 2 x 2 px x 16 by 10-30%."""
     p = wl.params
     _, _, oh, ow, ob = p["out"]
-    lanes, regs = target.lanes, registers(target)
+    lanes, regs = target.lanes, target.registers
     knobs = {
         "tile_w": tile_widths(ow, ragged=True),
         "tile_h": divisors(oh, 4),
@@ -82,7 +81,7 @@ def default(wl, target) -> Config:
     on a Zen 3 (AVX2) the whole-block tile (a ragged 4 px x 16 channels on 7-wide maps instead of
     the exact 7 px x 8, 3 px x 16 on 27-wide ones instead of 9 px x 8) ran faster on 29 of the 33
     layers of 11 zoo models where it differs (median 1.19x)."""
-    half = registers(target) // 2
+    half = target.registers // 2
     many_blocks = int(wl.params["kernel"][1] >= 4)
     ow, ob = wl.params["out"][3:]
     configs = space(wl, target)

@@ -13,7 +13,7 @@ from __future__ import annotations
 
 from ...config import Config, Space, divisors
 from ...layers import conv2d
-from .common import parallel_if_worth, registers, round_up, schedule_pad
+from .common import parallel_if_worth, round_up, schedule_pad
 
 NAME = "conv2d_pixels"
 KINDS = ("conv2d",)
@@ -43,7 +43,7 @@ def space(wl, target) -> Space:
     widths = [v * lanes for v in range(1, MAX_VECTORS + 1) if (v - 1) * lanes < ow]
     knobs = {"tile_w": widths, "tile_oc": divisors(oc, 16),
              "unroll_kw": [0, 1] if wl.params["kernel_hw"][1] > 1 else [0]}
-    return Space(knobs, lambda c: (c["tile_oc"] + 1) * _vectors(c, lanes) + 1 <= registers(target))
+    return Space(knobs, lambda c: (c["tile_oc"] + 1) * _vectors(c, lanes) + 1 <= target.registers)
 
 
 def default(wl, target) -> Config:

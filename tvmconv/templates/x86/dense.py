@@ -10,7 +10,7 @@ one 8-lane chain.
 from __future__ import annotations
 
 from ...config import Config, Space, divisors
-from .common import parallel_if_worth, prod, registers, vector_reduction
+from .common import parallel_if_worth, prod, vector_reduction
 
 NAME = "dense_packed"
 KINDS = ("dense", "matmul")
@@ -37,7 +37,7 @@ def space(wl, target) -> Space:
     block = _block(wl)
     tiles = [d for d in divisors(cols, 8 * target.lanes)
              if block is None or d % block == 0 or block % d == 0]
-    budget = registers(target) - 4
+    budget = target.registers - 4
     knobs = {"tile_m": divisors(rows, 8), "tile_n": tiles, "unroll_k": [1, 4, 8],
              "cols_outer": [0, 1] if rows > 1 and cols > 1 else [0]}
     return Space(knobs, lambda c: _regs(wl, c, target.lanes) <= budget)
@@ -64,7 +64,7 @@ def default(wl, target) -> Config:
     Then the loop order that reads the least: tiles of rows outermost streamed all of ConvNeXt's
     3072 x 768 weights (9.4 MB) once per 4 rows (49 x 768 at 108 GFLOP/s)."""
     rows = wl.params["out"][-2]
-    chains = CHAINS if rows < 4 else registers(target) // 2
+    chains = CHAINS if rows < 4 else target.registers // 2
     ok = [c for c in space(wl, target) if _regs(wl, c, target.lanes) <= chains
           and c["unroll_k"] == 4]
     return max(ok, key=lambda c: (c["tile_n"] >= (_block(wl) or 1), _regs(wl, c, target.lanes),

@@ -13,7 +13,6 @@ from .common import (
     has_block,
     parallel_if_worth,
     prefer_exact,
-    registers,
     row_tiled_compute,
     schedule_pad,
     tile_widths,
@@ -37,7 +36,7 @@ def _rows_padded_per_block(wl) -> bool:
 
 def space(wl, target) -> Space:
     _, _, _, ow, ob = wl.params["out"]
-    budget = registers(target) - 4
+    budget = target.registers - 4
     vecs = -(-ob // target.lanes)
     return Space({"tile_w": tile_widths(ow), "unroll_taps": [0, 1],
                   "pad_rows": [0, 1] if _rows_padded_per_block(wl) else [0]},

@@ -15,7 +15,7 @@ from __future__ import annotations
 from ...config import Config, Space, divisors
 from ...layers import pointwise_depthwise
 from . import conv2d, depthwise
-from .common import parallel_if_worth, prefer_exact, registers, round_up, tile_widths
+from .common import parallel_if_worth, prefer_exact, round_up, tile_widths
 
 NAME = "pointwise_depthwise"
 KINDS = ("pointwise_depthwise",)
@@ -40,7 +40,7 @@ def _pointwise_tiles(wl, target) -> list[tuple[int, int, int]]:
     """(pw_tile_h, pw_tile_w, tile_oc) register tiles of the 1x1 conv that fit the registers, as
     ``conv2d``'s: pixel counts dividing the widened map's width (its rows are stored whole)."""
     _, _, h, w, ob = wl.parts()[0].params["out"]
-    lanes, regs = target.lanes, registers(target)
+    lanes, regs = target.lanes, target.registers
     return [(th, tw, oc) for th in divisors(h, 4) for tw in divisors(w, 16)
             for oc in conv2d.channel_tiles(ob, lanes)
             if (th * tw + 1) * -(-oc // lanes) + 1 <= regs]
@@ -70,7 +70,7 @@ def space(wl, target) -> Space:
                   "tile_oc": sorted({t[2] for t in tiles})},
                  lambda c: (c["pw_tile_h"], c["pw_tile_w"], c["tile_oc"]) in tiles
                  and (c["pw_tile_h"] == 1 or c["bands"] == 1)  # a band's rows: any count
-                 and c["tile_w"] * vecs <= registers(target) - 4)
+                 and c["tile_w"] * vecs <= target.registers - 4)
 
 
 def _bands(wl, threads: int) -> int:
@@ -103,7 +103,7 @@ def default(wl, target) -> Config:
     fewer rows (one row per band when there are several bands)."""
     bands = _bands(wl, int(target.tvm.get("num-cores", 1)))
     ow = wl.parts()[1].params["out"][3]
-    half, lanes = registers(target) // 2, target.lanes
+    half, lanes = target.registers // 2, target.lanes
 
     def rank(t):
         acc = t[0] * t[1] * -(-t[2] // lanes)

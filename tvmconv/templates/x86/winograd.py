@@ -17,7 +17,6 @@ from .common import (
     parallel_if_worth,
     prefer_exact,
     prod,
-    registers,
     schedule_pad,
     tile_widths,
     vector_reduction,
@@ -98,7 +97,7 @@ def _gemm_tiles(wl, m: int) -> list[int]:
 
 def space(wl, target) -> Space:
     ob = wl.params["out"][4]
-    budget = registers(target) - 4
+    budget = target.registers - 4
     oc_tiles = [d for d in divisors(ob) if d % target.lanes == 0 or d == ob] or [ob]
     tile_p = sorted({d for m in _tiles(wl, target) for d in _gemm_tiles(wl, m)})
     return Space({"tile_m": _tiles(wl, target), "tile_p": tile_p, "tile_oc": oc_tiles},
@@ -128,11 +127,11 @@ def default(wl, target) -> Config:
     at 14x14 (13 of the 15 zoo layers whose tile changed ran faster, median 1.06x). Whole
     networks, untuned, against the earlier defaults (interleaved runs): VGG 1.15-1.21x,
     ResNet-18 1.00-1.10x (median of four comparisons 1.06x), SqueezeNet unchanged."""
-    budget = registers(target) - 4
+    budget = target.registers - 4
     acc = lambda c: c["tile_p"] * -(-c["tile_oc"] // target.lanes)  # noqa: E731
     if _dilated(wl):
         m = min(_tiles(wl, target), key=lambda t: _waste(wl, t) * RELATIVE_COST[t])
-    elif registers(target) == 16:  # the least GEMM work: (m + 2)^2 products per m^2 outputs
+    elif target.registers == 16:  # the least GEMM work: (m + 2)^2 products per m^2 outputs
         m = min(_tiles(wl, target), key=lambda t: (_waste(wl, t) * ((t + 2) / t) ** 2, -t))
     else:
         m = max(_tiles(wl, target), key=lambda t: (_waste(wl, t) <= 1.1, t))
