@@ -5,9 +5,9 @@ A template module declares ``NAME``, ``KINDS`` (workload kinds it serves), ``spa
 ``applicable(wl, target)``, ``compute(wl, cfg)`` when the config changes what is computed (another
 algorithm, Winograd's, or the conv's ragged row tiles), ``transform_weights(packed, wl, cfg)``
 run at compile time when it needs another weight form, and ``view(wl)``: the workload it computes
-and schedules instead, over the same buffers reshaped (a 1x1 conv's pixels as one row). Split factors
-come from the config as fixed numbers, so any tuning record replays without a search. Adding a
-template is a new file plus one line in ``_MODULES``.
+and schedules instead, over the same buffers reshaped (a 1x1 conv's pixels as one row). Split
+factors come from the config as fixed numbers, so any tuning record replays without a search.
+Adding a template is a new file plus one line in ``_MODULES``.
 """
 
 from __future__ import annotations

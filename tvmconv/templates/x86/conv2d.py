@@ -142,16 +142,16 @@ def apply(sch, wl, cfg: Config, target) -> None:
 
 def register_tile(sch, conv, at, lanes, pixels, reduce_outer, unroll_kw) -> None:
     """The conv block computed under loop ``at`` as the micro-kernel: its reduction around the
-    tile (``pixels`` unrolled, ``lanes`` a vector), the kernel columns unrolled with
-    ``unroll_kw``."""
+    tile (``pixels`` unrolled, ``lanes`` a vector, and the output-channel blocks the tile spans,
+    if more than one), the kernel columns unrolled with ``unroll_kw``."""
     sch.compute_at(conv, at, preserve_unit_loops=True)
-    cyi, cxi, coi, rco, rkh, rkw, rci = sch.get_loops(conv)[-7:]
+    cob, cyi, cxi, coi, rco, rkh, rkw, rci = sch.get_loops(conv)[-8:]
     if reduce_outer:
         # input-channel blocks outermost: the weights for one tile stream once per block
-        sch.reorder(rco, rkh, rkw, rci, cyi, cxi, coi)
+        sch.reorder(rco, rkh, rkw, rci, cob, cyi, cxi, coi)
     else:
-        sch.reorder(rkh, rco, rkw, rci, cyi, cxi, coi)
+        sch.reorder(rkh, rco, rkw, rci, cob, cyi, cxi, coi)
     vector_reduction(sch, conv, coi, rco if reduce_outer else rkh,
-                     (cxi, cyi, rkw) if unroll_kw else (cxi, cyi))
+                     (cob, cxi, cyi, rkw) if unroll_kw else (cob, cxi, cyi))
     sch.vectorize(lanes)
     sch.unroll(pixels)
