@@ -50,10 +50,6 @@ def view(wl) -> Workload | None:
     return Workload(wl.kind, tuple(sorted(p.items())))
 
 
-def _flat(wl) -> Workload:
-    return view(wl) or wl
-
-
 compute = row_tiled_compute
 
 
@@ -136,7 +132,7 @@ def pixels_outer_pays(wl) -> bool:
 
 
 def apply(sch, wl, cfg: Config, target) -> None:
-    wl = _flat(wl)
+    """On the flattened view (``view``), whose row is all the pixels."""
     ep = sch.get_sblock("epilogue")
     conv = sch.get_sblock("conv2d_NCHWc")
     ob = wl.params["out"][4]
