@@ -90,8 +90,8 @@ class _Planner:
     def __init__(self, graph: Graph, target):
         self.g = graph
         self.lanes = target.lanes
-        self.registers = target.registers if target.family != "cuda" else 32
         self.cpu = target.family != "cuda"
+        self.registers = target.registers if self.cpu else 32
         self.nodes: list[Node] = []
         self.cache: dict[tuple[str, int], str] = {}
         self.users = graph.consumers()

@@ -100,8 +100,8 @@ def default(wl, target) -> Config:
     lanes, pixels, ob = target.lanes, _pixels(wl), wl.params["out"][4]
     half = target.registers // 2
     many_blocks = int(wl.params["kernel"][1] >= 4)
-    fits = [c for c in space(wl, target)
-            if c["reduce_outer"] == many_blocks and not c["pixels_outer"]]
+    configs = space(wl, target)
+    fits = [c for c in configs if c["reduce_outer"] == many_blocks and not c["pixels_outer"]]
     if target.registers == 16:
         fits = [c for c in fits if c["tile_oc"] >= 2 * lanes
                 and _accumulators(c, lanes) >= half] or fits
@@ -111,7 +111,7 @@ def default(wl, target) -> Config:
         fill = lambda c: -abs(_accumulators(c, lanes) - half)  # noqa: E731
     tile = max(fits, key=lambda c: (fill(c), -round_up(pixels, c["tile_w"]),
                                     _accumulators(c, lanes), c["tile_oc"]))
-    if 1 in space(wl, target).knobs["pixels_outer"] and pixels_outer_pays(wl):
+    if 1 in configs.knobs["pixels_outer"] and pixels_outer_pays(wl):
         return Config.of({**tile.to_json(), "pixels_outer": 1})
     return tile
 
