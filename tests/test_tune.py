@@ -355,6 +355,43 @@ def test_a_verdict_records_only_successful_timings(tiny, tmp_path, monkeypatch):
     assert rec["config"] == other.to_json() and rec["latencies"] == [5e-4, 5e-4]
 
 
+def test_a_short_confirm_keeps_verdicts_for_the_heaviest_tasks(tiny, tmp_path, monkeypatch):
+    """When the budget ends during the confirm phase, the tasks that weigh most already have their
+    verdicts: they are confirmed first, all their rounds before the lighter tasks'."""
+    import tvmconv.tuner as tuner_module
+
+    target = resolve("x86")
+    tasks = make_tasks(workloads(tiny, target), target)
+    assert len(tasks) >= 2
+    log = tmp_path / "log.jsonl"
+    clock = [0.0]  # one second per re-timed batch
+    monkeypatch.setattr(tuner_module, "CONFIRM_GROUP", 1)
+    monkeypatch.setattr(tuner_module.time, "time", lambda: clock[0])
+
+    def measure(task, batch):
+        clock[0] += 1
+        return [records.make(target.key, task.wl.key, t.NAME, c.to_json(), [1e-3 * (k + 1)])
+                for k, (t, c) in enumerate(batch)]
+
+    def finalists(task):
+        tmpl = task.templates[0]
+        default = tmpl.default(task.wl, target)
+        return [(tmpl, next(c for c in tmpl.space(task.wl, target) if c != default)),
+                (tmpl, default)]
+
+    tuner = Tuner(list(reversed(tasks)), target, log)  # lightest first: confirm must reorder
+    try:
+        monkeypatch.setattr(tuner, "measure", measure)
+        monkeypatch.setattr(tuner, "finalists", finalists)
+        tuner.confirm(deadline=tuner_module.CONFIRM_ROUNDS + 0.5)
+    finally:
+        tuner.close()
+    verdicts = [r for r in records.read(log) if records.is_verdict(r)]
+    heaviest = max(tasks, key=lambda t: t.weight)
+    assert [r["workload"] for r in verdicts] == [heaviest.wl.key]
+    assert heaviest.kept is not None and all(t.kept is None for t in tasks if t is not heaviest)
+
+
 def test_resume_times_a_changed_default(tiny, tmp_path):
     """A log whose task ran out of patience before its template's default changed: the resumed
     run times the new default, which the old records were never compared with."""

@@ -30,6 +30,7 @@ from .workload import Workload
 ENUMERATE_LIMIT = 4000  # spaces up to this size are scored whole; larger ones by evolution
 FINALISTS = 3  # configs per task re-timed at the end, besides the template default
 CONFIRM_ROUNDS = 3
+CONFIRM_GROUP = 8  # tasks confirmed together, round after round, before the next ones
 # a finalist replaces the default only when its time is at most this share of the default's
 # (median over the rounds, each ratio of two side-by-side timings): the noise of one round
 MARGIN = 0.97
@@ -225,32 +226,48 @@ class Tuner:
         return [(by_name[name], cfg) for name, cfg in keys if name in by_name]
 
     def confirm(self, deadline: float | None, on_batch=None) -> None:
-        """Re-time each task's finalists beside its default in rounds, task after task, so each
-        round of a task comes from another moment of the machine's drift; then append each task's
-        verdict (after at least two rounds)."""
-        finalists = {task.wl.key: self.finalists(task) for task in self.tasks}
-        rounds: dict[str, list[dict]] = {task.wl.key: [] for task in self.tasks}
+        """Re-time each task's finalists beside its default in rounds and append each task's
+        verdict (after at least two rounds). Tasks go in groups of ``CONFIRM_GROUP``, heaviest
+        first, every round of a group before the next group: a deadline or Ctrl-C then still
+        leaves verdicts for the tasks that weigh most, and within a group each round of a task
+        comes from another moment of the machine's drift."""
+        heaviest = sorted(self.tasks, key=lambda t: -t.weight)
+        for start in range(0, len(heaviest), CONFIRM_GROUP):
+            group = heaviest[start:start + CONFIRM_GROUP]
+            rounds = self._confirm_rounds(group, deadline, on_batch)
+            for task in group:
+                self._keep_verdict(task, rounds[task.wl.key])
+            if deadline is not None and time.time() >= deadline:
+                return
+
+    def _confirm_rounds(self, group: list[Task], deadline, on_batch) -> dict[str, list[dict]]:
+        """Up to ``CONFIRM_ROUNDS`` side-by-side timings of each task's finalists (each round:
+        (template name, config) -> seconds), until the deadline."""
+        finalists = {task.wl.key: self.finalists(task) for task in group}
+        rounds: dict[str, list[dict]] = {task.wl.key: [] for task in group}
         for _ in range(CONFIRM_ROUNDS):
-            for task in self.tasks:
-                if deadline is not None and time.time() >= deadline:
-                    break
+            for task in group:
                 batch = finalists[task.wl.key]
-                if len(batch) > 1:
-                    recs = self.measure(task, batch)
-                    self.confirmed += len(recs)
-                    rounds[task.wl.key].append({(t.NAME, c): records.cost(r)
-                                                for (t, c), r in zip(batch, recs)})
-                    if on_batch:
-                        on_batch(task, recs)
-        for task in self.tasks:
-            done = rounds[task.wl.key]
-            winner = verdict(done, self.default_key(task)) if len(done) >= 2 else None
-            if winner is not None:
-                task.kept = winner
-                lat = [r[winner] for r in done if math.isfinite(r[winner])]
-                records.append(self.log, [records.make(
-                    self.target.key, task.wl.key, winner[0], winner[1].to_json(), lat,
-                    verdict=True)])
+                if len(batch) < 2:
+                    continue
+                if deadline is not None and time.time() >= deadline:
+                    return rounds
+                recs = self.measure(task, batch)
+                self.confirmed += len(recs)
+                rounds[task.wl.key].append({(t.NAME, c): records.cost(r)
+                                            for (t, c), r in zip(batch, recs)})
+                if on_batch:
+                    on_batch(task, recs)
+        return rounds
+
+    def _keep_verdict(self, task: Task, done: list[dict]) -> None:
+        winner = verdict(done, self.default_key(task)) if len(done) >= 2 else None
+        if winner is not None:
+            task.kept = winner
+            lat = [r[winner] for r in done if math.isfinite(r[winner])]
+            records.append(self.log, [records.make(
+                self.target.key, task.wl.key, winner[0], winner[1].to_json(), lat,
+                verdict=True)])
 
     def _retrain(self, tname: str) -> None:
         xs, ys = self.data.get(tname, ([], []))
