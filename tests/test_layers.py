@@ -198,9 +198,24 @@ def _epilogue_atrous_bands():
         **_bn_consts(c)})
 
 
+def _epilogue_atrous_bands_pixel_constants():
+    """Constants of rank below 3 broadcast as numpy does, along the pixels ((H, W) and (W,)):
+    fused into a conv whose taps split it into bands, each band would read them at its own
+    positions, so that conv keeps its dead taps."""
+    c, h, w = 8, 11, 10
+    rng = np.random.default_rng(6)
+    nodes = [_conv_node("x", "a", "w1", dilations=[9, 9], pads=[9, 9, 9, 9]),
+             helper.make_node("Mul", ["a", "hw"], ["m"]),
+             helper.make_node("Add", ["m", "row"], ["y"])]
+    return make_model(nodes, {"x": (1, c, h, w)}, ["y"], {
+        "w1": _he((c, c, 3, 3)), "hw": rng.standard_normal((h, w)).astype(np.float32),
+        "row": rng.standard_normal(w).astype(np.float32)})
+
+
 EPILOGUES = [_epilogue_conv_bn_relu, _epilogue_residual_relu, _epilogue_residual_two_convs,
              _epilogue_relu6, _epilogue_affine_sigmoid, _epilogue_spatial_operand,
-             _epilogue_shared_output, _epilogue_residual_second_operand, _epilogue_atrous_bands]
+             _epilogue_shared_output, _epilogue_residual_second_operand, _epilogue_atrous_bands,
+             _epilogue_atrous_bands_pixel_constants]
 
 
 @pytest.mark.parametrize("build", EPILOGUES, ids=lambda f: f.__name__[len("_epilogue_"):])

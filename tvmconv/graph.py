@@ -105,3 +105,12 @@ class Graph:
             return shape
         n, c, h, w = shape
         return (n, -(-c // block), h, w, block)
+
+
+def has_bias(graph: Graph, node: Node) -> bool:
+    """Whether a conv's or dense's input 2 is its own bias, one value per output channel (a
+    ConvTranspose's, lowered to a conv), rather than an operand of its epilogue, which broadcasts
+    against the output as numpy does."""
+    return (len(node.inputs) > 2 and graph.is_const(node.inputs[2])
+            and graph.consts[node.inputs[2]].ndim == 1
+            and not any(2 in args for _, args, _ in node.attrs["epilogue"]))

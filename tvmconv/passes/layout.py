@@ -15,7 +15,7 @@ import math
 import numpy as np
 
 from ..config import divisors
-from ..graph import Graph, Node
+from ..graph import Graph, Node, has_bias
 from ..layers.conv2d import pack_depthwise, pack_weights, pad_channels
 from ..layers.dense import pack_weights as pack_dense
 from ..layers.pool import avg_divisor
@@ -257,7 +257,7 @@ class _Planner:
         node.inputs[0] = self.as_layout(node.inputs[0], db)
         node.inputs[1] = g.add_const(packed, "packed_w")
         a.update(kernel_hw=(kh, kw), depthwise=depthwise, multiplier=oc // ic if depthwise else 1)
-        a["bias_index"] = 2 if len(node.inputs) > 2 and self._is_bias(node) else None
+        a["bias_index"] = 2 if has_bias(self.g, node) else None
         self._epilogue(node, ob, start=2)
 
     def _few_channels(self, node: Node, ob: int) -> bool:
@@ -269,11 +269,6 @@ class _Planner:
         return (self.cpu and 2 * ob <= self.lanes and kh * kw > 1 and node.attrs["strides"][1] == 1
                 and self.g.shapes[node.outputs[0]][3] >= self.lanes
                 and node.outputs[0] not in self.conv_blocks)
-
-    def _is_bias(self, node: Node) -> bool:
-        """Input 2 is the conv/dense bias unless the epilogue reads it (then it is an operand)."""
-        return not any(2 in args for _, args, _ in node.attrs["epilogue"]) and \
-            self.g.is_const(node.inputs[2]) and self.g.consts[node.inputs[2]].ndim == 1
 
     def _epilogue(self, node: Node, block: int, start: int) -> None:
         out = node.outputs[0]
@@ -310,7 +305,7 @@ class _Planner:
         node.inputs[0] = self.as_layout(node.inputs[0], 0)
         node.inputs[1] = self.g.add_const(pack_dense(w, pick_block(w.shape[1], self.lanes)),
                                           "packed_w")
-        node.attrs["bias_index"] = 2 if len(node.inputs) > 2 and self._is_bias(node) else None
+        node.attrs["bias_index"] = 2 if has_bias(self.g, node) else None
         self._epilogue(node, 0, start=2)
 
     def matmul(self, node: Node) -> None:

@@ -11,7 +11,7 @@ taps loses the dead ones and stays one conv.
 
 from __future__ import annotations
 
-from ..graph import Graph, Node
+from ..graph import Graph, Node, has_bias
 
 # Split a conv into bands when at most this share of its multiply-adds read the image: each band
 # pair is a kernel of its own, and the bands are concatenated by more. On the zoo's DeepLabV3
@@ -42,11 +42,12 @@ def _live(bands, k: int) -> float:
 
 
 def _pointwise_epilogue(graph: Graph, node: Node) -> bool:
-    """Whether every operand after the weights (bias, fused constants) is the same for each pixel,
-    so that each band's conv can take them as they are."""
-    return all(graph.is_const(i) and (graph.consts[i].ndim < 3 or
-                                      graph.consts[i].shape[-2:] == (1, 1))
-               for i in node.inputs[2:])
+    """Whether every operand after the weights (the bias, fused constants) is the same for each
+    pixel, so that each band's conv can take them as they are. A fused constant broadcasts
+    against the output as numpy does: a (W,) or (H, W) one varies over the pixels."""
+    operands = node.inputs[3:] if has_bias(graph, node) else node.inputs[2:]
+    return all(graph.is_const(i) and (1, 1, *graph.consts[i].shape)[-2:] == (1, 1)
+               for i in operands)
 
 
 def drop_padding_taps(graph: Graph) -> None:
