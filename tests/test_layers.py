@@ -1116,6 +1116,25 @@ def test_reshapes(op, consts, attrs):
     check_vs_ort(single(op, x_shape, consts, list(consts), **attrs))
 
 
+@pytest.mark.parametrize("x_shape, view_op, view_attrs, op, operand", [
+    ((2, 2, 18, 15), "Flatten", {"axis": -2}, "Expand", np.array([3, 8, 270], np.int64)),
+    ((1, 4, 3, 1), "Reshape", {}, "Add", np.linspace(-1, 1, 5, dtype=np.float32)),
+], ids=["flatten_expand", "reshape_add_widens"])
+def test_broadcast_wider_than_a_reshaped_conv(x_shape, view_op, view_attrs, op, operand):
+    """An op on a reshaped conv output whose result is wider than the view (Expand, or a constant
+    that widens a unit axis) stays after the reshape: run before it, on the conv's output, it
+    would broadcast to another shape."""
+    c = x_shape[1]
+    view_inputs = ["c", "s"] if view_op == "Reshape" else ["c"]
+    nodes = [helper.make_node("Conv", ["x", "w"], ["c"], kernel_shape=[1, 1]),
+             helper.make_node(view_op, view_inputs, ["v"], **view_attrs),
+             helper.make_node(op, ["v", "k"], ["y"])]
+    consts = {"w": _he((2 * c, c, 1, 1)), "k": operand}
+    if view_op == "Reshape":
+        consts["s"] = np.array([2 * c, x_shape[2], 1], np.int64)
+    check_vs_ort(make_model(nodes, {"x": x_shape}, ["y"], consts))
+
+
 @pytest.mark.parametrize("op, attrs", [
     ("DepthToSpace", {"blocksize": 2, "mode": "DCR"}),
     ("DepthToSpace", {"blocksize": 2, "mode": "CRD"}),

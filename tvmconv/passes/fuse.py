@@ -122,8 +122,9 @@ def _before_reshape(graph: Graph, node: Node, producers, consumers) -> bool:
     kernel = producers.get(src)
     if (kernel is None or kernel.op not in ("conv2d", "dense", "matmul", "instance_norm")
             or len(consumers.get(src, [])) != 1 or src in graph.outputs
-            or any(i != view and not graph.is_const(i) for i in node.inputs)):
-        return False
+            or any(i != view and not graph.is_const(i) for i in node.inputs)
+            or graph.shapes[node.outputs[0]] != graph.shapes[view]):
+        return False  # (last: an op that broadcasts the view wider, as Expand does)
     before, after = graph.shapes[src], graph.shapes[view]
     kept = 0  # trailing axes the reshape leaves as they are
     while kept < min(len(before), len(after)) and before[-1 - kept] == after[-1 - kept]:
