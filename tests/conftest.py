@@ -78,6 +78,13 @@ def weights(shape, seed: int = 1, scale: float = 1.0) -> np.ndarray:
     return (np.random.default_rng(seed).standard_normal(shape) * scale).astype(np.float32)
 
 
+def scalar_after_reduce() -> onnx.ModelProto:
+    """Elementwise ops on a rank-0 value: a mean over every axis (keepdims=0), scaled, squashed."""
+    nodes = [helper.make_node("ReduceMean", ["x"], ["m"], keepdims=0),
+             helper.make_node("Mul", ["m", "k"], ["s"]), helper.make_node("Sigmoid", ["s"], ["y"])]
+    return make_model(nodes, {"x": (2, 3, 4, 5)}, ["y"], {"k": np.array(3.0, np.float32)})
+
+
 def image_to_image(channels: int = 16, hw: tuple[int, int] = (11, 37),
                    out_channels: int = 3) -> onnx.ModelProto:
     """A CycleGAN-style tail: reflection pad, conv, instance norm, ReLU, reflection pad, and a 5x5

@@ -30,6 +30,7 @@ from conftest import (
     make_model,
     rng_inputs,
     run_ort,
+    scalar_after_reduce,
     single,
     weights,
 )
@@ -132,6 +133,7 @@ def _layers() -> dict:
         "layer_norm": single("LayerNormalization", (3, 7, 96),
                              {"s": weights(96, 5), "b": weights(96, 6)}, ["s", "b"], axis=-1),
         "reduce_mean": single("ReduceMean", (2, 6, 33), keepdims=0, axes=[1]),
+        "scalar": scalar_after_reduce(),
         "transpose": single("Transpose", (2, 3, 5, 7), perm=[0, 2, 3, 1]),
         "slice_strided": single("Slice", (1, 5, 6, 7),
                                 {"st": np.array([1, 6, 0], np.int64),

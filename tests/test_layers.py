@@ -14,6 +14,7 @@ from conftest import (
     image_to_image,
     make_model,
     rng_inputs,
+    scalar_after_reduce,
     single,
     weights,
     workloads,
@@ -592,6 +593,10 @@ def test_reduce_heads_after_convs():
              helper.make_node("Gemm", ["pooled", "fc"], ["y"])]
     check_vs_ort(make_model(nodes, {"x": (1, 3, 15, 13)}, ["y"], {
         "w1": _he((c, 3, 3, 3)), "w2": _he((1, 2, 7, 7), 2), "fc": _he((c, 10), 3)}, opset=13))
+
+
+def test_elementwise_on_a_scalar():
+    check_vs_ort(scalar_after_reduce())
 
 
 @pytest.mark.parametrize("x_shape, axis, bias", [((2, 6, 5, 16), -1, True), ((3, 4, 7), 1, False),

@@ -195,7 +195,7 @@ def collapsed(wl) -> Workload | None:
     p = wl.params
     rule = {"slice": _collapsed_slice, "transpose": _collapsed_transpose,
             "concat": _collapsed_concat, "elementwise": _collapsed_elementwise}.get(wl.kind)
-    merged = rule(p) if rule else None
+    merged = rule(p) if rule and len(p["out"]) > 1 else None
     if merged is None or len(merged["out"]) >= len(p["out"]):
         return None
     return Workload(wl.kind, tuple(sorted(merged.items())))

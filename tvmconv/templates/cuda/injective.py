@@ -22,5 +22,5 @@ def default(wl, target) -> Config:
 def apply(sch, wl, cfg: Config, target) -> None:
     inline_producers(sch)
     block = stages(sch)[-1]
-    loops = sch.get_loops(block)
+    loops = sch.get_loops(block) or [sch.add_unit_loop(block)]  # a scalar: one thread
     bind_flat(sch, sch.fuse(*loops) if len(loops) > 1 else loops[0], cfg["threads"])

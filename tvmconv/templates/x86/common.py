@@ -88,6 +88,8 @@ def extent(sch, loop) -> int:
 def flat_parallel_vectorize(sch, block, lanes: int, vec: int | None = None) -> None:
     """Fuse all spatial loops of a block, vectorise a divisor-sized tail, parallelise the rest."""
     loops = sch.get_loops(block)
+    if not loops:
+        return  # a scalar
     total = prod(extent(sch, lp) for lp in loops)
     fused = sch.fuse(*loops) if len(loops) > 1 else loops[0]
     vec = vec or vector_tile(total, lanes, 4 * lanes)
