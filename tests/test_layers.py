@@ -431,6 +431,13 @@ POOLS = {
     "avg_stride3_k2": ("AveragePool", (1, 4, 10, 10), {"kernel_shape": [2, 2], "strides": [3, 3]}),
     "lp_p2": ("LpPool", (1, 3, 6, 6), {"kernel_shape": [2, 2], "strides": [2, 2], "p": 2}),
     "lp_p3": ("LpPool", (1, 3, 5, 5), {"kernel_shape": [3, 3], "p": 3}),
+    # a window longer than the padded input by less than a stride: one output, as onnxruntime
+    # computes it (the division of the output size truncates toward zero)
+    "max_window_past_input": ("MaxPool", (1, 8, 2, 7), {"kernel_shape": [3, 1],
+                                                        "strides": [2, 2]}),
+    "avg_window_past_input": ("AveragePool", (1, 3, 2, 5), {
+        "kernel_shape": [4, 2], "strides": [3, 1], "pads": [1, 0, 0, 0], "count_include_pad": 1}),
+    "lp_window_past_input": ("LpPool", (2, 3, 6, 2), {"kernel_shape": [1, 3], "strides": [3, 3]}),
     "global_avg": ("GlobalAveragePool", (2, 5, 7, 3), {}),
     "global_max": ("GlobalMaxPool", (1, 13, 4, 4), {}),
     "global_lp": ("GlobalLpPool", (1, 3, 5, 5), {"p": 2}),
@@ -1416,7 +1423,7 @@ def test_activation_reading_a_fused_activation_twice(first, second):
                             opset=18))
 
 
-def test_pool_window_larger_than_input():
+def test_pool_window_a_stride_larger_than_input():
     with pytest.raises(tvmconv.ModelError, match="larger than the padded input"):
         tvmconv.compile(single("MaxPool", (1, 1, 4, 4), kernel_shape=[2, 5]))
 

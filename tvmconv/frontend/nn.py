@@ -177,6 +177,18 @@ def _pool_out(size, k, s, d, pb, pe, ceil):
     return out
 
 
+def _window_inside(hw, kernel, strides, dil, pads):
+    """The pads with each end pad grown to take a window that reaches past the padded input by
+    less than a stride: onnxruntime (and ONNX's shape inference, whose division truncates toward
+    zero) give such an axis one output, averaged over the whole window with count_include_pad."""
+    pads = list(pads)
+    for a in range(2):
+        span = hw[a] + pads[a] + pads[a + 2] - dil[a] * (kernel[a] - 1) - 1
+        if -strides[a] < span < 0:
+            pads[a + 2] -= span
+    return tuple(pads)
+
+
 def pool(kind):
     def convert(ctx: Context, node, ins):
         if len(node.output) > 1 and node.output[1]:
@@ -188,7 +200,8 @@ def pool(kind):
         dil = tuple(ctx.attr(node, "dilations", [1, 1]))
         if len(kernel) != 2:
             raise UnsupportedError(f"{node.op_type} {node.name!r}: only 2-D pooling is supported")
-        pads = _pads_2d(ctx, node, shape[2:], kernel, strides, dil)
+        pads = _window_inside(shape[2:], kernel, strides, dil,
+                              _pads_2d(ctx, node, shape[2:], kernel, strides, dil))
         ceil = bool(ctx.attr(node, "ceil_mode", 0))
         oh = _pool_out(shape[2], kernel[0], strides[0], dil[0], pads[0], pads[2], ceil)
         ow = _pool_out(shape[3], kernel[1], strides[1], dil[1], pads[1], pads[3], ceil)
