@@ -438,6 +438,10 @@ POOLS = {
     "avg_window_past_input": ("AveragePool", (1, 3, 2, 5), {
         "kernel_shape": [4, 2], "strides": [3, 1], "pads": [1, 0, 0, 0], "count_include_pad": 1}),
     "lp_window_past_input": ("LpPool", (2, 3, 6, 2), {"kernel_shape": [1, 3], "strides": [3, 3]}),
+    # with ceil_mode the count stops at the padded input's end
+    "avg_ceil_window_past_input": ("AveragePool", (1, 2, 5, 5), {
+        "kernel_shape": [2, 7], "strides": [2, 8], "pads": [0, 1, 0, 0], "count_include_pad": 1,
+        "ceil_mode": 1}),
     "global_avg": ("GlobalAveragePool", (2, 5, 7, 3), {}),
     "global_max": ("GlobalMaxPool", (1, 13, 4, 4), {}),
     "global_lp": ("GlobalLpPool", (1, 3, 5, 5), {"p": 2}),

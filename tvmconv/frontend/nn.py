@@ -179,8 +179,10 @@ def _pool_out(size, k, s, d, pb, pe, ceil):
 
 def _window_inside(hw, kernel, strides, dil, pads):
     """The pads with each end pad grown to take a window that reaches past the padded input by
-    less than a stride: onnxruntime (and ONNX's shape inference, whose division truncates toward
-    zero) give such an axis one output, averaged over the whole window with count_include_pad."""
+    less than a stride, without ceil_mode: onnxruntime (and ONNX's shape inference, whose
+    division truncates toward zero) give such an axis one output, averaged over the whole window
+    with count_include_pad. (With ceil_mode that output exists anyway, and the count stops at
+    the padded input's end.)"""
     pads = list(pads)
     for a in range(2):
         span = hw[a] + pads[a] + pads[a + 2] - dil[a] * (kernel[a] - 1) - 1
@@ -200,9 +202,10 @@ def pool(kind):
         dil = tuple(ctx.attr(node, "dilations", [1, 1]))
         if len(kernel) != 2:
             raise UnsupportedError(f"{node.op_type} {node.name!r}: only 2-D pooling is supported")
-        pads = _window_inside(shape[2:], kernel, strides, dil,
-                              _pads_2d(ctx, node, shape[2:], kernel, strides, dil))
+        pads = _pads_2d(ctx, node, shape[2:], kernel, strides, dil)
         ceil = bool(ctx.attr(node, "ceil_mode", 0))
+        if not ceil:
+            pads = _window_inside(shape[2:], kernel, strides, dil, pads)
         oh = _pool_out(shape[2], kernel[0], strides[0], dil[0], pads[0], pads[2], ceil)
         ow = _pool_out(shape[3], kernel[1], strides[1], dil[1], pads[1], pads[3], ceil)
         if oh < 1 or ow < 1:
