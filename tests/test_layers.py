@@ -611,6 +611,19 @@ def test_elementwise_on_a_scalar():
     check_vs_ort(scalar_after_reduce())
 
 
+@pytest.mark.parametrize("reduce_axis, op", [(1, "Mul"), (3, "Add")],
+                         ids=["spatial_gate", "row_mean"])
+def test_conv_times_an_activation_broadcast_over_channels_or_pixels(reduce_axis, op):
+    """A conv output read only by a Mul/Add with an activation that is neither whole nor one value
+    per channel (CBAM's spatial gate N x 1 x H x W; a row mean N x C x H x 1): the op cannot
+    read it in the conv's channel blocks, so it runs after the conv instead of in its
+    epilogue."""
+    nodes = [_conv_node("x", "c", "w", pads=[1, 1, 1, 1]),
+             helper.make_node("ReduceMean", ["x"], ["r"], axes=[reduce_axis], keepdims=1),
+             helper.make_node("Sigmoid", ["r"], ["s"]), helper.make_node(op, ["c", "s"], ["y"])]
+    check_vs_ort(make_model(nodes, {"x": (2, 16, 9, 7)}, ["y"], {"w": _he((16, 16, 3, 3))}))
+
+
 @pytest.mark.parametrize("x_shape, axis, bias", [((2, 6, 5, 16), -1, True), ((3, 4, 7), 1, False),
                                                  ((5, 9), 0, True)])
 def test_layer_norm(x_shape, axis, bias):

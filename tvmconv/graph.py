@@ -114,3 +114,12 @@ def has_bias(graph: Graph, node: Node) -> bool:
     return (len(node.inputs) > 2 and graph.is_const(node.inputs[2])
             and graph.consts[node.inputs[2]].ndim == 1
             and not any(2 in args for _, args, _ in node.attrs["epilogue"]))
+
+
+def blockable(shape: tuple, out_shape: tuple) -> bool:
+    """Whether an activation of ``shape`` can be read in the channel blocks an output of
+    ``out_shape`` is stored in: the same shape, or one value per channel (a squeeze-excite gate,
+    N x C x 1 x 1). Others (a spatial gate N x 1 x H x W) need the output plain."""
+    return tuple(shape) == tuple(out_shape) or (
+        len(shape) == 4 and tuple(shape[1:]) == (out_shape[1], 1, 1)
+        and shape[0] in (1, out_shape[0]))

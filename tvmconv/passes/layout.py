@@ -15,7 +15,7 @@ import math
 import numpy as np
 
 from ..config import divisors
-from ..graph import Graph, Node, has_bias
+from ..graph import Graph, Node, blockable, has_bias
 from ..layers.conv2d import pack_depthwise, pack_weights, pad_channels
 from ..layers.dense import pack_weights as pack_dense
 from ..layers.pool import avg_divisor
@@ -208,16 +208,9 @@ class _Planner:
             if block == 0:
                 return value
             return self.g.add_const(blocked_operand(self.g.consts[value], block), "packed")
-        if block and not self._blockable(value, out_shape):
+        if block and not blockable(self.g.shapes[value], out_shape):
             raise AssertionError("blocked outputs only take full-shape or per-channel operands")
         return self.as_layout(value, block)
-
-    def _blockable(self, value: str, out_shape) -> bool:
-        """An activation that can be read in the output's channel blocks: the same shape, or one
-        value per channel (a squeeze-excite gate, N x C x 1 x 1)."""
-        shape = self.g.shapes[value]
-        return shape == tuple(out_shape) or (
-            len(shape) == 4 and shape[1:] == (out_shape[1], 1, 1) and shape[0] in (1, out_shape[0]))
 
     # -- per-op rules ---------------------------------------------------------------------------
     def conv2d(self, node: Node) -> None:
@@ -320,7 +313,7 @@ class _Planner:
         acts = [i for i in node.inputs if not g.is_const(i)]
         full = [i for i in acts if g.shapes[i] == out_shape]
         block = self.layout(full[0]) if full and len(out_shape) == 4 else 0
-        if block and not all(self._blockable(i, out_shape) for i in acts):
+        if block and not all(blockable(g.shapes[i], out_shape) for i in acts):
             block = 0
         node.inputs = [self.operand(i, block, out_shape) for i in node.inputs]
         if block:
