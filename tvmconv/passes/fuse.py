@@ -121,7 +121,8 @@ def _before_reshape(graph: Graph, node: Node, producers, consumers) -> bool:
     keeps; the reshape is then of the op's result."""
     view = next((i for i in node.inputs if not graph.is_const(i)), None)
     reshape = producers.get(view)
-    if reshape is None or reshape.op != "reshape" or len(consumers.get(view, [])) != 1:
+    if (reshape is None or reshape.op != "reshape" or len(consumers.get(view, [])) != 1
+            or view in graph.outputs):
         return False
     src = reshape.inputs[0]
     kernel = producers.get(src)
