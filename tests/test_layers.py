@@ -1191,8 +1191,8 @@ def test_reshaped_conv_output_that_is_a_graph_output_and_read_further():
     """A flattened conv output that the model returns and an activation also reads: the
     activation stays after the reshape (moved before it, the reshape the output comes from
     was dropped: a KeyError at build time)."""
-    nodes = [_conv_node("x", "c", "w", pads=[1, 1, 1, 1]), helper.make_node("Flatten", ["c"], ["f"]),
-             helper.make_node("Relu", ["f"], ["y"])]
+    nodes = [_conv_node("x", "c", "w", pads=[1, 1, 1, 1]),
+             helper.make_node("Flatten", ["c"], ["f"]), helper.make_node("Relu", ["f"], ["y"])]
     check_vs_ort(make_model(nodes, {"x": (1, 8, 5, 5)}, ["f", "y"], {"w": _he((8, 8, 3, 3))}))
 
 
