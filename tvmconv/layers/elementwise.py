@@ -28,18 +28,7 @@ def _once(fn):
     return bound
 
 
-def _keeps_nan(fn):
-    """``fn`` passing a NaN through. Clamps (max/min return the other operand for a NaN) and bit
-    tricks would turn it into a number where onnxruntime keeps it, and a NaN made inside a model
-    (a log of a negative) would then vanish from the output unseen."""
-    @_once
-    def kept(x, *rest):
-        return tirx.Select(tirx.isnan(x), x, fn(x, *rest))
-    kept.__doc__ = fn.__doc__
-    return kept
-
-
-@_keeps_nan
+@_once
 def exp(x):
     """exp that vectorises: 2^n * p(f) with a degree-7 polynomial (Cephes' expf, ~1 ulp).
 
@@ -60,7 +49,7 @@ def exp(x):
     return tirx.Select(x > _f(88.7228), _f(math.inf), y * scale * _f(2.0))
 
 
-@_keeps_nan
+@_once
 def log(x):
     """log that vectorises: x = m * 2^e with m in [sqrt(1/2), sqrt(2)), log(1 + (m - 1)) by
     Cephes' logf polynomial (~1 ulp). 0 gives -inf, negatives NaN, +inf inf; subnormals are
@@ -83,7 +72,7 @@ def log(x):
     return tirx.Select(x == _f(math.inf), x, y)
 
 
-@_keeps_nan
+@_once
 def tanh(x):
     """tanh as Eigen's rational approximation on [-9, 9] (vectorises; abs. error < 1e-7)."""
     c = tirx.max(tirx.min(x, _f(9.0)), _f(-9.0))
@@ -98,7 +87,7 @@ def tanh(x):
     return c * p / q
 
 
-@_keeps_nan
+@_once
 def erf(x):
     """erf that vectorises: Eigen's rational approximation on [-4, 4] (outside, +-1 in float32),
     odd degree-13 over even degree-8 polynomials. TVM lowers tirx.erf to a scalar erff call:
@@ -113,7 +102,7 @@ def erf(x):
     for coeff in (-2.13374055278905e-04, -1.68282697438203e-03, -7.37332916720468e-03,
                   -1.42647390514189e-02):
         q = q * c2 + _f(coeff)
-    return c * p / q
+    return tirx.Select(tirx.isnan(x), x, c * p / q)  # NaN stays NaN (the clamp makes it 4)
 
 
 @_once
@@ -156,23 +145,21 @@ def power(x, y: float, positive: bool = False):
 # variable twice, which TIR refuses (an Elu then a LeakyReLU).
 FNS = {
     "copy": lambda x: x,
-    "relu": _keeps_nan(lambda x: tirx.max(x, _f(0.0))),
+    "relu": lambda x: tirx.max(x, _f(0.0)),
     "leaky_relu": _once(lambda x, a: tirx.Select(x >= _f(0.0), x, x * _f(a))),
     "prelu": _once(lambda x, s: tirx.Select(x >= _f(0.0), x, x * s)),
-    "clip": _keeps_nan(lambda x, lo, hi: tirx.min(tirx.max(x, _f(lo)), _f(hi))
-                       if math.isfinite(lo) and math.isfinite(hi) else
-                       (tirx.max(x, _f(lo)) if math.isfinite(lo) else
-                        (tirx.min(x, _f(hi)) if math.isfinite(hi) else x))),
+    "clip": lambda x, lo, hi: tirx.min(tirx.max(x, _f(lo)), _f(hi)) if math.isfinite(lo) and
+    math.isfinite(hi) else (tirx.max(x, _f(lo)) if math.isfinite(lo) else
+                           (tirx.min(x, _f(hi)) if math.isfinite(hi) else x)),
     "sigmoid": lambda x: _f(1.0) / (_f(1.0) + exp(-x)),
     "tanh": tanh,
-    "hard_sigmoid": _keeps_nan(lambda x, a, b: tirx.min(tirx.max(x * _f(a) + _f(b), _f(0.0)),
-                                                        _f(1.0))),
+    "hard_sigmoid": lambda x, a, b: tirx.min(tirx.max(x * _f(a) + _f(b), _f(0.0)), _f(1.0)),
     "hard_swish": _once(lambda x: x * tirx.min(tirx.max(x * _f(1 / 6) + _f(0.5), _f(0.0)),
                                                 _f(1.0))),
     "elu": _once(lambda x, a: tirx.Select(x >= _f(0.0), x, _f(a) * (exp(x) - _f(1.0)))),
     "selu": _once(lambda x, a, g: tirx.Select(x > _f(0.0), _f(g) * x,
                                         _f(g) * _f(a) * (exp(x) - _f(1.0)))),
-    "celu": _keeps_nan(lambda x, a: tirx.max(x, _f(0.0)) + tirx.min(
+    "celu": _once(lambda x, a: tirx.max(x, _f(0.0)) + tirx.min(
         _f(0.0), _f(a) * (exp(x / _f(a)) - _f(1.0)))),
     "softplus": _softplus,
     "softsign": _once(lambda x: x / (_f(1.0) + tirx.abs(x))),
