@@ -169,8 +169,13 @@ def _transpose_geometry(ctx, node, in_hw, kernel, strides, dil):
     return pads[:2], out
 
 
+def _span(size, k, d, pb, pe) -> int:
+    """How far the first window can slide along one axis of the padded input."""
+    return size + pb + pe - d * (k - 1) - 1
+
+
 def _pool_out(size, k, s, d, pb, pe, ceil):
-    span = size + pb + pe - d * (k - 1) - 1
+    span = _span(size, k, d, pb, pe)
     out = (-(-span // s) if ceil else span // s) + 1
     if ceil and (out - 1) * s >= size + pb:
         out -= 1  # the last window must start inside the input or its leading pad
@@ -185,7 +190,7 @@ def _window_inside(hw, kernel, strides, dil, pads):
     the padded input's end.)"""
     pads = list(pads)
     for a in range(2):
-        span = hw[a] + pads[a] + pads[a + 2] - dil[a] * (kernel[a] - 1) - 1
+        span = _span(hw[a], kernel[a], dil[a], pads[a], pads[a + 2])
         if -strides[a] < span < 0:
             pads[a + 2] -= span
     return tuple(pads)
