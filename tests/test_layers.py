@@ -14,6 +14,7 @@ from conftest import (
     image_to_image,
     make_model,
     rng_inputs,
+    run_ort,
     scalar_after_reduce,
     single,
     weights,
@@ -795,6 +796,29 @@ def test_log_over_the_float_range():
     x = np.concatenate([np.geomspace(1e-37, 1e37, 117), [0.0, -1.0, 1.0]])
     model = single("Log", (1, 120))
     check_vs_ort(model, {"x": x.astype(np.float32)[None]})
+
+
+@pytest.mark.parametrize("op, attrs", [
+    ("Relu", {}), ("Clip", {}), ("Sigmoid", {}), ("Tanh", {}), ("HardSigmoid", {}), ("Exp", {}),
+    ("Softplus", {}), ("Celu", {"alpha": 0.7}), ("Erf", {}), ("Elu", {}), ("Mish", {}),
+    ("HardSwish", {}), ("Log", {}),
+])
+def test_activations_keep_a_nan_made_inside_the_model(op, attrs):
+    """A NaN made inside the model (the log of a negative) stays NaN through each activation,
+    fused behind a conv and standalone, as in onnxruntime: clamps would make it a number."""
+    clip = op == "Clip"
+    nodes = [_conv_node("x", "c", "w", pads=[1, 1, 1, 1]), helper.make_node("Log", ["c"], ["lc"]),
+             helper.make_node(op, ["lc", *(["lo", "hi"] if clip else [])], ["y"], **attrs),
+             helper.make_node("Log", ["x"], ["lx"]),
+             helper.make_node(op, ["lx", *(["lo", "hi"] if clip else [])], ["z"], **attrs)]
+    consts = {"w": _he((16, 4, 3, 3))}
+    if clip:
+        consts.update(lo=np.float32(0.0), hi=np.float32(6.0))
+    model = make_model(nodes, {"x": (1, 4, 6, 7)}, ["y", "z"], consts, opset=18)
+    feeds = {"x": rng_inputs(model)["x"]}
+    got = check_vs_ort(model, feeds)
+    for g, r in zip(got, run_ort(model, feeds)):
+        assert np.isnan(r).any() and np.array_equal(np.isnan(g), np.isnan(r))
 
 
 @pytest.mark.parametrize("exponent", [3.0, 2.0, -1.0, -2.0, 0.5, 1.7, -0.75, 5.0])

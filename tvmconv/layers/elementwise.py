@@ -28,6 +28,16 @@ def _once(fn):
     return bound
 
 
+def clamp(x, lo: float = -math.inf, hi: float = math.inf):
+    """x held within [lo, hi], a NaN staying NaN as in onnxruntime, so that a NaN made inside a
+    model (a log of a negative) does not leave a relu, clip or sigmoid as a number. The bound goes
+    first: TVM lowers max(a, b) to ``a > b ? a : b`` (min alike), which gives b when either is NaN.
+    Selects would cost nothing at run time, but TVM's simplifier takes minutes over them nested."""
+    if math.isfinite(lo):
+        x = tirx.max(_f(lo), x)
+    return tirx.min(_f(hi), x) if math.isfinite(hi) else x
+
+
 @_once
 def exp(x):
     """exp that vectorises: 2^n * p(f) with a degree-7 polynomial (Cephes' expf, ~1 ulp).
@@ -35,7 +45,7 @@ def exp(x):
     TVM lowers tirx.exp to a scalar expf call per element: LeNet-5's tanh epilogue spent 15 of its
     19 us there. Above 88.72 the result is +inf as expf's; below -87.33 it is 0 (expf: < 1.2e-38).
     """
-    c = tirx.max(x, _f(-87.33))  # below, exp(x) < 1.2e-38: flushed to 0
+    c = clamp(x, lo=-87.33)  # below, exp(x) < 1.2e-38: flushed to 0
     n = tirx.floor(c * _f(1.44269504088896341) + _f(0.5))
     f = c - n * _f(0.693359375) - n * _f(-2.12194440e-4)  # ln 2 in two parts: exact n * hi
     p = _f(1.9875691500e-4)
@@ -69,13 +79,13 @@ def log(x):
     y = m + y + e * _f(0.693359375)
     y = tirx.Select(x < _f(1.17549435e-38), _f(-math.inf), y)
     y = tirx.Select(x < _f(0.0), _f(math.nan), y)
-    return tirx.Select(x == _f(math.inf), x, y)
+    return tirx.Select(x < _f(math.inf), y, x)  # +inf and NaN as they came
 
 
 @_once
 def tanh(x):
     """tanh as Eigen's rational approximation on [-9, 9] (vectorises; abs. error < 1e-7)."""
-    c = tirx.max(tirx.min(x, _f(9.0)), _f(-9.0))
+    c = clamp(x, -9.0, 9.0)
     c2 = c * c
     p = _f(-2.76076847742355e-16)
     for coeff in (2.00018790482477e-13, -8.60467152213735e-11, 5.12229709037114e-08,
@@ -92,7 +102,7 @@ def erf(x):
     """erf that vectorises: Eigen's rational approximation on [-4, 4] (outside, +-1 in float32),
     odd degree-13 over even degree-8 polynomials. TVM lowers tirx.erf to a scalar erff call:
     1.9 ms for a 96x56x56 map, 12x a sigmoid (GELU in ConvNeXt, exported as Erf below opset 20)."""
-    c = tirx.max(tirx.min(x, _f(4.0)), _f(-4.0))
+    c = clamp(x, -4.0, 4.0)
     c2 = c * c
     p = _f(-2.72614225801306e-10)
     for coeff in (2.77068142495902e-08, -2.10102402082508e-06, -5.69250639462346e-05,
@@ -102,7 +112,7 @@ def erf(x):
     for coeff in (-2.13374055278905e-04, -1.68282697438203e-03, -7.37332916720468e-03,
                   -1.42647390514189e-02):
         q = q * c2 + _f(coeff)
-    return tirx.Select(tirx.isnan(x), x, c * p / q)  # NaN stays NaN (the clamp makes it 4)
+    return c * p / q
 
 
 @_once
@@ -117,7 +127,7 @@ def _log1p(t):
 def _softplus(x):
     # log(1 + exp(x)) without overflow: max(x, 0) + log(1 + exp(-|x|)); precise where it is tiny
     # (softplus(-10) ~ 4.5e-5, and mish's tail is x times that)
-    return tirx.max(x, _f(0.0)) + _log1p(exp(-tirx.abs(x)))
+    return clamp(x, lo=0.0) + _log1p(exp(-tirx.abs(x)))
 
 
 @_once
@@ -145,22 +155,19 @@ def power(x, y: float, positive: bool = False):
 # variable twice, which TIR refuses (an Elu then a LeakyReLU).
 FNS = {
     "copy": lambda x: x,
-    "relu": lambda x: tirx.max(x, _f(0.0)),
+    "relu": lambda x: clamp(x, lo=0.0),
     "leaky_relu": _once(lambda x, a: tirx.Select(x >= _f(0.0), x, x * _f(a))),
     "prelu": _once(lambda x, s: tirx.Select(x >= _f(0.0), x, x * s)),
-    "clip": lambda x, lo, hi: tirx.min(tirx.max(x, _f(lo)), _f(hi)) if math.isfinite(lo) and
-    math.isfinite(hi) else (tirx.max(x, _f(lo)) if math.isfinite(lo) else
-                           (tirx.min(x, _f(hi)) if math.isfinite(hi) else x)),
+    "clip": clamp,
     "sigmoid": lambda x: _f(1.0) / (_f(1.0) + exp(-x)),
     "tanh": tanh,
-    "hard_sigmoid": lambda x, a, b: tirx.min(tirx.max(x * _f(a) + _f(b), _f(0.0)), _f(1.0)),
-    "hard_swish": _once(lambda x: x * tirx.min(tirx.max(x * _f(1 / 6) + _f(0.5), _f(0.0)),
-                                                _f(1.0))),
+    "hard_sigmoid": lambda x, a, b: clamp(x * _f(a) + _f(b), 0.0, 1.0),
+    "hard_swish": _once(lambda x: x * clamp(x * _f(1 / 6) + _f(0.5), 0.0, 1.0)),
     "elu": _once(lambda x, a: tirx.Select(x >= _f(0.0), x, _f(a) * (exp(x) - _f(1.0)))),
     "selu": _once(lambda x, a, g: tirx.Select(x > _f(0.0), _f(g) * x,
                                         _f(g) * _f(a) * (exp(x) - _f(1.0)))),
-    "celu": _once(lambda x, a: tirx.max(x, _f(0.0)) + tirx.min(
-        _f(0.0), _f(a) * (exp(x / _f(a)) - _f(1.0)))),
+    "celu": _once(lambda x, a: clamp(x, lo=0.0) + clamp(_f(a) * (exp(x / _f(a)) - _f(1.0)),
+                                                         hi=0.0)),
     "softplus": _softplus,
     "softsign": _once(lambda x: x / (_f(1.0) + tirx.abs(x))),
     "mish": _once(lambda x: x * tanh(_softplus(x))),
