@@ -165,7 +165,7 @@ def _serve_as_tracker(listener, keys: list[str]) -> None:
             conn = listener.accept()[0]
         except OSError:  # the listener closed: the test is over
             return
-        with conn, contextlib.suppress(OSError):  # check_rpc's first connect only connects
+        with conn, contextlib.suppress(OSError):  # a plain --rpc check only connects
             base.recvall(conn, 4)
             conn.sendall(struct.pack("<i", base.RPC_TRACKER_MAGIC))
             if base.recvjson(conn) == [base.TrackerCode.SUMMARY]:

@@ -142,17 +142,16 @@ def rpc_session(rpc_addr):
     return rpc.connect_tracker(host, port).request(key) if key else rpc.connect(host, port)
 
 
-def tracker_keys(host: str, port: int, timeout: float) -> list[str]:
-    """The device keys a tracker has, by its own protocol; TVM's client has no timeout, and an
-    RPC server (no tracker) left it waiting for ever."""
+def tracker_keys(sock: socket.socket) -> list[str]:
+    """The device keys of the tracker at the other end of ``sock``, by its own protocol; TVM's
+    client has no timeout, and an RPC server (no tracker) left it waiting for ever."""
     from tvm.rpc import base
 
-    with socket.create_connection((host, port), timeout=timeout) as sock:
-        sock.sendall(struct.pack("<i", base.RPC_TRACKER_MAGIC))
-        if struct.unpack("<i", base.recvall(sock, 4))[0] != base.RPC_TRACKER_MAGIC:
-            raise ConnectionError("it answered, but not as a tracker")
-        base.sendjson(sock, [base.TrackerCode.SUMMARY])
-        code, summary = base.recvjson(sock)
+    sock.sendall(struct.pack("<i", base.RPC_TRACKER_MAGIC))
+    if struct.unpack("<i", base.recvall(sock, 4))[0] != base.RPC_TRACKER_MAGIC:
+        raise ConnectionError("it answered, but not as a tracker")
+    base.sendjson(sock, [base.TrackerCode.SUMMARY])
+    code, summary = base.recvjson(sock)
     if code != base.TrackerCode.SUCCESS:
         raise ConnectionError(f"its summary failed: {summary}")
     return sorted(summary.get("queue_info", {}))
@@ -164,17 +163,18 @@ def check_rpc(rpc_addr, timeout: float = 10.0) -> None:
     must have a device of the key: asked for another, it made every request wait 30 s and fail."""
     host, port, key = rpc_addr
     try:
-        socket.create_connection((host, port), timeout=timeout).close()
+        sock = socket.create_connection((host, port), timeout=timeout)
     except OSError as e:
         raise TvmconvError(f"--rpc {host}:{port}: cannot connect "
                            f"({e.strerror or str(e) or type(e).__name__})") from None
-    if key is None:
-        return
-    try:
-        keys = tracker_keys(host, port, timeout)
-    except Exception as e:  # a server that speaks no tracker protocol, hangs up or stays silent
-        raise TvmconvError(f"--rpc {host}:{port} with --rpc-key: no RPC tracker answers there "
-                           f"({_short(e)})") from None
+    with sock:
+        if key is None:
+            return
+        try:
+            keys = tracker_keys(sock)
+        except Exception as e:  # a server that speaks no tracker protocol, hangs up or stays silent
+            raise TvmconvError(f"--rpc {host}:{port} with --rpc-key: no RPC tracker answers "
+                               f"there ({_short(e)})") from None
     if key not in keys:
         raise TvmconvError(f"--rpc-key {key}: the tracker at {host}:{port} has no device of that "
                            f"key (it has: {', '.join(keys) or 'none'})")
