@@ -28,14 +28,16 @@ def parallel_if_worth(sch, loop, wl) -> None:
 MAX_RAGGED_WASTE = 1.15
 
 
-def tile_widths(width: int, limit: int = 16, ragged: bool = False) -> list[int]:
+def tile_widths(width: int, limit: int = 16, ragged: bool = False,
+                max_waste: float = MAX_RAGGED_WASTE) -> list[int]:
     """Pixels per register row tile: the divisors of ``width``, and, when none from 4 to 8
-    exists (or ``ragged`` asks for them anyway), every width whose last tile wastes little."""
+    exists (or ``ragged`` asks for them anyway), every width whose last tile wastes little
+    (computes at most ``max_waste`` pixels per pixel stored)."""
     exact = divisors(width, limit)
     if any(4 <= d <= 8 for d in exact) and not ragged:
         return exact
     ragged = [w for w in range(2, min(width, limit) + 1)
-              if round_up(width, w) / width <= MAX_RAGGED_WASTE]
+              if round_up(width, w) / width <= max_waste]
     return sorted(set(exact) | set(ragged))
 
 

@@ -18,7 +18,7 @@ import math
 from ...config import Config, Space
 from ...workload import Workload
 from . import conv2d as direct
-from .common import parallel_if_worth, round_up, row_tiled_compute
+from .common import parallel_if_worth, round_up, row_tiled_compute, tile_widths
 
 NAME = "conv2d_pointwise"
 KINDS = ("conv2d",)
@@ -65,8 +65,7 @@ def space(wl, target) -> Space:
     0.55-0.97x as fast as 3 x 24 on MobileNetV2's 56x56 -> 24-channel convs."""
     pixels, lanes = _pixels(wl), target.lanes
     knobs = {
-        "tile_w": [t for t in range(1, min(pixels, 16) + 1)
-                   if round_up(pixels, t) / pixels <= MAX_WASTE],
+        "tile_w": tile_widths(pixels, ragged=True, max_waste=MAX_WASTE),
         "tile_oc": channel_tiles(wl, lanes),
         "reduce_outer": [0, 1],
         "pixels_outer": [0, 1] if wl.params["out"][1] > 1 else [0],
