@@ -30,10 +30,12 @@ def rel_err(got: np.ndarray, ref: np.ndarray) -> float:
 
 
 def assert_close(got, ref, tol: float = TOL, what: str = "output") -> None:
-    """Same shape, finite where the reference is finite, and within ``tol`` relative error."""
+    """Same shape, NaN and infinite where the reference is, and within ``tol`` relative error."""
     got, ref = np.asarray(got), np.asarray(ref)
     assert got.shape == ref.shape, f"{what}: shape {got.shape}, expected {ref.shape}"
-    assert np.array_equal(np.isfinite(got), np.isfinite(ref)), f"{what}: non-finite values differ"
+    assert np.array_equal(np.isnan(got), np.isnan(ref)), f"{what}: NaNs differ"
+    assert np.array_equal(got[np.isinf(ref)], ref[np.isinf(ref)]) and np.array_equal(
+        np.isinf(got), np.isinf(ref)), f"{what}: infinities differ"
     fin = np.isfinite(ref)
     err = rel_err(got[fin], ref[fin])
     assert err <= tol, f"{what}: max|diff|/max|ref| = {err:.3g} > {tol:g}"
