@@ -8,11 +8,11 @@ merge into one kernel.
 from __future__ import annotations
 
 from ..graph import Graph, Node, blockable
+from .layout import BLOCKED_EPILOGUES
 from .prune import collapse_reshape, rewrite_until_done
 
 _PRODUCERS = ("conv2d", "dense", "matmul", "instance_norm", "elementwise")
 _COMMUTATIVE = ("add", "mul", "max", "min")
-_BLOCKED = ("conv2d", "instance_norm")  # kernels whose output passes.layout stores in blocks
 # Steps whose formula reads its argument once; the others (exp-based, tanh, selects) read it several
 # times, and TVM's simplifier expands nested ones into one tree. Standalone, 4 such steps in a row
 # compiled in 0.3 s, 5 in 5.6 s, 6 never finished; behind a conv's unrolled register tile 3 took
@@ -87,7 +87,7 @@ def _merge(graph: Graph, prod: Node, ew: Node) -> bool:
     if _heavy(chain) > MAX_HEAVY:
         return False
     j = ew.inputs.index(src)
-    if prod.op in _BLOCKED and not all(
+    if prod.op in BLOCKED_EPILOGUES and not all(
             blockable(graph.shapes[i], graph.shapes[src]) for k, i in enumerate(ew.inputs)
             if k != j and not graph.is_const(i)):
         return False  # an activation the blocked output could not read (a spatial gate)

@@ -20,6 +20,10 @@ from ..layers.conv2d import pack_depthwise, pack_weights, pad_channels
 from ..layers.dense import pack_weights as pack_dense
 from ..layers.pool import avg_divisor
 
+# ops whose fused epilogue runs on the channel blocks their output is stored in (``_epilogue``),
+# so every activation it reads must be blockable (``passes.fuse`` checks before merging)
+BLOCKED_EPILOGUES = ("conv2d", "instance_norm")
+
 
 def pick_block(channels: int, lanes: int) -> int:
     """The channel block: one or two whole vectors, else the widest whole smaller vector (AVX-512
