@@ -10,10 +10,12 @@ import sys
 
 import numpy as np
 import pytest
-from conftest import assert_close, run_ort, two_io_model
+from conftest import assert_close, make_model, run_ort, two_io_model, weights
+from onnx import helper
 
 import tvmconv
 from tvmconv.artefact import append_metadata, read_metadata
+from tvmconv.errors import InputError
 
 SHAPE = (1, 3, 4, 4)
 
@@ -165,6 +167,55 @@ def test_metadata_round_trip(two_io_artefact):
     assert lib_size > 0 and meta["tvmconv_version"] == tvmconv.__version__
     assert [i["name"] for i in meta["inputs"]] == ["a", "b"]
     assert [o["name"] for o in meta["outputs"]] == ["y", "z"]
+
+
+def _conv_stack(channels: int = 8, hw: int = 10):
+    """x -> three 3x3 convs, each with a ReLU: the last two read and write the same blocks, so
+    they are one kernel, called twice."""
+    nodes, consts, x = [], {}, "x"
+    for i in range(3):
+        nodes += [helper.make_node("Conv", [x, f"w{i}"], [f"c{i}"], pads=[1, 1, 1, 1]),
+                  helper.make_node("Relu", [f"c{i}"], [f"r{i}"])]
+        consts[f"w{i}"] = weights((channels, channels, 3, 3), i, 0.2)
+        x = f"r{i}"
+    return make_model(nodes, {"x": (1, channels, hw, hw)}, [x], consts)
+
+
+def test_profile_times_every_kernel_call_by_its_layer(tmp_path):
+    """``Model.profile``: per kernel, its calls in one inference and their time inside the network,
+    named by the layer the artefact's kernel table says it computes."""
+    from tvmconv.bench import network_rows
+
+    path = tvmconv.compile(_conv_stack(), target="x86").export(tmp_path / "convs.so")
+    table = read_metadata(path)[0]["kernels"]
+    model = tvmconv.load(path)
+    x = np.random.default_rng(0).standard_normal((1, 8, 10, 10)).astype(np.float32)
+    profile = model.profile(x, runs=3)
+    assert {k.name for k in profile} == set(table)
+    convs = sorted((k.calls, k.layer, k.flops) for k in profile if k.layer.startswith("conv2d"))
+    flops = 2.0 * 8 * 8 * 9 * 10 * 10
+    assert convs == [(1, "conv2d 8x10x10 -> 8x10x10 k3x3 s1", flops),
+                     (2, "conv2d 8x10x10 -> 8x10x10 k3x3 s1", flops)]
+    assert all(k.seconds > 0 for k in profile)
+    assert [k.seconds for k in profile] == sorted((k.seconds for k in profile), reverse=True)
+    twice = next(k for k in profile if k.calls == 2)
+    assert twice.gflops == pytest.approx(2 * flops / twice.seconds / 1e9)
+    rows = network_rows(model, {"x": x}, runs=2)
+    assert sorted((r.count, r.name) for r in rows) == sorted((k.calls, k.layer) for k in profile)
+    assert_close(model(x), run_ort(_conv_stack(), {"x": x})[0])  # profiling changed nothing
+
+
+def test_profile_of_an_artefact_without_a_kernel_table(tmp_path):
+    """An artefact from before the kernel table: kernels named by their symbols, no FLOPs."""
+    compiled = tvmconv.compile(_conv_stack(), target="x86")
+    del compiled.meta["kernels"]
+    model = tvmconv.load(compiled.export(tmp_path / "old.so"))
+    x = np.zeros((1, 8, 10, 10), np.float32)
+    profile = model.profile(x, runs=2)
+    assert profile and all(k.layer == k.name and k.flops is None and k.gflops is None
+                           for k in profile)
+    with pytest.raises(InputError, match="runs must be at least 1"):
+        model.profile(x, runs=0)
 
 
 def test_loads_with_tvm_runtime_alone(two_io_artefact):

@@ -1,6 +1,6 @@
 """python -m tvmconv.bench model.onnx --target x86 [--log L]: tvmconv against onnxruntime (and
 OpenVINO when installed) at the same thread count, interleaved in one process,
-plus a per-layer table.
+plus per-layer tables: each kernel inside the network, and each kernel alone.
 """
 
 from __future__ import annotations
@@ -117,30 +117,24 @@ def layer_rows(model_path, target, log=None, book=True, input_shapes=None) -> li
         lib = build_kernel(wl, target, template, cfg)
         args = random_args(wl, dev, template, cfg)
         secs = float(np.median(time_kernel(lib.mod, args, dev)))
-        rows.append(Row(_label(wl), count, secs, wl.flops()))
+        rows.append(Row(wl.describe(), count, secs, wl.flops()))
     return rows
 
 
-def _label(wl) -> str:
-    if len(wl.parts()) > 1:
-        return " + ".join(_label(part) for part in wl.parts())
-    p = wl.params
-    if wl.kind in ("conv2d", "depthwise2d"):
-        n, cb, h, w, db = p["data"]
-        out = p["out"]
-        kh, kw = p["kernel_hw"]
-        # stored channels: a padded last block (passes.layout.out_block) counts whole
-        return (f"{wl.kind} {cb * db}x{h}x{w} -> {out[1] * out[4]}x{out[2]}x{out[3]} "
-                f"k{kh}x{kw} s{p['strides'][0]}")
-    return f"{wl.kind} -> {'x'.join(str(d) for d in p['out'])}"
+def network_rows(model, feeds: dict, runs: int = 20) -> list[Row]:
+    """Each kernel timed inside the compiled network (``runtime.Model.profile``): what an
+    inference spends on it, its weights streaming in and its input where the last kernel left
+    it, rather than warm in the caches as in ``layer_rows``."""
+    return [Row(k.layer, k.calls, k.seconds / k.calls, k.flops)
+            for k in model.profile(feeds, runs=runs)]
 
 
-def layer_table(rows: list[Row], sgemm: float | None) -> str:
+def layer_table(rows: list[Row], sgemm: float | None, how: str = "each kernel alone") -> str:
     """Per-layer times, slowest first; with the CPU's sgemm rate (None on a GPU, where it is no
     yardstick) each layer's fraction of it."""
     total = sum(r.seconds * r.count for r in rows)
     rate = "" if sgemm is None else f"; sgemm {sgemm:.0f} GFLOP/s measured now"
-    lines = [f"\nper layer (each kernel alone{rate}):",
+    lines = [f"\nper layer ({how}{rate}):",
              f"  {'ms':>8} {'share':>6} {'GFLOP/s':>8}" + ("" if sgemm is None else " of sgemm")
              + "  n  layer"]
     for r in sorted(rows, key=lambda r: -r.seconds * r.count):
@@ -173,7 +167,7 @@ def main(argv=None) -> int:
     p.add_argument("--rounds", type=int, default=10, help="interleaved rounds (default 10)")
     p.add_argument("--per-round", type=int, default=10, help="runs per round (default 10)")
     p.add_argument("--no-book", action="store_true", help="ignore the shipped schedule book")
-    p.add_argument("--no-layers", action="store_true", help="skip the per-layer table")
+    p.add_argument("--no-layers", action="store_true", help="skip the per-layer tables")
     p.add_argument("--plot", help="draw the per-layer times to this PNG (needs matplotlib)")
     p.add_argument("--input-shape", action="append", metavar="NAME:D1,D2,...",
                    help="static shape for an input with symbolic dimensions (repeatable)")
@@ -212,9 +206,12 @@ def main(argv=None) -> int:
         print(f"  tvmconv is {best_peer / med['tvmconv']:.2f}x the best peer")
     if args.no_layers:
         return 0
+    sgemm = None if gpu else sgemm_rate()
+    if not gpu:  # on a GPU the kernels run as one CUDA graph: no per-call hooks
+        print(layer_table(network_rows(model, feeds), sgemm, "inside the network"))
     rows = layer_rows(args.model, compiled.target, args.log, book=not args.no_book,
                       input_shapes=shapes)
-    print(layer_table(rows, None if gpu else sgemm_rate()))
+    print(layer_table(rows, sgemm))
     if args.plot:
         plot(rows, args.plot)
         print(f"plot written to {args.plot}")

@@ -25,6 +25,9 @@ from .passes import optimize
 from .target import TargetSpec, resolve
 from .workload import Workload, from_node
 
+# PrimFunc attributes naming what a kernel computes (``kernel_table``)
+LAYER_ATTR, FLOPS_ATTR = "tvmconv.layer", "tvmconv.flops"
+
 
 def book_paths(target_key: str) -> list[Path]:
     """The shipped schedule book for a target key (installed package data, or the checkout's)."""
@@ -156,8 +159,9 @@ def lower(graph: Graph, target: TargetSpec, tuned: dict[str, list[dict]], progre
                     if root is not None:
                         func = kernels.placed(func, root_shape, offset)
                     name = f"{wl.kind}_{len(funcs)}"
-                    funcs[key] = (bb.add_func(func.with_attr("global_symbol", name), name),
-                                  template, cfg)
+                    func = func.with_attrs({"global_symbol": name, LAYER_ATTR: wl.describe(),
+                                            FLOPS_ATTR: wl.flops()})
+                    funcs[key] = (bb.add_func(func, name), template, cfg)
                 gvar, template, cfg = funcs[key]
                 if hasattr(template, "transform_weights"):  # e.g. Winograd's G g G^T, done now
                     w = graph.consts[node.inputs[1]]
@@ -175,6 +179,17 @@ def lower(graph: Graph, target: TargetSpec, tuned: dict[str, list[dict]], progre
             result = bb.emit_output(relax.Tuple([value(o) for o in graph.outputs]))
         bb.emit_func_output(result)
     return bb.get()
+
+
+def kernel_table(mod) -> dict[str, dict]:
+    """Kernel symbol -> the layer it computes and its FLOPs, kept in an artefact's metadata so
+    that a profile of the network (``runtime.Model.profile``) can name what each call did."""
+    from tvm import tirx
+
+    return {gvar.name_hint: {"layer": str(func.attrs[LAYER_ATTR]),
+                             "flops": float(func.attrs[FLOPS_ATTR])}
+            for gvar, func in mod.functions_items()
+            if isinstance(func, tirx.PrimFunc) and func.attrs and LAYER_ATTR in func.attrs}
 
 
 def fresh_outputs(graph: Graph) -> list[bool]:
@@ -232,6 +247,7 @@ def compile_model(model, target="x86", log=None, input_shapes=None, progress=Fal
     for info, fresh in zip(meta["outputs"], fresh_outputs(graph)):
         info["fresh"] = fresh
     mod = lower(graph, spec, tuned_records(spec.key, logs, book), progress)
+    meta["kernels"] = kernel_table(mod)
     with tvm.transform.PassContext(config=vm_config(spec)):
         executable = tvm.compile(mod, target=spec.tvm_target())
     if spec.family == "cuda":

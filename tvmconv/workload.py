@@ -66,6 +66,21 @@ class Workload:
             return float(out * p["kernel"][0] * p["kernel"][1])
         return float(out)
 
+    def describe(self) -> str:
+        """A short readable label: kind, stored channels x height x width in and out, window and
+        stride ("conv2d 64x56x56 -> 64x56x56 k3x3 s1"); else the output shape."""
+        if len(self.parts()) > 1:
+            return " + ".join(part.describe() for part in self.parts())
+        p = self.params
+        if self.kind in ("conv2d", "depthwise2d"):
+            n, cb, h, w, db = p["data"]
+            out = p["out"]
+            kh, kw = p["kernel_hw"]
+            # stored channels: a padded last block (passes.layout.out_block) counts whole
+            return (f"{self.kind} {cb * db}x{h}x{w} -> {out[1] * out[4]}x{out[2]}x{out[3]} "
+                    f"k{kh}x{kw} s{p['strides'][0]}")
+        return f"{self.kind} -> {'x'.join(str(d) for d in p['out'])}"
+
 
 def _make(kind: str, /, **params) -> Workload:
     return Workload(kind, tuple(sorted(params.items())))
