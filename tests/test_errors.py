@@ -511,6 +511,28 @@ def test_bench_layer_table_measures_gpu_kernels_by_no_cpu_yardstick():
                                                   ["2.000", "40.0%", "2000.0"]]
 
 
+def test_cli_run_profile(two_io_artefact):
+    """``run --profile``: the artefact's kernels timed inside the network, named by layer."""
+    proc = _cli("run", two_io_artefact, "--repeat", 0, "--profile")
+    assert proc.returncode == 0, proc.stderr
+    table = proc.stdout.split("\nper layer (inside the network):\n")[1].splitlines()[1:]
+    layers = [" ".join(ln.split()[4:]) for ln in table]
+    assert "conv2d 3x4x4 -> 3x4x4 k3x3 s1" in layers and "elementwise -> 1x3x4x4" in layers
+
+
+def test_cli_ends_quietly_when_its_reader_goes_away():
+    """``python -m tvmconv.run m.so --profile | head -3`` printed "error: BrokenPipeError" once
+    head had read enough: a closed stdout now ends the command with the shell's SIGPIPE code,
+    without a word, whether the pipe breaks while it prints or at the last flush."""
+    for body in ["for _ in range(100000): print('x' * 50)", "print('x' * 10); return 0"]:
+        code = f"from tvmconv import cli\ndef main(argv):\n    {body}\ncli.run(main)\n"
+        proc = subprocess.Popen([sys.executable, "-c", code], stdout=subprocess.PIPE,
+                                stderr=subprocess.PIPE, text=True)
+        proc.stdout.close()  # long before the child has imported tvmconv
+        _, err = proc.communicate(timeout=120)
+        assert (proc.returncode, err) == (141, ""), body
+
+
 def test_cli_run_saves_exactly_where_told(tmp_path):
     """np.save and np.savez add their suffix to a name without it: "saved outputs to yout" was
     a lie. A .npz holds the outputs by name; a missing folder is made."""

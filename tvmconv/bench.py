@@ -22,11 +22,11 @@ class Row:
     name: str
     count: int
     seconds: float  # per occurrence
-    flops: float
+    flops: float | None  # None: a profile of an artefact written before the kernel table
 
     @property
-    def gflops(self) -> float:
-        return self.flops / self.seconds / 1e9
+    def gflops(self) -> float | None:
+        return None if self.flops is None else self.flops / self.seconds / 1e9
 
 
 def sgemm_rate(n: int = 1024, repeat: int = 10) -> float:
@@ -121,12 +121,12 @@ def layer_rows(model_path, target, log=None, book=True, input_shapes=None) -> li
     return rows
 
 
-def network_rows(model, feeds: dict, runs: int = 20) -> list[Row]:
+def network_rows(model, *inputs, runs: int = 20) -> list[Row]:
     """Each kernel timed inside the compiled network (``runtime.Model.profile``): what an
     inference spends on it, its weights streaming in and its input where the last kernel left
     it, rather than warm in the caches as in ``layer_rows``."""
     return [Row(k.layer, k.calls, k.seconds / k.calls, k.flops)
-            for k in model.profile(feeds, runs=runs)]
+            for k in model.profile(*inputs, runs=runs)]
 
 
 def layer_table(rows: list[Row], sgemm: float | None, how: str = "each kernel alone") -> str:
@@ -138,9 +138,11 @@ def layer_table(rows: list[Row], sgemm: float | None, how: str = "each kernel al
              f"  {'ms':>8} {'share':>6} {'GFLOP/s':>8}" + ("" if sgemm is None else " of sgemm")
              + "  n  layer"]
     for r in sorted(rows, key=lambda r: -r.seconds * r.count):
+        rate = f"{'-':>8}" if r.gflops is None else f"{r.gflops:8.1f}"
+        if sgemm is not None:
+            rate += f" {'-':>8}" if r.gflops is None else f" {r.gflops / sgemm:8.1%}"
         lines.append(f"  {r.seconds * r.count * 1e3:8.3f} {r.seconds * r.count / total:6.1%} "
-                     f"{r.gflops:8.1f}" + ("" if sgemm is None else f" {r.gflops / sgemm:8.1%}")
-                     + f" {r.count:2d}  {r.name}")
+                     f"{rate} {r.count:2d}  {r.name}")
     return "\n".join(lines)
 
 

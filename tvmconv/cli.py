@@ -15,17 +15,22 @@ def fail(message: str, code: int = 2) -> "NoReturn":  # noqa: F821
 
 
 def run(main, argv=None) -> None:
-    """Run a CLI body; user errors print one line and exit 2, Ctrl-C exits 130."""
+    """Run a CLI body; user errors print one line and exit 2, Ctrl-C exits 130, a closed pipe on
+    stdout 141 without a word."""
     from .errors import TvmconvError
 
     warnings.formatwarning = lambda msg, cat, *a, **k: f"warning: {msg}\n"
     try:
         code = main(argv)
+        sys.stdout.flush()  # here, where a closed pipe is still caught below
     except TvmconvError as e:
         fail(str(e))
     except KeyboardInterrupt:
         print("interrupted", file=sys.stderr)
         sys.exit(130)
+    except BrokenPipeError:  # the reader went away (``| head``): no message, nothing more
+        os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
+        sys.exit(141)  # the shell's code for a command ended by SIGPIPE
     except (OSError, MemoryError) as e:
         fail(f"{type(e).__name__}: {e}", 1)
     except Exception as e:  # an internal error: keep it to one line unless asked for the traceback

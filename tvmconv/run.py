@@ -1,4 +1,4 @@
-"""python -m tvmconv.run model.so [--input x.npy] [--output y.npy] [--repeat 100]"""
+"""python -m tvmconv.run model.so [--input x.npy] [--output y.npy] [--repeat 100] [--profile]"""
 
 from __future__ import annotations
 
@@ -24,6 +24,8 @@ def parser() -> argparse.ArgumentParser:
                                     "every output by name; any other name, the one output as .npy")
     p.add_argument("--repeat", type=int, default=100, help="timed runs (default 100; 0 = none)")
     p.add_argument("--seed", type=int, default=0, help="seed of the random input (default 0)")
+    p.add_argument("--profile", action="store_true",
+                   help="also print each kernel's time inside the network (CPU targets)")
     return p
 
 
@@ -114,6 +116,10 @@ def main(argv=None) -> int:
         lat = model.benchmark(*xs, repeat=args.repeat) * 1e3
         print(f"latency over {args.repeat} runs: median {np.median(lat):.3f} ms, "
               f"p90 {np.percentile(lat, 90):.3f} ms, min {lat.min():.3f} ms")
+    if args.profile:
+        from .bench import layer_table, network_rows
+
+        print(layer_table(network_rows(model, *xs), None, "inside the network"))
     return 0
 
 
