@@ -134,12 +134,11 @@ class Model:
             times.append(time.perf_counter() - t0)
         return np.array(times)
 
-
     def profile(self, *args, runs: int = 20, warmup: int = 3) -> list[KernelTime]:
         """Where an inference spends its time, per kernel, timed inside the network: each call
         between the VM's instrument hooks, each kernel's calls summed per inference, the median
         over ``runs`` inferences, slowest first. Each call is charged the hooks' own few
-        microseconds (about 4 on a Zen 3), so kernels that short read long. A kernel timed alone
+        microseconds (about 4 on a Zen 3), so very short kernels read long. A kernel timed alone
         runs with its weights and input warm in the caches: in one ``python -m tvmconv.bench``
         run on a Zen 3, SqueezeNet's first max pool took 2.3x as long inside the network as
         alone, its 512 -> 1000 classifier 1.15x. CPU targets only: on a GPU the kernels run as
@@ -153,6 +152,10 @@ class Model:
             raise InputError(f"runs must be at least 1, got {runs}")
         dev = [self._tvm.runtime.tensor(a, self._device) for a in self._arrange(args, {})]
         named = self.meta.get("kernels")  # artefacts written before the kernel table lack it
+
+        def is_kernel(symbol: str) -> bool:  # not one of the VM's builtins
+            return symbol in named if named else not symbol.startswith("vm.")
+
         totals: dict[str, list[float]] = {}
         calls: dict[str, int] = {}
         started, run = [0.0], 0
@@ -160,7 +163,7 @@ class Model:
         def hook(func, symbol, before, ret, *call_args):
             if before:
                 started[0] = time.perf_counter()
-            elif symbol in named if named else not symbol.startswith("vm."):  # not a VM builtin
+            elif is_kernel(symbol):
                 totals.setdefault(symbol, [0.0] * runs)[run] += time.perf_counter() - started[0]
                 calls[symbol] = calls.get(symbol, 0) + 1
             return 0
