@@ -2,8 +2,8 @@
 
 Layout: [library][metadata JSON][JSON length, 8 bytes LE][MAGIC]. The dynamic loader ignores bytes
 past the ELF image, so the file stays one loadable .so that carries its own input/output names,
-shapes, target and a checksum of the library part (a truncated or altered file is refused with a
-clear error).
+shapes, target, the layer and FLOPs of each kernel symbol (for ``Model.profile``) and a checksum
+of the library part (a truncated or altered file is refused with a clear error).
 """
 
 from __future__ import annotations
