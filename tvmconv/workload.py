@@ -68,7 +68,8 @@ class Workload:
 
     def describe(self) -> str:
         """A short readable label: kind, stored channels x height x width in and out, window and
-        stride ("conv2d 64x56x56 -> 64x56x56 k3x3 s1"); else the output shape."""
+        strides ("conv2d 64x56x56 -> 64x56x56 k3x3 s1", "conv2d 1x1x8000 -> 128x1x1981 k1x80
+        s1x4"); else the output shape."""
         if len(self.parts()) > 1:
             return " + ".join(part.describe() for part in self.parts())
         p = self.params
@@ -76,9 +77,10 @@ class Workload:
             n, cb, h, w, db = p["data"]
             out = p["out"]
             kh, kw = p["kernel_hw"]
+            sh, sw = p["strides"]
             # stored channels: a padded last block (passes.layout.out_block) counts whole
             return (f"{self.kind} {cb * db}x{h}x{w} -> {out[1] * out[4]}x{out[2]}x{out[3]} "
-                    f"k{kh}x{kw} s{p['strides'][0]}")
+                    f"k{kh}x{kw} s{sh}" + ("" if sh == sw else f"x{sw}"))
         return f"{self.kind} -> {'x'.join(str(d) for d in p['out'])}"
 
 
