@@ -30,7 +30,7 @@ sys.path.insert(0, str(ROOT.parent))
 import zoo  # noqa: E402
 
 import tvmconv  # noqa: E402
-from tvmconv.bench import interleaved, layer_rows, peers, sgemm_rate  # noqa: E402
+from tvmconv.bench import interleaved, layer_rows, network_rows, peers, sgemm_rate  # noqa: E402
 from tvmconv.build import compile_model  # noqa: E402
 from tvmconv.target import resolve  # noqa: E402
 
@@ -59,6 +59,18 @@ def machine(target) -> str:
             f"{platform.system()} {platform.machine()}; tvmconv {tvmconv.__version__}, "
             f"TVM {tvm.__version__}, onnxruntime {onnxruntime.__version__}{ov}, "
             f"numpy {np.__version__}")
+
+
+def layer_lines(title: str, rows, rate: float, most: int = 20) -> list[str]:
+    """A markdown section: the ``most`` slowest layers, with their share and rate."""
+    rows = sorted(rows, key=lambda r: -r.seconds * r.count)
+    total = sum(r.seconds * r.count for r in rows)
+    lines = [f"\n## {title}\n", "| ms | share | GFLOP/s | of sgemm | n | layer |",
+             "|---|---|---|---|---|---|"]
+    for r in rows[:most]:
+        lines.append(f"| {r.seconds * r.count * 1e3:.3f} | {r.seconds * r.count / total:.1%} "
+                     f"| {r.gflops:.0f} | {r.gflops / rate:.0%} | {r.count} | {r.name} |")
+    return lines
 
 
 def bench_model(name: str, target, rounds: int, size=None) -> dict:
@@ -129,15 +141,15 @@ def main() -> int:
     if args.layers:
         path = str(zoo.model_path(args.layers, size=args.size))
         log = ROOT.parent / "tuning_logs" / f"{args.layers}-{target.key}.jsonl"
-        layer = sorted(layer_rows(path, target, str(log) if log.is_file() else None,
-                                  book=False), key=lambda r: -r.seconds * r.count)
-        total = sum(r.seconds * r.count for r in layer)
-        lines += [f"\n## {args.layers}, per layer (tuned with its log when there is one; each "
-                  "kernel timed alone)\n",
-                  "| ms | share | GFLOP/s | of sgemm | n | layer |", "|---|---|---|---|---|---|"]
-        for r in layer[:20]:
-            lines.append(f"| {r.seconds * r.count * 1e3:.3f} | {r.seconds * r.count / total:.1%} "
-                         f"| {r.gflops:.0f} | {r.gflops / rate:.0%} | {r.count} | {r.name} |")
+        log = str(log) if log.is_file() else None
+        model = compile_model(path, target, log=log, book=False).model()
+        rng = np.random.default_rng(0)
+        feeds = {i.name: rng.standard_normal(i.shape).astype(np.float32) for i in model.inputs}
+        for how, layer in [("inside the network, each call with the profiling hooks' few "
+                            "microseconds", network_rows(model, feeds)),
+                           ("each kernel timed alone", layer_rows(path, target, log, book=False))]:
+            lines += layer_lines(f"{args.layers}, per layer (tuned with its log when there is "
+                                 f"one; {how})", layer, rate)
     Path(args.out).write_text("\n".join(lines) + "\n")
     print(f"wrote {args.out}")
     return 0
