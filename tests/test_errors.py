@@ -469,30 +469,24 @@ def test_cli_compile_then_run(tmp_path):
         assert_close(saved[name], ref, what=name)
 
 
-def test_cli_bench_layer_tables(tmp_path):
-    """Two per-layer tables: each kernel inside the network, then each kernel alone; both list the
-    conv (its residual add and ReLU fused in) and the sigmoid."""
+def test_cli_bench_avx2_code_and_layer_tables(tmp_path):
+    """AVX2 code meets OpenVINO held to AVX2 where the host has AVX-512 (an AVX2 machine's peer);
+    onnxruntime runs beside it either way. Then two per-layer tables: each kernel inside the
+    network, and each kernel alone; both list the conv (residual add and ReLU fused in) and the
+    sigmoid."""
     onnx.save(two_io_model(), str(tmp_path / "m.onnx"))
-    proc = _cli("bench", tmp_path / "m.onnx", "--rounds", 1, "--per-round", 1)
+    proc = _cli("bench", tmp_path / "m.onnx", "--target", "x86-avx2", "--rounds", 1,
+                "--per-round", 1)
     assert proc.returncode == 0, proc.stderr
+    head, *runtimes = proc.stdout.split("\nper layer (")[0].splitlines()
+    assert head.endswith("; OpenVINO held to AVX2") == (host_key() == "x86-avx512"), head
+    names = [ln.split()[0] for ln in runtimes if ln.strip().endswith(("ms", "x"))]
+    assert names[:2] == ["tvmconv", "onnxruntime"], proc.stdout
     tables = proc.stdout.split("\nper layer (")[1:]
     assert [t.split(";")[0] for t in tables] == ["inside the network", "each kernel alone"]
     for table in tables:
         layers = [" ".join(ln.split()[5:]) for ln in table.splitlines()[2:] if ln.strip()]
         assert "conv2d 3x4x4 -> 3x4x4 k3x3 s1" in layers and "elementwise -> 1x3x4x4" in layers
-
-
-def test_cli_bench_avx2_code(tmp_path):
-    """AVX2 code meets OpenVINO held to AVX2 where the host has AVX-512 (an AVX2 machine's peer);
-    onnxruntime runs beside it either way."""
-    onnx.save(two_io_model(), str(tmp_path / "m.onnx"))
-    proc = _cli("bench", tmp_path / "m.onnx", "--target", "x86-avx2", "--no-layers",
-                "--rounds", 1, "--per-round", 1)
-    assert proc.returncode == 0, proc.stderr
-    head, *runtimes = proc.stdout.splitlines()
-    assert head.endswith("; OpenVINO held to AVX2") == (host_key() == "x86-avx512"), head
-    names = [ln.split()[0] for ln in runtimes if ln.strip().endswith(("ms", "x"))]
-    assert names[:2] == ["tvmconv", "onnxruntime"], proc.stdout
 
 
 def test_bench_layer_table_measures_gpu_kernels_by_no_cpu_yardstick():
