@@ -430,3 +430,43 @@ def test_fused_pair_tuned_and_compiled(tmp_path, capsys):
     x = rng.standard_normal((1, 8, 24, 20)).astype("float32")
     np.testing.assert_allclose(tvmconv.compile(str(path), log=str(log))(x),
                                tvmconv.compile(str(path))(x), rtol=1e-4, atol=1e-4)
+
+
+def test_in_network_confirmation_records_the_finalist_fastest_inside(tiny, tmp_path, capsys,
+                                                                   monkeypatch):
+    """``tune --in-network``: after the search, the network is built once per rank of finalist and
+    profiled, and each layer whose finalist ran fastest inside the network gets a verdict for it,
+    which ``compile`` then uses. The profiles run for real; their timings are then replaced by
+    ones where later ranks run faster (speed is for benchmarks, not tests)."""
+    from tvmconv import netconfirm
+    from tvmconv.build import choose, tuned_records
+
+    real_candidates, real_rounds = netconfirm.candidates, netconfirm.profile_rounds
+    finalists, profiled = {}, []
+
+    def candidates(wl, target, recs):
+        finalists[wl.key] = real_candidates(wl, target, recs)
+        return finalists[wl.key]
+
+    def later_ranks_faster(models, inputs, rounds=netconfirm.ROUNDS):
+        real = real_rounds(models, inputs, rounds=1)
+        profiled.append(real)
+        return [[{key: 1.0 / (rank + 1) for key in row[rank]} for rank in range(len(row))]
+                for row in real * 2]
+
+    monkeypatch.setattr(netconfirm, "candidates", candidates)
+    monkeypatch.setattr(netconfirm, "profile_rounds", later_ranks_faster)
+    target, log = resolve("x86"), tmp_path / "tiny.jsonl"
+    assert tune_main([tiny, "--trials", "6", "--log", str(log), "-q", "--batch", "3",
+                      "--in-network"]) == 0
+    assert "layers changed their pick" in capsys.readouterr().out
+    (real,) = profiled
+    assert len(real[0]) == max(map(len, finalists.values())) > 1
+    assert all(set(variant) == set(finalists) for variant in real[0])
+    tuned = tuned_records(target.key, [log], book=False)
+    for wl, _ in workloads(tiny, target):
+        pick = choose(wl, target, tuned)
+        expected = finalists[wl.key][-1]  # the last rank it has: the fastest here
+        assert (pick[0].NAME, pick[1]) == (expected[0].NAME, expected[1]), wl.key
+    with pytest.raises(TvmconvError, match="does not go with --rpc"):
+        tune_main([tiny, "--in-network", "--rpc", "127.0.0.1:9190", "--log", str(log)])

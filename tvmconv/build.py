@@ -26,7 +26,7 @@ from .target import TargetSpec, resolve
 from .workload import Workload, from_node
 
 # PrimFunc attributes naming what a kernel computes (``kernel_table``)
-LAYER_ATTR, FLOPS_ATTR = "tvmconv.layer", "tvmconv.flops"
+LAYER_ATTR, FLOPS_ATTR, WORKLOAD_ATTR = "tvmconv.layer", "tvmconv.flops", "tvmconv.workload"
 
 
 def book_paths(target_key: str) -> list[Path]:
@@ -160,7 +160,7 @@ def lower(graph: Graph, target: TargetSpec, tuned: dict[str, list[dict]], progre
                         func = kernels.placed(func, root_shape, offset)
                     name = f"{wl.kind}_{len(funcs)}"
                     func = func.with_attrs({"global_symbol": name, LAYER_ATTR: wl.describe(),
-                                            FLOPS_ATTR: wl.flops()})
+                                            FLOPS_ATTR: wl.flops(), WORKLOAD_ATTR: wl.key})
                     funcs[key] = (bb.add_func(func, name), template, cfg)
                 gvar, template, cfg = funcs[key]
                 if hasattr(template, "transform_weights"):  # e.g. Winograd's G g G^T, done now
@@ -182,12 +182,14 @@ def lower(graph: Graph, target: TargetSpec, tuned: dict[str, list[dict]], progre
 
 
 def kernel_table(mod) -> dict[str, dict]:
-    """Kernel symbol -> the layer it computes and its FLOPs, kept in an artefact's metadata so
-    that a profile of the network (``runtime.Model.profile``) can name what each call did."""
+    """Kernel symbol -> the layer it computes, its FLOPs and workload key, kept in an artefact's
+    metadata so that a profile of the network (``runtime.Model.profile``) can name what each
+    call did, and ``netconfirm`` match it to tuning records."""
     from tvm import tirx
 
     return {gvar.name_hint: {"layer": str(func.attrs[LAYER_ATTR]),
-                             "flops": float(func.attrs[FLOPS_ATTR])}
+                             "flops": float(func.attrs[FLOPS_ATTR]),
+                             "workload": str(func.attrs[WORKLOAD_ATTR])}
             for gvar, func in mod.functions_items()
             if isinstance(func, tirx.PrimFunc) and func.attrs and LAYER_ATTR in func.attrs}
 

@@ -1,4 +1,5 @@
 """python -m tvmconv.tune model.onnx --target x86 [--log L] [--budget 10m | --trials N] [--rpc H:P]
+[--in-network]
 """
 
 from __future__ import annotations
@@ -55,6 +56,10 @@ def parser() -> argparse.ArgumentParser:
                    help="stop a task after this many trials without improvement (default 48)")
     p.add_argument("--input-shape", action="append", metavar="NAME:D1,D2,...",
                    help="static shape for an input with symbolic dimensions (repeatable)")
+    p.add_argument("--in-network", action="store_true",
+                   help="then re-time each layer's finalists inside the whole network (built "
+                        "once per rank) and keep the fastest there; on this machine, in the "
+                        "last 15%% of a budget")
     p.add_argument("--plot", help="draw the tuning curve to this PNG (needs matplotlib)")
     p.add_argument("-q", "--quiet", action="store_true", help="no progress bar")
     return p
@@ -92,7 +97,7 @@ def plot_curve(history, path: str) -> None:
 
 def main(argv=None) -> int:
     args = parser().parse_args(argv)
-    from . import records
+    from . import netconfirm, records
     from .measure import workloads
     from .runner import check_rpc
     from .target import resolve
@@ -106,6 +111,9 @@ def main(argv=None) -> int:
     budget = parse_budget(args.budget) if args.budget is not None else \
         (None if args.trials else 600.0)
     rpc = parse_rpc(args.rpc, args.rpc_key)
+    if args.in_network and rpc is not None:
+        raise TvmconvError("--in-network times the whole network on this machine; it does not "
+                           "go with --rpc")
     target = resolve(args.target)
     target.export_kwargs()  # candidates for a board need its cross compiler
     if rpc is None and not target.runs_here:
@@ -119,11 +127,15 @@ def main(argv=None) -> int:
         cli.check_plot(args.plot)
     if rpc:
         check_rpc(rpc)
-    tasks = make_tasks(workloads(args.model, target, cli.parse_shapes(args.input_shape)), target)
+    shapes = cli.parse_shapes(args.input_shape)
+    tasks = make_tasks(workloads(args.model, target, shapes), target)
     tuner = Tuner(tasks, target, log, rpc=rpc, seed=args.seed, batch=args.batch,
                   patience=args.patience)
     start = time.time()
     deadline = start + budget if budget else None
+    search_until = deadline
+    if args.in_network and budget:
+        search_until = start + budget * (1 - netconfirm.BUDGET_SHARE)
     bar = None
     if not args.quiet:
         from tqdm import tqdm
@@ -142,7 +154,7 @@ def main(argv=None) -> int:
 
     resumed = tuner.resumed
     try:
-        tuner.run(args.trials, deadline, progress)
+        tuner.run(args.trials, search_until, progress)
     except KeyboardInterrupt:
         if bar:
             bar.close()
@@ -153,6 +165,8 @@ def main(argv=None) -> int:
     print(summary(tuner))
     print(f"{tuner.trials} new measurements and {tuner.confirmed} re-timings of finalists "
           f"({resumed} resumed from the log) in {time.time() - start:.0f} s -> {log}")
+    if args.in_network:
+        netconfirm.confirm(args.model, target, log, shapes, deadline)
     if args.plot:
         plot_curve(tuner.history, args.plot)
     return 0

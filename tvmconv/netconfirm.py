@@ -1,0 +1,114 @@
+"""Tuning verdicts confirmed inside the network (``tune --in-network``).
+
+The tuner times each kernel alone, its weights warm in the caches; inside the network each
+layer's weights stream in from memory, and the ranking of configs can change (ResNet-50 on a
+Zen 3: its kernels summed to 57 ms inside the network and 46 alone, and a config faster alone
+was up to 1.25x slower inside). So the network is built once per rank of finalist (variant k
+takes every layer's k-th: its best tuning records as ``compile`` ranks them, then the template's
+default), the variants are profiled in alternating rounds (``runtime.Model.profile``), and a
+finalist faster inside the network than the current pick, paired round by round, becomes that
+layer's verdict (``tuner.verdict``). Choosing so made ResNet-50, SqueezeNet and MobileNetV2
+1-3% faster than their tuned picks (BENCHMARKS.md, fourteenth session).
+"""
+
+from __future__ import annotations
+
+import os
+import tempfile
+import time
+
+import numpy as np
+
+from . import records, templates
+from .build import compile_model, tuned_records
+from .measure import workloads
+from .tuner import verdict
+
+FINALISTS = 3  # tuning records per layer, besides the template default
+ROUNDS = 5
+RUNS = 5  # profiled inferences per variant and round
+BUDGET_SHARE = 0.15  # of a tuning budget, kept for this
+
+
+def candidates(wl, target, recs: list[dict]) -> list[tuple]:
+    """A layer's distinct (template, config) finalists: its records in ``compile``'s order (the
+    current pick first), then the first template's default."""
+    found: list[tuple] = []
+    for rec in recs:
+        pick = templates.from_record(rec, wl, target)
+        if pick is not None and _key(pick) not in map(_key, found):
+            found.append(pick)
+        if len(found) == FINALISTS:
+            break
+    first = templates.templates_for(wl.kind, target.family, wl, target)[0]
+    default = (first, first.default(wl, target))
+    return found + ([default] if _key(default) not in map(_key, found) else [])
+
+
+def _key(pick: tuple) -> tuple:
+    return pick[0].NAME, pick[1]
+
+
+def variant_log(path, target, picks: dict) -> None:
+    """A log holding exactly one record per layer: the config ``compile`` will then use."""
+    records.append(path, [records.make(target.key, key, tmpl.NAME, cfg.to_json(), [1.0])
+                          for key, (tmpl, cfg) in picks.items()])
+
+
+def profile_rounds(models: list, inputs: list, rounds: int = ROUNDS) -> list[list[dict]]:
+    """Per round, per variant: workload key -> seconds per call inside the network."""
+    out = []
+    for _ in range(rounds):
+        row = []
+        for model in models:
+            table = model.meta["kernels"]
+            totals: dict[str, list[float]] = {}
+            for k in model.profile(*inputs, runs=RUNS):
+                t = totals.setdefault(table[k.name]["workload"], [0.0, 0])
+                t[0] += k.seconds
+                t[1] += k.calls
+            row.append({key: s / n for key, (s, n) in totals.items()})
+        out.append(row)
+    return out
+
+
+def confirm(model, target, log, input_shapes=None, deadline: float | None = None,
+            say=print) -> int:
+    """Re-time every layer's finalists inside the network and append a verdict for each layer
+    whose pick changes; the number of those. Nothing is recorded when the deadline passes
+    first."""
+    tuned = tuned_records(target.key, [log], book=False)
+    finalists = {wl.key: candidates(wl, target, tuned.get(wl.key, []))
+                 for wl, _ in workloads(model, target, input_shapes)}
+    ranks = max((len(c) for c in finalists.values()), default=0)
+    if ranks < 2:
+        say("in-network confirmation: no layer has two finalists")
+        return 0
+    models = []
+    with tempfile.TemporaryDirectory(prefix="tvmconv-confirm-") as tmp:
+        for rank in range(ranks):
+            if deadline is not None and time.time() >= deadline:
+                say("in-network confirmation: the budget ran out while building its variants")
+                return 0
+            path = os.path.join(tmp, f"rank{rank}.jsonl")
+            variant_log(path, target, {key: c[min(rank, len(c) - 1)]
+                                       for key, c in finalists.items()})
+            models.append(compile_model(model, target, log=path, input_shapes=input_shapes,
+                                        book=False).model())
+    rng = np.random.default_rng(0)
+    inputs = [rng.standard_normal(i.shape).astype(np.float32) for i in models[0].inputs]
+    rounds = profile_rounds(models, inputs)
+    changed = []
+    for key, cands in finalists.items():
+        timed = [{_key(c): row[rank][key] for rank, c in enumerate(cands) if key in row[rank]}
+                 for row in rounds]
+        winner = verdict(timed, _key(cands[0]))
+        if winner is not None and winner != _key(cands[0]):
+            lat = [r[winner] for r in timed]
+            changed.append(records.make(target.key, key, winner[0], winner[1].to_json(), lat,
+                                        verdict=True))
+    if changed:
+        records.append(log, changed)
+    say(f"in-network confirmation: {ranks} builds, {len(changed)} of {len(finalists)} layers "
+        f"changed their pick -> {log}")
+    return len(changed)
