@@ -30,7 +30,14 @@ sys.path.insert(0, str(ROOT.parent))
 import zoo  # noqa: E402
 
 import tvmconv  # noqa: E402
-from tvmconv.bench import interleaved, layer_rows, network_rows, peers, sgemm_rate  # noqa: E402
+from tvmconv.bench import (  # noqa: E402
+    interleaved,
+    layer_rows,
+    network_rows,
+    peers,
+    sgemm_rate,
+    slowest_first,
+)
 from tvmconv.build import compile_model  # noqa: E402
 from tvmconv.target import resolve  # noqa: E402
 
@@ -63,13 +70,11 @@ def machine(target) -> str:
 
 def layer_lines(title: str, rows, rate: float, most: int = 20) -> list[str]:
     """A markdown section: the ``most`` slowest layers, with their share and rate."""
-    rows = sorted(rows, key=lambda r: -r.seconds * r.count)
-    total = sum(r.seconds * r.count for r in rows)
     lines = [f"\n## {title}\n", "| ms | share | GFLOP/s | of sgemm | n | layer |",
              "|---|---|---|---|---|---|"]
-    for r in rows[:most]:
-        lines.append(f"| {r.seconds * r.count * 1e3:.3f} | {r.seconds * r.count / total:.1%} "
-                     f"| {r.gflops:.0f} | {r.gflops / rate:.0%} | {r.count} | {r.name} |")
+    for r, seconds, share in slowest_first(rows)[:most]:
+        lines.append(f"| {seconds * 1e3:.3f} | {share:.1%} | {r.gflops:.0f} | "
+                     f"{r.gflops / rate:.0%} | {r.count} | {r.name} |")
     return lines
 
 
@@ -84,8 +89,7 @@ def bench_model(name: str, target, rounds: int, size=None) -> dict:
         tuned = compile_model(path, target, log=str(log)).model()
         runners["tvmconv tuned"] = lambda f: tuned.run(f)
     runners.update(peers(path, int(os.environ["TVM_NUM_THREADS"]), target))
-    rng = np.random.default_rng(0)
-    feeds = {i.name: rng.standard_normal(i.shape).astype(np.float32) for i in untuned.inputs}
+    feeds = untuned.random_inputs()
     per_round = 20 if name == "lenet5" else 5
     times = interleaved(runners, feeds, rounds, per_round)
     return {"compile_s": compile_s,
@@ -143,10 +147,8 @@ def main() -> int:
         log = ROOT.parent / "tuning_logs" / f"{args.layers}-{target.key}.jsonl"
         log = str(log) if log.is_file() else None
         model = compile_model(path, target, log=log, book=False).model()
-        rng = np.random.default_rng(0)
-        feeds = {i.name: rng.standard_normal(i.shape).astype(np.float32) for i in model.inputs}
         for how, layer in [("inside the network, each call with the profiling hooks' few "
-                            "microseconds", network_rows(model, feeds)),
+                            "microseconds", network_rows(model, model.random_inputs())),
                            ("each kernel timed alone", layer_rows(path, target, log, book=False))]:
             lines += layer_lines(f"{args.layers}, per layer (tuned with its log when there is "
                                  f"one; {how})", layer, rate)

@@ -49,9 +49,7 @@ def main() -> int:
     models = {"untuned": compile_model(path, target, book=False).model()}
     for log in args.logs:
         models[Path(log).stem] = compile_model(path, target, log=log, book=False).model()
-    rng = np.random.default_rng(0)
-    feeds = {i.name: rng.standard_normal(i.shape).astype(np.float32)
-             for i in models["untuned"].inputs}
+    feeds = models["untuned"].random_inputs()
     times = interleaved({k: (lambda f, m=m: m.run(f)) for k, m in models.items()}, feeds,
                         args.rounds, 10)
     base = float(np.median(times["untuned"]))

@@ -448,8 +448,8 @@ def test_in_network_confirmation_records_the_finalist_fastest_inside(tiny, tmp_p
         finalists[wl.key] = real_candidates(wl, target, recs)
         return finalists[wl.key]
 
-    def later_ranks_faster(models, inputs, rounds=netconfirm.ROUNDS):
-        real = real_rounds(models, inputs, rounds=1)
+    def later_ranks_faster(models, feeds, rounds=netconfirm.ROUNDS):
+        real = real_rounds(models, feeds, rounds=1)
         profiled.append(real)
         return [[{key: 1.0 / (rank + 1) for key in row[rank]} for rank in range(len(row))]
                 for row in real * 2]

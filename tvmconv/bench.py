@@ -129,20 +129,26 @@ def network_rows(model, *inputs, runs: int = 20) -> list[Row]:
             for k in model.profile(*inputs, runs=runs)]
 
 
+def slowest_first(rows: list[Row]) -> list[tuple[Row, float, float]]:
+    """(row, seconds per inference over all its occurrences, share of the total), slowest
+    first: what every per-layer table and plot shows."""
+    total = sum(r.seconds * r.count for r in rows)
+    return [(r, r.seconds * r.count, r.seconds * r.count / total)
+            for r in sorted(rows, key=lambda r: -r.seconds * r.count)]
+
+
 def layer_table(rows: list[Row], sgemm: float | None, how: str = "each kernel alone") -> str:
     """Per-layer times, slowest first; with the CPU's sgemm rate (None on a GPU, where it is no
     yardstick) each layer's fraction of it."""
-    total = sum(r.seconds * r.count for r in rows)
     rate = "" if sgemm is None else f"; sgemm {sgemm:.0f} GFLOP/s measured now"
     lines = [f"\nper layer ({how}{rate}):",
              f"  {'ms':>8} {'share':>6} {'GFLOP/s':>8}" + ("" if sgemm is None else " of sgemm")
              + "  n  layer"]
-    for r in sorted(rows, key=lambda r: -r.seconds * r.count):
-        rate = f"{'-':>8}" if r.gflops is None else f"{r.gflops:8.1f}"
+    for r, seconds, share in slowest_first(rows):
+        speed = f"{'-':>8}" if r.gflops is None else f"{r.gflops:8.1f}"
         if sgemm is not None:
-            rate += f" {'-':>8}" if r.gflops is None else f" {r.gflops / sgemm:8.1%}"
-        lines.append(f"  {r.seconds * r.count * 1e3:8.3f} {r.seconds * r.count / total:6.1%} "
-                     f"{rate} {r.count:2d}  {r.name}")
+            speed += f" {'-':>8}" if r.gflops is None else f" {r.gflops / sgemm:8.1%}"
+        lines.append(f"  {seconds * 1e3:8.3f} {share:6.1%} {speed} {r.count:2d}  {r.name}")
     return "\n".join(lines)
 
 
@@ -152,9 +158,9 @@ def plot(rows: list[Row], path: str) -> None:
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
 
-    rows = sorted(rows, key=lambda r: -r.seconds * r.count)[:30]
-    fig, ax = plt.subplots(figsize=(10, 0.3 * len(rows) + 1))
-    ax.barh([r.name for r in rows][::-1], [r.seconds * r.count * 1e3 for r in rows][::-1])
+    ranked = slowest_first(rows)[:30][::-1]
+    fig, ax = plt.subplots(figsize=(10, 0.3 * len(ranked) + 1))
+    ax.barh([r.name for r, _, _ in ranked], [seconds * 1e3 for _, seconds, _ in ranked])
     ax.set_xlabel("ms per inference (all occurrences)")
     fig.tight_layout()
     fig.savefig(path, dpi=100)
@@ -190,8 +196,7 @@ def main(argv=None) -> int:
     compiled = compile_model(args.model, target=target, log=args.log, input_shapes=shapes,
                              book=not args.no_book)
     model = compiled.model()
-    rng = np.random.default_rng(0)
-    feeds = {i.name: rng.standard_normal(i.shape).astype(np.float32) for i in model.inputs}
+    feeds = model.random_inputs()
     runners = {"tvmconv": lambda f: model.run(f), **peers(args.model, threads, compiled.target)}
     times = interleaved(runners, feeds, args.rounds, args.per_round)
     med = {k: float(np.median(v)) * 1e3 for k, v in times.items()}

@@ -17,8 +17,6 @@ import os
 import tempfile
 import time
 
-import numpy as np
-
 from . import records, templates
 from .build import compile_model, tuned_records
 from .measure import workloads
@@ -55,7 +53,7 @@ def variant_log(path, target, picks: dict) -> None:
                           for key, (tmpl, cfg) in picks.items()])
 
 
-def profile_rounds(models: list, inputs: list, rounds: int = ROUNDS) -> list[list[dict]]:
+def profile_rounds(models: list, feeds: dict, rounds: int = ROUNDS) -> list[list[dict]]:
     """Per round, per variant: workload key -> seconds per call inside the network."""
     out = []
     for _ in range(rounds):
@@ -63,7 +61,7 @@ def profile_rounds(models: list, inputs: list, rounds: int = ROUNDS) -> list[lis
         for model in models:
             table = model.meta["kernels"]
             totals: dict[str, list[float]] = {}
-            for k in model.profile(*inputs, runs=RUNS):
+            for k in model.profile(feeds, runs=RUNS):
                 t = totals.setdefault(table[k.name]["workload"], [0.0, 0])
                 t[0] += k.seconds
                 t[1] += k.calls
@@ -95,9 +93,7 @@ def confirm(model, target, log, input_shapes=None, deadline: float | None = None
                                        for key, c in finalists.items()})
             models.append(compile_model(model, target, log=path, input_shapes=input_shapes,
                                         book=False).model())
-    rng = np.random.default_rng(0)
-    inputs = [rng.standard_normal(i.shape).astype(np.float32) for i in models[0].inputs]
-    rounds = profile_rounds(models, inputs)
+    rounds = profile_rounds(models, models[0].random_inputs())
     changed = []
     for key, cands in finalists.items():
         timed = [{_key(c): row[rank][key] for rank, c in enumerate(cands) if key in row[rank]}

@@ -100,8 +100,7 @@ def main(argv=None) -> int:
     if files:
         xs = [_load_npy(files[i.name]) for i in model.inputs]
     else:
-        rng = np.random.default_rng(args.seed)
-        xs = [rng.standard_normal(i.shape).astype(i.dtype) for i in model.inputs]
+        xs = list(model.random_inputs(args.seed).values())
     outs = model.run(*xs)
     for info, y in zip(model.outputs, outs):
         line = (f"{info.name}: shape {tuple(y.shape)} min {y.min():.4g} max {y.max():.4g} "

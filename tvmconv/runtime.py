@@ -64,6 +64,11 @@ class Model:
         outs = ", ".join(f"{o.name}: {o.dtype}{list(o.shape)}" for o in self.outputs)
         return f"<tvmconv.Model ({sig}) -> ({outs}) target={self.meta['target_key']}>"
 
+    def random_inputs(self, seed: int = 0) -> dict[str, np.ndarray]:
+        """Seeded standard-normal inputs by name: what a command runs when given none."""
+        rng = np.random.default_rng(seed)
+        return {i.name: rng.standard_normal(i.shape).astype(i.dtype) for i in self.inputs}
+
     def _arrange(self, args, kwargs) -> list[np.ndarray]:
         if (not kwargs and len(args) == len(self.inputs)
                 and not (args and isinstance(args[0], dict))):
