@@ -14,12 +14,13 @@ from __future__ import annotations
 
 import importlib
 
+_CPU = ["conv2d_pixels", "winograd", "pointwise", "conv2d", "depthwise", "pointwise_depthwise",
+        "dense", "pool", "injective", "reduce"]
 _MODULES = {
-    "x86": ["conv2d_pixels", "winograd", "pointwise", "conv2d", "depthwise", "pointwise_depthwise",
-            "dense", "pool", "injective", "reduce"],
-    # ARM CPUs are LLVM targets too: the same loop structure, with NEON's 4 fp32 lanes as defaults.
-    "arm": ["conv2d_pixels", "conv2d", "depthwise", "pointwise_depthwise", "dense", "pool",
-            "injective", "reduce"],
+    "x86": _CPU,
+    # ARM CPUs are LLVM targets too: the same templates, whose defaults follow NEON's 4 fp32 lanes
+    # and 32 (A64) or 16 (v7) vector registers.
+    "arm": _CPU,
     "cuda": ["conv2d", "stages", "injective"],
 }
 _FAMILY_DIR = {"x86": "x86", "arm": "x86", "cuda": "cuda"}
