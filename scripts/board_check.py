@@ -24,6 +24,7 @@ sys.path.insert(0, str(ROOT.parent))
 
 import zoo  # noqa: E402
 
+from tvmconv.artefact import LOAD_FUNC  # noqa: E402
 from tvmconv.build import compile_model  # noqa: E402
 from tvmconv.runner import rpc_session  # noqa: E402
 from tvmconv.tune import parse_rpc  # noqa: E402
@@ -37,7 +38,8 @@ def reference(path: str, feeds: dict) -> np.ndarray:
     return ort.InferenceSession(path, providers=["CPUExecutionProvider"]).run(None, feeds)[0]
 
 
-def run_on_board(session, artefact: Path, x: np.ndarray, repeat: int) -> tuple[np.ndarray, float]:
+def run_on_board(session, artefact: Path, meta: dict, x: np.ndarray,
+                 repeat: int) -> tuple[np.ndarray, float]:
     """(output, median seconds) of the artefact's main on the board, through the RPC session."""
     import tvm
     from tvm.runtime.vm import VirtualMachine
@@ -46,7 +48,13 @@ def run_on_board(session, artefact: Path, x: np.ndarray, repeat: int) -> tuple[n
     dev = session.cpu()
     vm = VirtualMachine(session.load_module(artefact.name), dev)
     # over RPC a returned tuple stays on the board: the stateful calls fetch its fields one by one
-    vm.set_input("main", tvm.runtime.tensor(x, dev))
+    loaded = []
+    if meta.get("load_weights"):  # as runtime.Model does when it loads an artefact
+        vm.set_input(LOAD_FUNC)  # none: the stateful call still wants them set
+        vm.invoke_stateful(LOAD_FUNC)
+        made = vm.get_outputs(LOAD_FUNC)
+        loaded = [made[i] for i in range(len(made))]
+    vm.set_input("main", *loaded, tvm.runtime.tensor(x, dev))
     vm.invoke_stateful("main")
     out = vm.get_outputs("main")[0].numpy()
     timer = vm.time_evaluator("invoke_stateful", dev, number=1, repeat=repeat)
@@ -72,7 +80,7 @@ def main() -> int:
             seconds = time.perf_counter() - t0
             inp = compiled.meta["inputs"][0]
             x = np.random.default_rng(0).standard_normal(inp["shape"]).astype(np.float32)
-            got, latency = run_on_board(session, artefact, x, args.repeat)
+            got, latency = run_on_board(session, artefact, compiled.meta, x, args.repeat)
             ref = reference(path, {inp["name"]: x})
             err = float(np.abs(got - ref).max() / max(np.abs(ref).max(), 1e-6))
             failed += not err <= TOL

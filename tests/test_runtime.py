@@ -10,11 +10,19 @@ import sys
 
 import numpy as np
 import pytest
-from conftest import assert_close, make_model, run_ort, two_io_model, weights
+from conftest import (
+    assert_close,
+    make_model,
+    rng_inputs,
+    run_ort,
+    two_io_model,
+    weights,
+    workloads,
+)
 from onnx import helper
 
 import tvmconv
-from tvmconv.artefact import append_metadata, read_metadata
+from tvmconv.artefact import FORMAT, append_metadata, read_metadata
 from tvmconv.errors import InputError
 
 SHAPE = (1, 3, 4, 4)
@@ -160,6 +168,44 @@ def test_artefact_for_another_target(two_io_artefact, tmp_path):
     assert read_metadata(other)[0]["target_key"] == "aarch64-neon"  # sound, only foreign
     with pytest.raises(tvmconv.TargetError, match="aarch64-neon"):
         tvmconv.load(other)
+
+
+def test_artefact_of_a_newer_format(two_io_artefact, tmp_path, monkeypatch):
+    """An artefact that a newer tvmconv wrote (which may need more of its runtime) is refused."""
+    from tvmconv import artefact
+
+    newer = tmp_path / "newer.so"
+    meta = _bare_library(two_io_artefact, newer)
+    with monkeypatch.context() as patch:
+        patch.setattr(artefact, "FORMAT", FORMAT + 1)
+        append_metadata(newer, {k: v for k, v in meta.items() if k not in ("format", "sha256")})
+    with pytest.raises(tvmconv.ArtefactError, match="newer tvmconv"):
+        tvmconv.load(newer)
+
+
+def test_winograd_taps_made_as_the_artefact_loads(tmp_path):
+    """An artefact keeps a Winograd layer's 3x3 weights and makes its (m + 2)^2 taps as it loads
+    (4x as many at F(4,3)): smaller than the taps alone, and right. The two convs share one
+    kernel and one load-time kernel, not their weights."""
+    from tvmconv.build import choose
+    from tvmconv.target import resolve
+
+    nodes = [helper.make_node("Conv", ["x", "w0"], ["c0"], pads=[1, 1, 1, 1]),
+             helper.make_node("Relu", ["c0"], ["r0"]),
+             helper.make_node("Conv", ["r0", "w1"], ["y"], pads=[1, 1, 1, 1])]
+    consts = {f"w{i}": weights((128, 128, 3, 3), i, 0.05) for i in range(2)}
+    model = make_model(nodes, {"x": (1, 128, 12, 12)}, ["y"], consts)
+    spec = resolve("x86")
+    taps = 0
+    for wl in (w for w in workloads(model) if w.kind == "conv2d"):
+        template, cfg = choose(wl, spec, {})
+        assert template.NAME == "conv2d_winograd"
+        taps += (cfg["tile_m"] + 2) ** 2 * 128 * 128 * 4
+    path = tvmconv.compile(model, target=spec).export(tmp_path / "winograd.so")
+    assert read_metadata(path)[0]["load_weights"]
+    assert path.stat().st_size < taps, (path.stat().st_size, taps)
+    feeds = rng_inputs(model)
+    assert_close(tvmconv.load(path)(feeds), run_ort(model, feeds)[0])
 
 
 def test_metadata_round_trip(two_io_artefact):

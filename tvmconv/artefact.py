@@ -17,7 +17,11 @@ from pathlib import Path
 from .errors import ArtefactError, require_file
 
 MAGIC = b"TVMCONV\x01"
-FORMAT = 1
+# 2: a model whose metadata says "load_weights" makes some weights as it loads (``LOAD_FUNC``)
+FORMAT = 2
+# The VM function that makes, from weights kept in the artefact, the ones ``main`` takes first
+# (Winograd's taps): called once as the artefact loads (``build.lower``, ``runtime.Model``).
+LOAD_FUNC = "load_weights"
 
 
 def _digest(library: "hashlib._Hash", meta: dict) -> str:
@@ -68,4 +72,8 @@ def read_metadata(path: str | os.PathLike) -> tuple[dict, int]:
     if not isinstance(meta, dict) or _digest(digest, meta) != meta.get("sha256"):
         raise ArtefactError(f"{path} is corrupt: its library or metadata does not match the "
                             "checksum")
+    if not isinstance(meta.get("format"), int) or meta["format"] > FORMAT:
+        raise ArtefactError(f"{path} was written by a newer tvmconv (artefact format "
+                            f"{meta.get('format')!r}; this one reads up to {FORMAT}): upgrade "
+                            "tvmconv where it runs")
     return meta, lib_size

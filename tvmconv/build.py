@@ -17,7 +17,7 @@ from pathlib import Path
 import numpy as np
 
 from . import __version__, kernels, nvcc, records, templates
-from .artefact import append_metadata
+from .artefact import LOAD_FUNC, append_metadata
 from .errors import TvmconvError, require_file
 from .frontend import from_onnx
 from .graph import Graph
@@ -116,7 +116,10 @@ class CompiledModel:
 
 
 def lower(graph: Graph, target: TargetSpec, tuned: dict[str, list[dict]], progress=False):
-    """The Relax IRModule of an optimised graph."""
+    """The Relax IRModule of an optimised graph: ``main(*loaded, *inputs)``, and when a template
+    reads its weights in another form (Winograd's taps, 4x the 3x3 weights at F(4,3)),
+    ``LOAD_FUNC()``, which makes them from the packed weights kept in the artefact: the runtime
+    calls it once as it loads the artefact and passes its results to every call of ``main``."""
     from tvm import relax
 
     bb = relax.BlockBuilder()
@@ -125,6 +128,8 @@ def lower(graph: Graph, target: TargetSpec, tuned: dict[str, list[dict]], progre
     env = dict(zip(graph.inputs, params))
     funcs: dict[str, object] = {}
     consts: dict[str, object] = {}
+    # per (weights, kernel): main's parameter, and the load-time kernel that makes it from them
+    loaded: dict[tuple, tuple] = {}
 
     def value(name):
         if name in env:
@@ -139,7 +144,7 @@ def lower(graph: Graph, target: TargetSpec, tuned: dict[str, list[dict]], progre
         from tqdm import tqdm
 
         nodes = tqdm(nodes, desc="kernels", unit="op", leave=False)
-    with bb.function("main", params):
+    with bb.function("main"):
         with bb.dataflow():
             for node in nodes:
                 out = node.outputs[0]
@@ -161,11 +166,19 @@ def lower(graph: Graph, target: TargetSpec, tuned: dict[str, list[dict]], progre
                     name = f"{wl.kind}_{len(funcs)}"
                     func = func.with_attrs({"global_symbol": name, LAYER_ATTR: wl.describe(),
                                             FLOPS_ATTR: wl.flops(), WORKLOAD_ATTR: wl.key})
-                    funcs[key] = (bb.add_func(func, name), template, cfg)
-                gvar, template, cfg = funcs[key]
-                if hasattr(template, "transform_weights"):  # e.g. Winograd's G g G^T, done now
-                    w = graph.consts[node.inputs[1]]
-                    args[1] = relax.const(template.transform_weights(w, wl, cfg))
+                    load = kernels.weight_func(wl, target, template, cfg)
+                    if load is not None:
+                        made_shape = [int(d) for d in load.params[-1].shape]
+                        load = (bb.add_func(load.with_attr("global_symbol", f"{name}_weights"),
+                                            f"{name}_weights"), made_shape)
+                    funcs[key] = (bb.add_func(func, name), load)
+                gvar, load = funcs[key]
+                if load is not None:
+                    made = (node.inputs[1], load[0])
+                    if made not in loaded:
+                        loaded[made] = (relax.Var(f"loaded{len(loaded)}",
+                                                  relax.TensorType(load[1], "float32")), load[1])
+                    args[1] = loaded[made][0]
                 if root is None:
                     env[out] = bb.emit(relax.call_tir(gvar, args,
                                                       relax.TensorType(shape, "float32")))
@@ -177,7 +190,15 @@ def lower(graph: Graph, target: TargetSpec, tuned: dict[str, list[dict]], progre
                 else:
                     env[root] = bb.emit(relax.call_tir(gvar, args, full))
             result = bb.emit_output(relax.Tuple([value(o) for o in graph.outputs]))
-        bb.emit_func_output(result)
+        bb.emit_func_output(result, [*(var for var, _ in loaded.values()), *params])
+    if loaded:
+        with bb.function(LOAD_FUNC, []):
+            with bb.dataflow():
+                made = [bb.emit(relax.call_tir(func, [value(weights)],
+                                               relax.TensorType(shape, "float32")))
+                        for (weights, func), (_, shape) in loaded.items()]
+                result = bb.emit_output(relax.Tuple(made))
+            bb.emit_func_output(result)
     return bb.get()
 
 
@@ -250,6 +271,7 @@ def compile_model(model, target="x86", log=None, input_shapes=None, progress=Fal
         info["fresh"] = fresh
     mod = lower(graph, spec, tuned_records(spec.key, logs, book), progress)
     meta["kernels"] = kernel_table(mod)
+    meta["load_weights"] = any(g.name_hint == LOAD_FUNC for g in mod.get_global_vars())
     with tvm.transform.PassContext(config=vm_config(spec)):
         executable = tvm.compile(mod, target=spec.tvm_target())
     if spec.family == "cuda":

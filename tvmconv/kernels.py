@@ -50,15 +50,30 @@ def prim_func(wl: Workload, target, template=None, cfg: Config | None = None):
     func = te.create_prim_func(tensors(merged or wl, template, cfg))
     sch = Schedule(func)
     template.apply(sch, merged or wl, cfg, target)
-    # Marked as scheduled and opaque (op_pattern 8), so that TVM's Relax pipeline neither
-    # reschedules it (dlight, on GPUs) nor fuses it with its neighbours: fusing thread-bound
-    # kernels failed on CUDA where a concat's parts are views of one buffer (ShuffleNetV2).
-    func = sch.mod["main"].with_attrs({"tirx.is_scheduled": True, "op_pattern": 8})
+    func = _scheduled(sch)
     if merged is None:
         return func
     shapes = [t.shape for t in COMPUTES[wl.kind](wl)]
     whole = [tirx.decl_buffer(s, b.dtype, b.name) for s, b in zip(shapes, func.params)]
     return _viewing(func, whole, [b.data for b in whole])
+
+
+def weight_func(wl: Workload, target, template, cfg: Config):
+    """The scheduled PrimFunc that turns a layer's packed weights into the form its template
+    reads (Winograd's taps), run once as an artefact loads; None when the template reads them as
+    packed."""
+    if not hasattr(template, "weight_compute"):
+        return None
+    sch = Schedule(te.create_prim_func(template.weight_compute(wl, cfg)))
+    template.weight_schedule(sch, wl, cfg, target)
+    return _scheduled(sch)
+
+
+def _scheduled(sch):
+    """Marked as scheduled and opaque (op_pattern 8), so that TVM's Relax pipeline neither
+    reschedules it (dlight, on GPUs) nor fuses it with its neighbours: fusing thread-bound
+    kernels failed on CUDA where a concat's parts are views of one buffer (ShuffleNetV2)."""
+    return sch.mod["main"].with_attrs({"tirx.is_scheduled": True, "op_pattern": 8})
 
 
 def placed(func, shape: tuple[int, ...], offset: int):

@@ -3,13 +3,14 @@ Needs only TVM's runtime + numpy."""
 
 from __future__ import annotations
 
+import functools
 import os
 import threading
 from dataclasses import dataclass
 
 import numpy as np
 
-from .artefact import read_metadata
+from .artefact import LOAD_FUNC, read_metadata
 from .errors import ArtefactError, InputError, InputTypeError, TargetError
 from .hostinfo import describe_here, device, runs_here
 
@@ -44,6 +45,8 @@ class Model:
         self._tvm = tvm
         self._vm = vm_module
         self._main = vm_module["main"]
+        if meta.get("load_weights"):  # made once, here, from the weights the artefact keeps
+            self._main = functools.partial(self._main, *vm_module[LOAD_FUNC]())
         self._device = device
         self.meta = meta
         self.inputs = [TensorInfo(i["name"], tuple(i["shape"]), i["dtype"]) for i in meta["inputs"]]

@@ -2,8 +2,8 @@
 
 Each m x m output tile costs (m + 2)^2 multiply-adds per input/output channel pair instead of 9 m^2:
 the input tile is transformed (B^T d B), multiplied element-wise by the pre-transformed kernel
-(U = G g G^T, done at compile time) as (m + 2)^2 small GEMMs over channels, and transformed back
-(A^T M A). F(2,3) saves 2.25x of the multiplies, F(4,3) 4x.
+(U = G g G^T, once, as the artefact loads) as (m + 2)^2 small GEMMs over channels, and transformed
+back (A^T M A). F(2,3) saves 2.25x of the multiplies, F(4,3) 4x.
 
 A conv dilated by d is d x d interleaved undilated convs (DeepLab's atrous layers): a tile's
 outputs and inputs are then d apart, and tiles of the d residues of a row alternate, so the same
@@ -28,10 +28,27 @@ def matrices(m: int) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
 
 
 def transform_weights(packed: np.ndarray, m: int) -> np.ndarray:
-    """[OC/ob, IC/ib, 3, 3, ib, ob] -> U [a, a, OC/ob, IC/ib, ib, ob], in float64 then float32."""
+    """[OC/ob, IC/ib, 3, 3, ib, ob] -> U [a, a, OC/ob, IC/ib, ib, ob], in float64 then float32:
+    the tuner's kernel arguments, and the reference for ``weight_transform``."""
     _, _, g = matrices(m)
     u = np.einsum("ek,fl,oikljc->efoijc", g, g, packed.astype(np.float64))
     return np.ascontiguousarray(u.astype(np.float32))
+
+
+def weight_transform(kernel_shape: tuple[int, ...], m: int) -> list[te.Tensor]:
+    """U = G g G^T as a kernel, so that an artefact can keep the 3 x 3 weights and transform them
+    as it loads: [weights (the packed 3 x 3 ones), U]."""
+    ocb, icb, _, _, ib, ob = kernel_shape
+    alpha = m + 2
+    g = const_matrix(matrices(m)[2].astype("float32"), "G")
+    w = te.placeholder(tuple(kernel_shape), name="weights")
+    r1 = te.reduce_axis((0, 3), "r1")
+    gw = te.compute((alpha, 3, ocb, icb, ib, ob), lambda e, kx, o, i, j, c: te.sum(
+        g[e, r1] * w[o, i, r1, kx, j, c], axis=r1), name="winograd_Gg")
+    r2 = te.reduce_axis((0, 3), "r2")
+    u = te.compute((alpha, alpha, ocb, icb, ib, ob), lambda e, f, o, i, j, c: te.sum(
+        gw[e, r2, o, i, j, c] * g[f, r2], axis=r2), name="winograd_U")
+    return [w, u]
 
 
 def tiles_along(size: int, dilation: int, m: int) -> int:

@@ -3,9 +3,12 @@
 A template module declares ``NAME``, ``KINDS`` (workload kinds it serves), ``space(wl, target)``,
 ``default(wl, target)`` and ``apply(sch, wl, cfg, target)`` on an ``s_tir.Schedule``; optionally
 ``applicable(wl, target)``, ``compute(wl, cfg)`` when the config changes what is computed (another
-algorithm, Winograd's, or the conv's ragged row tiles), ``transform_weights(packed, wl, cfg)``
-run at compile time when it needs another weight form, and ``view(wl)``: the workload it computes
-and schedules instead, over the same buffers reshaped (a 1x1 conv's pixels as one row). Split
+algorithm, Winograd's, or the conv's ragged row tiles); when it reads the weights in another form
+(Winograd's taps), ``transform_weights(packed, wl, cfg)`` (numpy, for the tuner's kernel
+arguments) and ``weight_compute(wl, cfg)`` with ``weight_schedule(sch, wl, cfg, target)``: the
+kernel an artefact runs once as it loads, so that it keeps the smaller packed weights; and
+``view(wl)``: the workload it computes and schedules instead, over the same buffers reshaped (a
+1x1 conv's pixels as one row). Split
 factors come from the config as fixed numbers, so any tuning record replays without a search.
 Adding a template is a new file plus one line in ``_MODULES``.
 """

@@ -4,7 +4,8 @@ template.
 Input tiles are transformed per (batch, channel block, tile row) in parallel; the (m + 2)^2 channel
 GEMMs use the direct template's register tile (``tile_p`` tiles x ``tile_oc`` channels in vector
 registers, reduction over input channels); the inverse transform runs per output tile and feeds the
-fused epilogue. The kernel transform is done once, at compile time (``transform_weights``).
+fused epilogue. The kernel transform runs once, as the artefact loads (``weight_schedule``); the
+tuner times the GEMMs on weights transformed by numpy (``transform_weights``).
 """
 
 from __future__ import annotations
@@ -151,6 +152,26 @@ def compute(wl, cfg: Config):
 
 def transform_weights(packed: np.ndarray, wl, cfg: Config) -> np.ndarray:
     return winograd.transform_weights(packed, cfg["tile_m"])
+
+
+def weight_compute(wl, cfg: Config):
+    return winograd.weight_transform(wl.params["kernel"], cfg["tile_m"])
+
+
+def weight_schedule(sch, wl, cfg: Config, target) -> None:
+    """U = G g G^T for a (block, block) channel pair at a time, threads over those pairs, vectors
+    over output channels; G g stays in registers (``weight_compute``)."""
+    sch.compute_inline(sch.get_sblock("G"))
+    u = sch.get_sblock("winograd_U")
+    e, f, o, i, j, c, r = sch.get_loops(u)
+    sch.reorder(o, i, j, e, f, r, c)
+    sch.parallel(sch.fuse(o, i))
+    gg = sch.get_sblock("winograd_Gg")
+    sch.compute_at(gg, j)
+    e2, l2, c2, r2 = sch.get_loops(gg)[-4:]
+    sch.reorder(e2, l2, r2, c2)
+    vector_reduction(sch, gg, c2, r2, (e2, l2, r2))
+    vector_reduction(sch, u, c, r, (e, f, r))
 
 
 def apply(sch, wl, cfg: Config, target) -> None:
