@@ -286,6 +286,20 @@ def test_pointwise_default_tiles_flattened_pixels(size, channels, block, tile_oc
     assert_close(run_tvmconv(model, feeds, target="x86-avx2")[0], run_ort(model, feeds)[0])
 
 
+@pytest.mark.parametrize("size, stride, sliced", [(14, 2, True), (19, 3, True), (56, 2, False)])
+def test_strided_pointwise_conv_on_ragged_rows_is_sliced(size, stride, sliced):
+    """A strided 1x1 conv whose direct row tiles would run past its 7-pixel rows becomes a slice
+    of the pixels it reads and a stride-1 1x1 conv over flattened pixels; on 28-pixel rows, which
+    whole tiles cover, it stays one conv. Both match onnxruntime."""
+    model = single("Conv", (1, 64, size, size), {"w": weights((96, 64, 1, 1), 3, 0.1)}, ["w"],
+                   strides=[stride, stride])
+    found = workloads(model, "x86-avx2")
+    conv = next(w for w in found if w.kind == "conv2d")
+    assert (conv.params["strides"] == (1, 1)) == sliced == ("slice" in {w.kind for w in found})
+    feeds = rng_inputs(model)
+    assert_close(run_tvmconv(model, feeds, target="x86-avx2")[0], run_ort(model, feeds)[0])
+
+
 @pytest.mark.parametrize("width", [7, 27])
 def test_direct_conv_default_keeps_two_vector_blocks_whole_on_avx2(width):
     """On AVX2 a 16-channel block is two vectors: 7- and 27-wide maps, whose exact row tiles
