@@ -143,6 +143,22 @@ def schedule_pad(sch, target, name="pad") -> None:
         sch.parallel(outer)
 
 
+def pad_rows_at(sch, loop, target, name="pad") -> None:
+    """Pad only the input rows that an output row reads, inside its (parallel) row loop: they stay
+    in L1 for the window that reads them at once, where a padded copy of the whole input had gone
+    out to L3 and back (the stem's max pool in ResNets)."""
+    if not has_block(sch, name):
+        return
+    block = sch.get_sblock(name)
+    sch.compute_at(block, loop)
+    loops = sch.get_loops(block)
+    own = loops[[sch.get(lp) for lp in loops].index(sch.get(loop)) + 1:]
+    inner = sch.fuse(*own[-2:])  # a row's pixels, or its columns' channel blocks, as one
+    vec = vector_tile(extent(sch, inner), target.lanes, 4 * target.lanes)
+    if vec > 1:
+        sch.vectorize(sch.split(inner, [None, vec])[1])
+
+
 def lane_partials(sch, block, lanes: int, parallel: bool) -> None:
     """Reduce a row (the block's reduction loops, fused) in vector lanes (rfactor: ``lanes`` partial
     results, each summing every lanes-th element), then one short sum across the lanes. Vectors

@@ -7,7 +7,7 @@ tensors each output is a short serial reduction.
 from __future__ import annotations
 
 from ...config import Config, Space
-from .common import PARALLEL_MIN, lane_partials, parallel_if_worth, schedule_pad
+from .common import PARALLEL_MIN, lane_partials, pad_rows_at, parallel_if_worth
 
 NAME = "pool_blocked"
 KINDS = ("pool2d",)
@@ -32,13 +32,15 @@ def apply(sch, wl, cfg: Config, target) -> None:
     if wl.params["kind"] != "max":
         last = sch.get_sblock("pool_out")
         loops = sch.get_loops(last)
-        parallel_if_worth(sch, sch.fuse(*loops[:3]), wl)
+        rows = sch.fuse(*loops[:3])
+        parallel_if_worth(sch, rows, wl)
         sch.compute_at(pool, loops[3], preserve_unit_loops=True)
         if blocked:
             sch.vectorize(sch.get_loops(last)[-1])
     else:
         loops = sch.get_loops(pool)
-        parallel_if_worth(sch, sch.fuse(*loops[:3]), wl)
+        rows = sch.fuse(*loops[:3])
+        parallel_if_worth(sch, rows, wl)
     ploops = sch.get_loops(pool)
     rkh, rkw = ploops[-2:]
     if blocked:
@@ -50,7 +52,7 @@ def apply(sch, wl, cfg: Config, target) -> None:
     init = sch.decompose_reduction(pool, rkh)
     if blocked:
         sch.vectorize(sch.get_loops(init)[-1])
-    schedule_pad(sch, target)
+    pad_rows_at(sch, rows, target)
 
 
 def _global_plain(wl, target) -> bool:
