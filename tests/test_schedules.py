@@ -300,6 +300,33 @@ def test_strided_pointwise_conv_on_ragged_rows_is_sliced(size, stride, sliced):
     assert_close(run_tvmconv(model, feeds, target="x86-avx2")[0], run_ort(model, feeds)[0])
 
 
+@pytest.mark.parametrize("case", ["3x3 s2", "5x5 dilated", "3x3 s2 + residual"])
+def test_conv_on_ragged_rows_runs_over_flattened_pixels(case):
+    """A conv whose rows the direct template's tile does not divide (7 and 11 pixels on AVX2)
+    runs over its output pixels as one row (``conv2d_flat``), each pixel's input found by a
+    division: strided, dilated and padded windows, and a residual added in its epilogue (the
+    operand viewed flat too), match onnxruntime."""
+    from tvmconv.build import choose
+
+    ic, oc, size, k = (24, 32, 11, 5) if case == "5x5 dilated" else (64, 96, 14, 3)
+    attrs = ({"pads": [4, 4, 4, 4], "dilations": [2, 2]} if case == "5x5 dilated"
+             else {"pads": [1, 0, 1, 1], "strides": [2, 2]})
+    nodes = [helper.make_node("Conv", ["x", "w"], ["c"], **attrs)]
+    inputs = {"x": (1, ic, size, size)}
+    if case.endswith("residual"):
+        nodes += [helper.make_node("Add", ["c", "r"], ["s"]),
+                  helper.make_node("Relu", ["s"], ["y"])]
+        inputs["r"] = (1, oc, 7, 7)
+    else:
+        nodes[0].output[0] = "y"
+    model = make_model(nodes, inputs, ["y"], {"w": weights((oc, ic, k, k), 5, 0.1)})
+    spec = resolve("x86-avx2")
+    wl = next(w for w in workloads(model, "x86-avx2") if w.kind == "conv2d")
+    assert choose(wl, spec, {})[0].NAME == "conv2d_flat", wl.key
+    feeds = rng_inputs(model)
+    assert_close(run_tvmconv(model, feeds, target="x86-avx2")[0], run_ort(model, feeds)[0])
+
+
 @pytest.mark.parametrize("width", [7, 27])
 def test_direct_conv_default_keeps_two_vector_blocks_whole_on_avx2(width):
     """On AVX2 a 16-channel block is two vectors: 7- and 27-wide maps, whose exact row tiles

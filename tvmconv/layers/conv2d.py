@@ -57,8 +57,10 @@ def _column(x, stride, tap, dilation, last):
 
 
 def conv2d_nchwc(data, kernel, strides, dilations, out_shape, groups=1,
-                 last_col=None) -> te.Tensor:
-    """Direct convolution; with groups, each output block reads its group's input blocks."""
+                 last_col=None, flat=None) -> te.Tensor:
+    """Direct convolution; with groups, each output block reads its group's input blocks. With
+    ``flat`` = (OH, OW) the output is one row of all its pixels (``out_shape`` [N, OC/ob, 1, P,
+    ob]): pixel x is (x // OW, x % OW), and those past OH x OW re-read the last one."""
     _, ocb, oh, ow, ob = out_shape
     icgb, kh, kw, ib = (int(d) for d in kernel.shape[1:5])
     oc_blocks_per_group = ocb // groups
@@ -71,6 +73,9 @@ def conv2d_nchwc(data, kernel, strides, dilations, out_shape, groups=1,
     dh, dw = dilations
 
     def body(n, oc, y, x, oi):
+        if flat is not None:
+            pixel = tirx.min(x, flat[0] * flat[1] - 1)
+            y, x = pixel // flat[1], pixel % flat[1]
         group_base = (oc // oc_blocks_per_group) * icgb if groups > 1 else 0
         c = group_base + ico
         # a reduction block never straddles two stored ones: ib divides db, or there is one
@@ -124,6 +129,9 @@ def stages(wl, data: te.Tensor, out_w: int | None = None, pad_columns: bool = Fa
     operands = {i: te.placeholder(s, name=f"{prefix}operand{i}") for i, s in p["operands"]}
     n, _, h, w, _ = p["data"]
     out_shape = p["out"]
+    flat = p.get("flat")  # (OH, OW) of an output viewed as one row of its pixels
+    if flat is not None:
+        return _flat_stages(wl, padded_input(wl, data, flat), kernel, operands, out_w, name)
     oh, ow = out_shape[2], out_shape[3]
     kh, kw = p["kernel_hw"]
     (sh, sw), (dh, dw), pads = p["strides"], p["dilations"], p["pads"]
@@ -139,6 +147,27 @@ def stages(wl, data: te.Tensor, out_w: int | None = None, pad_columns: bool = Fa
     else:
         conv = conv2d_nchwc(padded, kernel, p["strides"], p["dilations"], conv_shape, p["groups"],
                             last)
+    out = epilogue(conv, p["steps"], operands, shape=out_shape, name=name)
+    return [kernel, *(operands[i] for i in sorted(operands))], out
+
+
+def padded_input(wl, data: te.Tensor, out_hw) -> te.Tensor:
+    """``data`` padded as far as the conv's windows over an ``out_hw`` output read."""
+    p = wl.params
+    (kh, kw), (sh, sw), (dh, dw), pads = p["kernel_hw"], p["strides"], p["dilations"], p["pads"]
+    h, w = p["data"][2:4]
+    return pad_spatial(data, pads, (padded_extent(h, kh, sh, dh, out_hw[0], pads[0]),
+                                    padded_extent(w, kw, sw, dw, out_hw[1], pads[1])))
+
+
+def _flat_stages(wl, padded, kernel, operands, out_w, name):
+    """``stages`` of a conv whose output is viewed as one row of all its pixels, computed over
+    ``out_w`` of them (whole register tiles)."""
+    p = wl.params
+    out_shape = p["out"]
+    conv_shape = (*out_shape[:3], max(out_shape[3], out_w or 0), out_shape[4])
+    conv = conv2d_nchwc(padded, kernel, p["strides"], p["dilations"], conv_shape, p["groups"],
+                        flat=p["flat"])
     out = epilogue(conv, p["steps"], operands, shape=out_shape, name=name)
     return [kernel, *(operands[i] for i in sorted(operands))], out
 

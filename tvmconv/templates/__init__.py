@@ -17,8 +17,8 @@ from __future__ import annotations
 
 import importlib
 
-_CPU = ["conv2d_pixels", "winograd", "pointwise", "conv2d", "depthwise", "pointwise_depthwise",
-        "dense", "pool", "injective", "reduce"]
+_CPU = ["conv2d_pixels", "winograd", "pointwise", "conv2d_flat", "conv2d", "depthwise",
+        "pointwise_depthwise", "dense", "pool", "injective", "reduce"]
 _MODULES = {
     "x86": _CPU,
     # ARM CPUs are LLVM targets too: the same templates, whose defaults follow NEON's 4 fp32 lanes
