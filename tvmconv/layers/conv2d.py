@@ -127,26 +127,24 @@ def stages(wl, data: te.Tensor, out_w: int | None = None, pad_columns: bool = Fa
     prefix = "" if name == "epilogue" else f"{name}_"
     kernel = te.placeholder(p["kernel"], name=f"{prefix}kernel")
     operands = {i: te.placeholder(s, name=f"{prefix}operand{i}") for i, s in p["operands"]}
-    n, _, h, w, _ = p["data"]
     out_shape = p["out"]
     flat = p.get("flat")  # (OH, OW) of an output viewed as one row of its pixels
-    if flat is not None:
-        return _flat_stages(wl, padded_input(wl, data, flat), kernel, operands, out_w, name)
-    oh, ow = out_shape[2], out_shape[3]
-    kh, kw = p["kernel_hw"]
-    (sh, sw), (dh, dw), pads = p["strides"], p["dilations"], p["pads"]
+    ow = out_shape[3]
     cw = max(ow, out_w or ow)
-    ext = (padded_extent(h, kh, sh, dh, oh, pads[0]),
-           padded_extent(w, kw, sw, dw, cw if pad_columns else ow, pads[1]))
-    padded = pad_spatial(data, pads, ext)
     conv_shape = (*out_shape[:3], cw, out_shape[4])
-    last = ext[1] - 1 if cw > ow and not pad_columns else None
-    if wl.kind == "depthwise2d":
-        conv = depthwise_nchwc(padded, kernel, p["strides"], p["dilations"], conv_shape,
-                               p["multiplier"], last)
-    else:
+    if flat is not None:
+        padded = padded_input(wl, data, flat)
         conv = conv2d_nchwc(padded, kernel, p["strides"], p["dilations"], conv_shape, p["groups"],
-                            last)
+                            flat=flat)
+    else:
+        padded = padded_input(wl, data, (out_shape[2], cw if pad_columns else ow))
+        last = int(padded.shape[3]) - 1 if cw > ow and not pad_columns else None
+        if wl.kind == "depthwise2d":
+            conv = depthwise_nchwc(padded, kernel, p["strides"], p["dilations"], conv_shape,
+                                   p["multiplier"], last)
+        else:
+            conv = conv2d_nchwc(padded, kernel, p["strides"], p["dilations"], conv_shape,
+                                p["groups"], last)
     out = epilogue(conv, p["steps"], operands, shape=out_shape, name=name)
     return [kernel, *(operands[i] for i in sorted(operands))], out
 
@@ -158,18 +156,6 @@ def padded_input(wl, data: te.Tensor, out_hw) -> te.Tensor:
     h, w = p["data"][2:4]
     return pad_spatial(data, pads, (padded_extent(h, kh, sh, dh, out_hw[0], pads[0]),
                                     padded_extent(w, kw, sw, dw, out_hw[1], pads[1])))
-
-
-def _flat_stages(wl, padded, kernel, operands, out_w, name):
-    """``stages`` of a conv whose output is viewed as one row of all its pixels, computed over
-    ``out_w`` of them (whole register tiles)."""
-    p = wl.params
-    out_shape = p["out"]
-    conv_shape = (*out_shape[:3], max(out_shape[3], out_w or 0), out_shape[4])
-    conv = conv2d_nchwc(padded, kernel, p["strides"], p["dilations"], conv_shape, p["groups"],
-                        flat=p["flat"])
-    out = epilogue(conv, p["steps"], operands, shape=out_shape, name=name)
-    return [kernel, *(operands[i] for i in sorted(operands))], out
 
 
 def pack_weights(w: np.ndarray, groups: int, ib: int, ob: int) -> np.ndarray:
