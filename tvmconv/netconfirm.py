@@ -13,6 +13,7 @@ layer's verdict (``tuner.verdict``). Choosing so made ResNet-50, SqueezeNet and 
 
 from __future__ import annotations
 
+import math
 import os
 import tempfile
 import time
@@ -24,7 +25,11 @@ from .tuner import verdict
 
 FINALISTS = 3  # tuning records per layer, besides the template default
 ROUNDS = 5
-RUNS = 5  # profiled inferences per variant and round
+RUNS = 5  # profiled inferences per variant and round, at least
+# ... or as many as take this long, up to MAX_RUNS: a short network's kernels last microseconds,
+# and a re-tune of RegNet (2.5 ms) on 5 runs a round flipped 20 of its 26 picks, to a build
+# 0.5-4% slower than before
+ROUND_SECONDS, MAX_RUNS = 0.05, 100
 BUDGET_SHARE = 0.15  # of a tuning budget, kept for this
 
 
@@ -53,15 +58,23 @@ def variant_log(path, target, picks: dict) -> None:
                           for key, (tmpl, cfg) in picks.items()])
 
 
+def runs_per_round(model, feeds: dict) -> int:
+    model(feeds)
+    start = time.perf_counter()
+    model(feeds)
+    return min(MAX_RUNS, max(RUNS, math.ceil(ROUND_SECONDS / (time.perf_counter() - start))))
+
+
 def profile_rounds(models: list, feeds: dict, rounds: int = ROUNDS) -> list[list[dict]]:
     """Per round, per variant: workload key -> seconds per call inside the network."""
+    runs = runs_per_round(models[0], feeds)
     out = []
     for _ in range(rounds):
         row = []
         for model in models:
             table = model.meta["kernels"]
             totals: dict[str, list[float]] = {}
-            for k in model.profile(feeds, runs=RUNS):
+            for k in model.profile(feeds, runs=runs):
                 t = totals.setdefault(table[k.name]["workload"], [0.0, 0])
                 t[0] += k.seconds
                 t[1] += k.calls
