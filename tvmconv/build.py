@@ -128,8 +128,8 @@ def lower(graph: Graph, target: TargetSpec, tuned: dict[str, list[dict]], progre
     env = dict(zip(graph.inputs, params))
     funcs: dict[str, object] = {}
     consts: dict[str, object] = {}
-    # per (weights, kernel): main's parameter, and the load-time kernel that makes it from them
-    loaded: dict[tuple, tuple] = {}
+    # per (weights, load-time kernel, its output shape): the parameter of main it makes
+    loaded: dict[tuple, object] = {}
 
     def value(name):
         if name in env:
@@ -168,17 +168,17 @@ def lower(graph: Graph, target: TargetSpec, tuned: dict[str, list[dict]], progre
                                             FLOPS_ATTR: wl.flops(), WORKLOAD_ATTR: wl.key})
                     load = kernels.weight_func(wl, target, template, cfg)
                     if load is not None:
-                        made_shape = [int(d) for d in load.params[-1].shape]
+                        made_shape = tuple(int(d) for d in load.params[-1].shape)
                         load = (bb.add_func(load.with_attr("global_symbol", f"{name}_weights"),
                                             f"{name}_weights"), made_shape)
                     funcs[key] = (bb.add_func(func, name), load)
                 gvar, load = funcs[key]
                 if load is not None:
-                    made = (node.inputs[1], load[0])
+                    made = (node.inputs[1], *load)
                     if made not in loaded:
-                        loaded[made] = (relax.Var(f"loaded{len(loaded)}",
-                                                  relax.TensorType(load[1], "float32")), load[1])
-                    args[1] = loaded[made][0]
+                        loaded[made] = relax.Var(f"loaded{len(loaded)}",
+                                                 relax.TensorType(load[1], "float32"))
+                    args[1] = loaded[made]
                 if root is None:
                     env[out] = bb.emit(relax.call_tir(gvar, args,
                                                       relax.TensorType(shape, "float32")))
@@ -190,13 +190,13 @@ def lower(graph: Graph, target: TargetSpec, tuned: dict[str, list[dict]], progre
                 else:
                     env[root] = bb.emit(relax.call_tir(gvar, args, full))
             result = bb.emit_output(relax.Tuple([value(o) for o in graph.outputs]))
-        bb.emit_func_output(result, [*(var for var, _ in loaded.values()), *params])
+        bb.emit_func_output(result, [*loaded.values(), *params])
     if loaded:
         with bb.function(LOAD_FUNC, []):
             with bb.dataflow():
                 made = [bb.emit(relax.call_tir(func, [value(weights)],
                                                relax.TensorType(shape, "float32")))
-                        for (weights, func), (_, shape) in loaded.items()]
+                        for weights, func, shape in loaded]
                 result = bb.emit_output(relax.Tuple(made))
             bb.emit_func_output(result)
     return bb.get()

@@ -26,7 +26,7 @@ def slice_strided_pointwise(graph: Graph, target) -> None:
         a = node.attrs
         if (node.op == "conv2d" and a["strides"] != (1, 1) and a["groups"] == 1
                 and a["kernel_hw"] == (1, 1) and not any(a["pads"])
-                and _ragged(direct, from_node(node, graph), target)):
+                and direct.ragged_rows(from_node(node, graph), target)):
             x = node.inputs[0]
             sub = graph.fresh("strided_in")
             graph.shapes[sub] = (*graph.shapes[x][:2], *graph.shapes[node.outputs[0]][2:])
@@ -39,7 +39,3 @@ def slice_strided_pointwise(graph: Graph, target) -> None:
         nodes.append(node)
     graph.nodes = nodes
 
-
-def _ragged(direct, wl, target) -> bool:
-    width = wl.params["out"][3]
-    return width % direct.default(wl, target)["tile_w"] != 0

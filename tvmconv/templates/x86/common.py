@@ -135,10 +135,7 @@ def schedule_pad(sch, target, name="pad") -> None:
     loops = sch.get_loops(block)
     total = prod(extent(sch, lp) for lp in loops)
     outer = sch.fuse(*loops[:3])
-    inner = sch.fuse(*loops[3:]) if len(loops) > 4 else loops[3]
-    vec = vector_tile(extent(sch, inner), target.lanes, 4 * target.lanes)
-    if vec > 1:
-        sch.vectorize(sch.split(inner, [None, vec])[1])
+    _vectorize_copy(sch, sch.fuse(*loops[3:]) if len(loops) > 4 else loops[3], target)
     if total >= PARALLEL_MIN:
         sch.parallel(outer)
 
@@ -153,7 +150,11 @@ def pad_rows_at(sch, loop, target, name="pad") -> None:
     sch.compute_at(block, loop)
     loops = sch.get_loops(block)
     own = loops[[sch.get(lp) for lp in loops].index(sch.get(loop)) + 1:]
-    inner = sch.fuse(*own[-2:])  # a row's pixels, or its columns' channel blocks, as one
+    _vectorize_copy(sch, sch.fuse(*own[-2:]), target)  # a row's pixels, or their blocks, as one
+
+
+def _vectorize_copy(sch, inner, target) -> None:
+    """A padding copy's innermost loop in vectors of up to four registers."""
     vec = vector_tile(extent(sch, inner), target.lanes, 4 * target.lanes)
     if vec > 1:
         sch.vectorize(sch.split(inner, [None, vec])[1])

@@ -104,6 +104,12 @@ def default(wl, target) -> Config:
     return tile
 
 
+def ragged_rows(wl, target) -> bool:
+    """Whether the default row tile leaves part of a tile past each row's end (AVX2's 4-pixel
+    tiles on 7-pixel rows): where ``conv2d_flat`` and ``passes.stride`` take over."""
+    return wl.params["out"][3] % default(wl, target)["tile_w"] != 0
+
+
 def rows_outer_pays(wl, tile_h: int) -> bool:
     """Whether threads over rows move fewer bytes than threads over output-channel blocks: the
     first re-read every weight once per row tile, the second the input once per block (of a

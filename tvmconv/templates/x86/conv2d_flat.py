@@ -11,11 +11,10 @@ column come from a division by the row width, once per tile pixel outside the re
 from __future__ import annotations
 
 from ...config import Config
-from ...layers import conv2d
 from ...workload import Workload
 from . import conv2d as direct
 from . import pointwise
-from .common import round_up, schedule_pad
+from .common import row_tiled_compute, schedule_pad
 
 NAME = "conv2d_flat"
 KINDS = ("conv2d",)
@@ -25,7 +24,7 @@ def applicable(wl, target) -> bool:
     """Ungrouped convs whose rows the direct template's default tile does not divide (1x1
     stride-1 ones have ``pointwise``)."""
     return (wl.params["groups"] == 1 and not pointwise.applicable(wl, target)
-            and wl.params["out"][3] % direct.default(wl, target)["tile_w"] != 0)
+            and direct.ragged_rows(wl, target))
 
 
 space = pointwise.space
@@ -43,8 +42,7 @@ def view(wl) -> Workload:
     return Workload(wl.kind, tuple(sorted(p.items())))
 
 
-def compute(wl, cfg: Config):
-    return conv2d.compute(wl, out_w=round_up(wl.params["out"][3], cfg["tile_w"]))
+compute = row_tiled_compute  # over the flattened view's whole tiles
 
 
 def apply(sch, wl, cfg: Config, target) -> None:
