@@ -20,6 +20,7 @@ import time
 
 from . import records, templates
 from .build import compile_model, tuned_records
+from .frontend import load_model
 from .measure import workloads
 from .tuner import verdict
 
@@ -88,6 +89,7 @@ def confirm(model, target, log, input_shapes=None, deadline: float | None = None
     """Re-time every layer's finalists inside the network and append a verdict for each layer
     whose pick changes; the number of those. Nothing is recorded when the deadline passes
     first."""
+    model = load_model(model)  # read once: every variant builds from it
     tuned = tuned_records(target.key, [log], book=False)
     finalists = {wl.key: candidates(wl, target, tuned.get(wl.key, []))
                  for wl, _ in workloads(model, target, input_shapes)}
