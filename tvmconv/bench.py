@@ -86,18 +86,28 @@ def peers(model_path: str, threads: int, target) -> dict:
     return found
 
 
+PAUSE_SECONDS = 0.2  # between turns, for the last runtime's spinning worker threads to stop
+WARMUP_SECONDS, WARMUP_CALLS = 0.1, 3  # untimed calls at the start of each turn, at least
+
+
 def interleaved(runners: dict, feeds: dict, rounds: int, per_round: int) -> dict[str, list]:
     """Median-ready latencies per runner, the runners taking turns so machine noise hits all alike.
 
-    Each turn starts after a pause and a few untimed calls: the previous runtime's worker threads
-    keep spinning on the cores for a while after its last call (onnxruntime's and OpenVINO's by
-    default, TVM's too) and would be charged to the next one. On 2 cores that cost tvmconv 25%."""
+    Each turn starts after a pause and untimed calls. The pause: the previous runtime's worker
+    threads keep spinning on the cores for a while after its last call (onnxruntime's and
+    OpenVINO's by default, TVM's too) and would be charged to the next one; on 2 cores that cost
+    tvmconv 25%. The calls fill at least 0.1 s: after the pause the cores take 10-25 ms to get
+    back to speed (on a Zen 5 VM, SqueezeNet's first calls took 2.2, 1.7, 1.5 ms, then 1.25
+    with tvmconv and 2.6, 2.1, 1.9 then 1.7 with onnxruntime), so three calls of a short
+    network timed the ramp, not the runtime."""
     times = {name: [] for name in runners}
     for _ in range(rounds):
         for name, fn in runners.items():
-            time.sleep(0.2)
-            for _ in range(3):
+            time.sleep(PAUSE_SECONDS)
+            start, calls = time.perf_counter(), 0
+            while calls < WARMUP_CALLS or time.perf_counter() - start < WARMUP_SECONDS:
                 fn(feeds)
+                calls += 1
             for _ in range(per_round):
                 times[name].append(_timed(lambda: fn(feeds)))
     return times
