@@ -286,6 +286,24 @@ def test_pointwise_default_tiles_flattened_pixels(size, channels, block, tile_oc
     assert_close(run_tvmconv(model, feeds, target="x86-avx2")[0], run_ort(model, feeds)[0])
 
 
+@pytest.mark.parametrize("target, size, chosen", [
+    ("x86-avx512", 13, "conv2d_direct"), ("x86-avx512", 28, "conv2d_direct"),
+    ("x86-avx512", 17, "conv2d_pointwise"),  # no default row tile divides 17 pixels
+    ("x86-avx2", 13, "conv2d_pointwise"), ("aarch64", 13, "conv2d_pointwise"),
+])
+def test_pointwise_conv_default_template_per_target(target, size, chosen):
+    """On AVX-512 a 1x1 conv whose rows the direct template's default tile divides runs on it by
+    default (faster in whole networks there); the pointwise template stays a tuning choice, and
+    the default where rows are ragged, on AVX2 and on ARM. Matches onnxruntime where it runs."""
+    spec = resolve(target)
+    model = single("Conv", (1, 64, size, size), {"w": weights((48, 64, 1, 1), 6, 0.1)}, ["w"])
+    wl = next(w for w in workloads(model, target) if w.kind == "conv2d")
+    names = [t.NAME for t in templates.templates_for(wl.kind, spec.family, wl, spec)]
+    assert names[0] == chosen and {"conv2d_direct", "conv2d_pointwise"} <= set(names), names
+    if spec.family == "x86":
+        feeds = rng_inputs(model)
+        assert_close(run_tvmconv(model, feeds, target=target)[0], run_ort(model, feeds)[0])
+
 @pytest.mark.parametrize("size, stride, sliced", [(14, 2, True), (19, 3, True), (56, 2, False)])
 def test_strided_pointwise_conv_on_ragged_rows_is_sliced(size, stride, sliced):
     """A strided 1x1 conv whose direct row tiles would run past its 7-pixel rows becomes a slice

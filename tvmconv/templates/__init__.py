@@ -2,14 +2,15 @@
 
 A template module declares ``NAME``, ``KINDS`` (workload kinds it serves), ``space(wl, target)``,
 ``default(wl, target)`` and ``apply(sch, wl, cfg, target)`` on an ``s_tir.Schedule``; optionally
-``applicable(wl, target)``, ``compute(wl, cfg)`` when the config changes what is computed (another
-algorithm, Winograd's, or the conv's ragged row tiles); when it reads the weights in another form
-(Winograd's taps), ``transform_weights(packed, wl, cfg)`` (numpy, for the tuner's kernel
-arguments) and ``weight_compute(wl, cfg)`` with ``weight_schedule(sch, wl, cfg, target)``: the
-kernel an artefact runs once as it loads, so that it keeps the smaller packed weights; and
+``applicable(wl, target)``, ``preferred(wl, target)`` (False: still a tuning choice, but listed
+after the templates that are), ``compute(wl, cfg)`` when the config changes what is computed
+(another algorithm, Winograd's, or the conv's ragged row tiles); when it reads the weights in
+another form (Winograd's taps), ``transform_weights(packed, wl, cfg)`` (numpy, for the tuner's
+kernel arguments) and ``weight_compute(wl, cfg)`` with ``weight_schedule(sch, wl, cfg, target)``:
+the kernel an artefact runs once as it loads, so that it keeps the smaller packed weights; and
 ``view(wl)``: the workload it computes and schedules instead, over the same buffers reshaped (a
-1x1 conv's pixels as one row). Split
-factors come from the config as fixed numbers, so any tuning record replays without a search.
+1x1 conv's pixels as one row). Split factors come from the config as fixed numbers, so any
+tuning record replays without a search.
 Adding a template is a new file plus one line in ``_MODULES``.
 """
 
@@ -35,7 +36,8 @@ class NotApplicable(Exception):
 
 def templates_for(kind: str, family: str, wl=None, target=None) -> list:
     """Template modules that can compute a workload kind on a target family, preferred first;
-    given a workload, only those whose ``applicable(wl, target)`` (if they define one) holds."""
+    given a workload, only those whose ``applicable(wl, target)`` (if they define one) holds, and
+    those whose ``preferred(wl, target)`` does not hold after the others."""
     if family not in _MODULES:
         from ..errors import TargetError
 
@@ -46,6 +48,8 @@ def templates_for(kind: str, family: str, wl=None, target=None) -> list:
         if kind in mod.KINDS and (wl is None or getattr(mod, "applicable",
                                                          lambda w, t: True)(wl, target)):
             found.append(mod)
+    if wl is not None:
+        found.sort(key=lambda mod: not getattr(mod, "preferred", lambda w, t: True)(wl, target))
     return found
 
 

@@ -35,6 +35,18 @@ def applicable(wl, target) -> bool:
             and all(tuple(s[2:4]) in (hw, (1, 1)) for _, s in p["operands"]))
 
 
+def preferred(wl, target) -> bool:
+    """Whether this template, rather than the direct one, computes the conv by default. Not on
+    AVX-512 where the direct template's default tile divides the rows (with 32 registers it
+    covers 7, 9, 11 or 13 pixels, two vectors of channels): untuned whole networks on a Zen 5,
+    alternating, ran faster with the direct default for every 1x1 conv (SqueezeNet 8%, ResNet-50
+    6%, MobileNetV2 4%, GoogLeNet 3-7%); inside ResNet-50 10 of its 13 1x1 convs ran 1.04-1.34x
+    faster, one 0.90x. On AVX2 the flattened pixels measured the faster (BENCHMARKS.md, eleventh
+    session); on ARM the choice is unmeasured and stays as it was."""
+    return not (target.family == "x86" and target.registers == 32
+                and not direct.ragged_rows(wl, target))
+
+
 def view(wl) -> Workload | None:
     """The same conv over a 1 x (H W) map: data, output and per-pixel operands flattened (None
     when the map is one row already)."""
