@@ -115,9 +115,11 @@ def _waste(wl, m: int) -> float:
 def default(wl, target) -> Config:
     """F(4,3) unless its edge tiles waste over 10% (then F(2,3): 14x14 and 13x13 layers ran 1.2-2x
     faster so in ResNets); for a dilated conv the tile of least waste x relative cost. Then the
-    biggest GEMM tile the registers hold: the GEMM's inner step needs only one broadcast and the
-    weight vectors besides its accumulators (28 of 32 measured best at 56x56), of a whole number
-    of tiles per row while that fills half the registers.
+    biggest GEMM tile of a whole number of tiles per row, while that fills half its budget:
+    all registers but the weight vectors and a broadcast, or with AVX-512 16 accumulators of its
+    32 registers. There, where the default had 28 (14 tiles x 2 vectors at 56x56, 112x112 and
+    55x55), the tuning logs' picks (finalists re-timed, ResNet-50's inside the network) held 14
+    in 8 of 9 layers. ARM's A64 (32 registers of 4 lanes) keeps 28: unmeasured.
 
     With 16 registers (AVX2, armv7) the GEMM tile is small, so the tile size of least GEMM work
     wins over the 10% rule: F(4,3) on 14x14 maps (16 x 16 computed, 2.25 products per output)
@@ -128,7 +130,7 @@ def default(wl, target) -> Config:
     at 14x14 (13 of the 15 zoo layers whose tile changed ran faster, median 1.06x). Whole
     networks, untuned, against the earlier defaults (interleaved runs): VGG 1.15-1.21x,
     ResNet-18 1.00-1.10x (median of four comparisons 1.06x), SqueezeNet unchanged."""
-    budget = target.registers - 4
+    budget = target.registers // 2 if target.lanes >= 16 else target.registers - 4
     acc = lambda c: c["tile_p"] * -(-c["tile_oc"] // target.lanes)  # noqa: E731
     if _dilated(wl):
         m = min(_tiles(wl, target), key=lambda t: _waste(wl, t) * RELATIVE_COST[t])
