@@ -43,8 +43,7 @@ def preferred(wl, target) -> bool:
     6%, MobileNetV2 4%, GoogLeNet 3-7%); inside ResNet-50 10 of its 13 1x1 convs ran 1.04-1.34x
     faster, one 0.90x. On AVX2 the flattened pixels measured the faster (BENCHMARKS.md, eleventh
     session); on ARM the choice is unmeasured and stays as it was."""
-    return not (target.family == "x86" and target.registers == 32
-                and not direct.ragged_rows(wl, target))
+    return target.lanes < 16 or direct.ragged_rows(wl, target)
 
 
 def view(wl) -> Workload | None:
