@@ -509,34 +509,30 @@ def test_bench_turns_warm_up_for_a_tenth_of_a_second(monkeypatch):
     """After the pause between turns the cores take 10-25 ms to get back to speed: each turn's
     untimed calls fill at least 0.1 s, so a short network's timed calls come after that ramp
     (three calls of SqueezeNet did not), and at least three calls for a long one."""
+    import itertools
     import time
 
     from tvmconv import bench
 
     monkeypatch.setattr(bench, "PAUSE_SECONDS", 0.0)
-    calls = {"short": [], "long": []}
+    calls = []  # (runner, start), in call order
 
     def runner(name, secs):
         def run(feeds):
-            calls[name].append(time.perf_counter())
+            calls.append((name, time.perf_counter()))
             time.sleep(secs)
         return run
 
     times = bench.interleaved({"short": runner("short", 0.005), "long": runner("long", 0.06)},
                               {}, rounds=2, per_round=2)
-    assert [len(t) for t in times.values()] == [4, 4]
-    for name, made in calls.items():
-        turns, turn = [], [made[0]]  # a turn ends where the other runner's turn left a gap
-        for prev, t in zip(made, made[1:]):
-            if t - prev > 0.09:
-                turns.append(turn)
-                turn = []
-            turn.append(t)
-        turns.append(turn)
-        assert len(turns) == 2, name
-        for turn in turns:  # its last two calls are the timed ones
-            assert len(turn) - 2 >= 3 and turn[-2] - turn[0] >= bench.WARMUP_SECONDS, name
-            assert name == "long" or len(turn) - 2 >= 15  # 0.1 s of 5 ms calls
+    assert [len(t) for t in times.values()] == [2 * 2, 2 * 2]
+    turns = [(name, [t for _, t in group])
+             for name, group in itertools.groupby(calls, key=lambda c: c[0])]
+    assert [name for name, _ in turns] == ["short", "long"] * 2
+    for name, starts in turns:  # each turn's last two calls are the timed ones
+        assert len(starts) - 2 >= 3 and starts[-2] - starts[0] >= bench.WARMUP_SECONDS, name
+        assert name == "long" or len(starts) - 2 >= 5  # 0.1 s of 5 ms calls: more than 3
+
 
 def test_cli_run_profile(two_io_artefact):
     """``run --profile``: the artefact's kernels timed inside the network, named by layer."""
