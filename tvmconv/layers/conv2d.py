@@ -132,19 +132,15 @@ def stages(wl, data: te.Tensor, out_w: int | None = None, pad_columns: bool = Fa
     ow = out_shape[3]
     cw = max(ow, out_w or ow)
     conv_shape = (*out_shape[:3], cw, out_shape[4])
-    if flat is not None:
-        padded = padded_input(wl, data, flat)
-        conv = conv2d_nchwc(padded, kernel, p["strides"], p["dilations"], conv_shape, p["groups"],
-                            flat=flat)
+    padded = padded_input(wl, data, flat or (out_shape[2], cw if pad_columns else ow))
+    # columns past a row's end re-read its last padded one (a flat row clamps its pixel instead)
+    last = int(padded.shape[3]) - 1 if flat is None and cw > ow and not pad_columns else None
+    if wl.kind == "depthwise2d":
+        conv = depthwise_nchwc(padded, kernel, p["strides"], p["dilations"], conv_shape,
+                               p["multiplier"], last)
     else:
-        padded = padded_input(wl, data, (out_shape[2], cw if pad_columns else ow))
-        last = int(padded.shape[3]) - 1 if cw > ow and not pad_columns else None
-        if wl.kind == "depthwise2d":
-            conv = depthwise_nchwc(padded, kernel, p["strides"], p["dilations"], conv_shape,
-                                   p["multiplier"], last)
-        else:
-            conv = conv2d_nchwc(padded, kernel, p["strides"], p["dilations"], conv_shape,
-                                p["groups"], last)
+        conv = conv2d_nchwc(padded, kernel, p["strides"], p["dilations"], conv_shape, p["groups"],
+                            last, flat)
     out = epilogue(conv, p["steps"], operands, shape=out_shape, name=name)
     return [kernel, *(operands[i] for i in sorted(operands))], out
 
