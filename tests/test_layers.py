@@ -241,6 +241,19 @@ def test_rgb_input_is_read_in_place(target):
     check_vs_ort(model)
 
 
+@pytest.mark.parametrize("target", ["x86-avx2", "x86-avx512"])
+def test_prelu_fused_behind_a_grouped_conv(target):
+    """PReLU reads its per-channel slope inside the fused epilogue's vector loop. Read under the
+    binding of the conv's value, TVM's common-subexpression pass emitted LLVM IR that failed to
+    verify (groups of 16 channels, AVX2); a fuzzed network found it."""
+    c = 48
+    nodes = [_conv_node("x", "c", "w", group=3, pads=[1, 1, 1, 1]),
+             helper.make_node("Add", ["c", "x"], ["a"]),
+             helper.make_node("PRelu", ["a", "s"], ["y"])]
+    check_vs_ort(make_model(nodes, {"x": (1, c, 9, 10)}, ["y"], {
+        "w": _he((c, c // 3, 3, 3)), "s": weights((c, 1, 1), 5, 0.3)}), target=target)
+
+
 CONV_TRANSPOSES = {
     # id: (input shape, weight shape (IC, OC/groups, KH, KW), attributes)
     "k4_s2_p1": ((1, 16, 6, 7), (16, 8, 4, 4), {"strides": [2, 2], "pads": [1, 1, 1, 1]}),

@@ -107,6 +107,12 @@ def _conv_few_channels():
                                            "b": weights(3, 2)}, ["w", "b"], pads=[2, 2, 2, 2])
 
 
+def _conv_one_out_channel():
+    """One output channel: Winograd's weight transform over blocks of one channel, loops of one."""
+    return single("Conv", (1, 20, 9, 8), {"w": weights((1, 20, 3, 3), 1, 0.2)}, ["w"],
+                  pads=[1, 1, 1, 1])
+
+
 def _conv_dilated():
     """Dilated 2 on an odd size: Winograd's tiles interleave beside the direct template."""
     return single("Conv", (1, 16, 17, 23), {"w": weights((24, 16, 3, 3), 1, 0.2),
@@ -118,6 +124,7 @@ CASES = {
     # id: (model builder, workload kind the configs are drawn for)
     "conv2d_dilated": (_conv_dilated, "conv2d"),
     "conv2d_few_channels": (_conv_few_channels, "conv2d"),
+    "conv2d_one_out_channel": (_conv_one_out_channel, "conv2d"),
     "instance_norm_blocked": (lambda: image_to_image(), "instance_norm"),
     "conv2d_relu": (_conv_relu, "conv2d"),
     "conv2d_prime": (_conv_prime, "conv2d"),

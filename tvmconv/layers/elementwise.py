@@ -18,12 +18,18 @@ def _f(v: float):
 def _once(fn):
     """``fn`` with its argument bound to a variable first. The functions here read their argument
     many times, and TVM copies a nested argument's whole expression into every read: Mish
-    (tanh of log of exp) took 89 s to compile so, 1 s with each argument bound once."""
+    (tanh of log of exp) took 89 s to compile so, 1 s with each argument bound once.
+    Operands read inside (PReLU's slope) are bound too, outside the value: read in the value's
+    binding under a vector loop, TVM's common-subexpression pass made LLVM IR that failed to
+    verify (PReLU after a grouped conv on AVX2)."""
     def bound(x, *rest, **options):
-        if isinstance(x, (tirx.Var, tirx.FloatImm)):
-            return fn(x, *rest, **options)
-        v = tirx.Var("v", "float32")
-        return tirx.Let(v, x, fn(v, *rest, **options))
+        exprs = [a for a in (x, *rest) if isinstance(a, tirx.Expr)
+                 and not isinstance(a, (tirx.Var, tirx.FloatImm))]
+        names = {id(a): tirx.Var("v", "float32") for a in exprs}
+        body = fn(*(names.get(id(a), a) for a in (x, *rest)), **options)
+        for a in exprs:  # x innermost
+            body = tirx.Let(names[id(a)], a, body)
+        return body
     bound.__doc__ = fn.__doc__
     return bound
 

@@ -169,7 +169,7 @@ def weight_schedule(sch, wl, cfg: Config, target) -> None:
     sch.reorder(o, i, j, e, f, r, c)
     sch.parallel(sch.fuse(o, i))
     gg = sch.get_sblock("winograd_Gg")
-    sch.compute_at(gg, j)
+    sch.compute_at(gg, j, preserve_unit_loops=True)
     e2, l2, c2, r2 = sch.get_loops(gg)[-4:]
     sch.reorder(e2, l2, r2, c2)
     vector_reduction(sch, gg, c2, r2, (e2, l2, r2))
