@@ -235,6 +235,18 @@ def test_zoo_compiles_for_cuda(zoo_model, name, monkeypatch):
 
 
 @needs_nvcc
+@needs_nvcc
+def test_conv_steps_stage_whole_input_blocks():
+    """65 channels arrive in blocks of 4 from the first conv; the second's default read 13 a step,
+    across block boundaries, and TVM staged 18 blocks: 50 KB of shared memory, which ptxas
+    refused (48 KB). A fuzzed network found it."""
+    nodes = [helper.make_node("Conv", ["x", "w1"], ["c"]),
+             helper.make_node("Conv", ["c", "w2"], ["y"], pads=[1, 1, 1, 1])]
+    model = make_model(nodes, {"x": (1, 30, 46, 51)}, ["y"],
+                       {"w1": weights((65, 30, 7, 7), 1, 0.05), "w2": weights((65, 65, 3, 3), 2)})
+    tvmconv.compile(model, target="cuda")  # nvcc compiles every kernel
+
+
 def test_cuda_artefact(tmp_path):
     """A CUDA artefact exports as one file; on a machine with a GPU it runs and matches
     onnxruntime, elsewhere loading it says why it cannot run."""

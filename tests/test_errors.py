@@ -122,6 +122,11 @@ MISFITS = {  # case: (nodes, inputs, constants, what the message names)
     "clip_vector": ([_node("Clip", "x", "lo")], X, {"lo": np.zeros(2, np.float32)},
                     "must be scalars"),
     "softmax_axis": ([_node("Softmax", "x", axis=4)], X, {}, "Softmax node 'my_softmax'"),
+    "conv_float64_weights": ([_node("Conv", "x", "w")], X, {"w": np.ones((4, 3, 3, 3))},
+                             "Conv node 'my_conv': its input types do not fit.*double"),
+    "gemm_int_bias": ([_node("Gemm", "x", "w", "b")], {"x": (2, 8)},
+                      {"w": np.ones((8, 3), np.float32), "b": np.ones(3, np.int32)},
+                      "Gemm node 'my_gemm': its input types do not fit.*int32"),
 }
 
 

@@ -37,3 +37,6 @@ def check_node(ctx: Context, node, names: list[str]) -> None:
         shapes = ", ".join(str(list(ctx.shape(n))) for n in names if n)
         raise ModelError(f"{node.op_type} node {node.name!r}: its inputs "
                          f"({shapes}) do not fit: {reason}") from None
+    except onnx.checker.ValidationError as e:  # an input's type (a float64 weight of a float conv)
+        raise ModelError(f"{node.op_type} node {node.name!r}: its input types do not fit: "
+                         f"{str(e).splitlines()[0]}") from None

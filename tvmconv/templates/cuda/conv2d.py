@@ -45,6 +45,15 @@ def shared_floats(wl, cfg: Config) -> int:
     return channels * rows * cols + oc_blocks * cfg["rc"] * kh * kw * ib * ob
 
 
+def whole_data_blocks(wl, cfg: Config) -> bool:
+    """Whether a step's input channels cover whole blocks of the input's layout, or lie within
+    one. Across a block boundary TVM could not bound the staged region and staged every block,
+    and one more (65 channels in blocks of 4, 13 a step: 50 KB of shared memory, not 12)."""
+    step = cfg["rc"] * wl.params["kernel"][4]
+    block = wl.params["data"][4]
+    return step % block == 0 or block % step == 0
+
+
 def applicable(wl, target) -> bool:
     """Whether the smallest tile's staging fits shared memory (a 29 x 29 kernel's weights do not:
     such a conv runs as ``stages``' thread per output)."""
@@ -65,6 +74,7 @@ def space(wl, target) -> Space:
 
     def valid(c):
         return (ow % (c["tile_x"] * c["thr_x"]) == 0 and oh % (c["tile_y"] * c["thr_y"]) == 0
+                and whole_data_blocks(wl, c)
                 and ocb % (c["tile_oc"] * c["thr_oc"]) == 0 and threads(c) <= MAX_THREADS
                 and accumulators(c, ob) <= MAX_ACCUMULATORS
                 and 4 * shared_floats(wl, c) <= SHARED_BYTES)
