@@ -31,8 +31,8 @@ def accumulators(cfg: Config, ob: int) -> int:
 
 
 def shared_floats(wl, cfg: Config) -> int:
-    """Floats a block stages per step: its input tile (every group its channel tile spans) and its
-    weights."""
+    """Floats a block stages per step, as TVM sizes them: its input tile (every group its channel
+    tile spans, in whole blocks of the input's layout) and its weights."""
     p = wl.params
     _, icgb, kh, kw, ib, ob = p["kernel"]
     (sh, sw), (dh, dw) = p["strides"], p["dilations"]
@@ -41,24 +41,37 @@ def shared_floats(wl, cfg: Config) -> int:
     oc_blocks = cfg["thr_oc"] * cfg["tile_oc"]
     per_group = p["out"][1] // p["groups"]
     spanned = -(-oc_blocks // per_group) if p["groups"] > 1 else 1
-    channels = max(((spanned - 1) * icgb + cfg["rc"]) * ib, p["data"][4])
+    block = p["data"][4]
+    channels = -(-((spanned - 1) * icgb + cfg["rc"]) * ib // block) * block  # whole blocks
     return channels * rows * cols + oc_blocks * cfg["rc"] * kh * kw * ib * ob
 
 
-def whole_data_blocks(wl, cfg: Config) -> bool:
-    """Whether a step's input channels cover whole blocks of the input's layout, or lie within
-    one. Across a block boundary TVM could not bound the staged region and staged every block,
-    and one more (65 channels in blocks of 4, 13 a step: 50 KB of shared memory, not 12)."""
-    step = cfg["rc"] * wl.params["kernel"][4]
+def steps(wl) -> list[int]:
+    """Input-channel blocks a reduction step may stage: those whose channels cover whole blocks
+    of the input's layout or lie within one, else all at once. Across a block boundary TVM could
+    not bound the staged region and staged every block and one more (65 channels in blocks of
+    4, 13 a step: 50 KB of shared memory, not 12)."""
+    icb, ib = wl.params["kernel"][1], wl.params["kernel"][4]
     block = wl.params["data"][4]
-    return step % block == 0 or block % step == 0
+    return [rc for rc in divisors(icb, 16)
+            if (rc * ib) % block == 0 or block % (rc * ib) == 0] or [icb]
+
+
+def whole_groups(wl, cfg: Config) -> bool:
+    """Whether a block's output channels are whole groups, or one channel block. TVM bounds the
+    input channels a block stages by its output channels' group, ``oc // per_group``; it cannot
+    prove a tile of several blocks inside one group stays there, and staged up to three groups'
+    channels past what ``shared_floats`` counts (2 blocks of 4 a group: 1050 floats, not 350)."""
+    oc_blocks = cfg["thr_oc"] * cfg["tile_oc"]
+    per_group = wl.params["out"][1] // wl.params["groups"]
+    return wl.params["groups"] == 1 or oc_blocks == 1 or oc_blocks % per_group == 0
 
 
 def applicable(wl, target) -> bool:
     """Whether the smallest tile's staging fits shared memory (a 29 x 29 kernel's weights do not:
     such a conv runs as ``stages``' thread per output)."""
     one = Config.of({"tile_x": 1, "thr_x": 1, "tile_y": 1, "thr_y": 1, "tile_oc": 1, "thr_oc": 1,
-                     "rc": 1, "unroll": 0})
+                     "rc": steps(wl)[0], "unroll": 0})
     return 4 * shared_floats(wl, one) <= SHARED_BYTES
 
 
@@ -68,14 +81,14 @@ def space(wl, target) -> Space:
         "tile_x": divisors(ow, 4), "thr_x": divisors(ow, 64),
         "tile_y": divisors(oh, 4), "thr_y": divisors(oh, 32),
         "tile_oc": divisors(ocb, 4), "thr_oc": divisors(ocb, 64),
-        "rc": divisors(wl.params["kernel"][1], 16),
+        "rc": steps(wl),
         "unroll": [0, 64, 512],
     }
 
     def valid(c):
         return (ow % (c["tile_x"] * c["thr_x"]) == 0 and oh % (c["tile_y"] * c["thr_y"]) == 0
-                and whole_data_blocks(wl, c)
                 and ocb % (c["tile_oc"] * c["thr_oc"]) == 0 and threads(c) <= MAX_THREADS
+                and whole_groups(wl, c)
                 and accumulators(c, ob) <= MAX_ACCUMULATORS
                 and 4 * shared_floats(wl, c) <= SHARED_BYTES)
 
