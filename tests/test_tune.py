@@ -108,6 +108,24 @@ def test_first_batch_all_failing_stops_with_the_error(tiny, tmp_path, monkeypatc
         tuner.run(trials=4, deadline=None)
 
 
+@pytest.mark.parametrize("mode", ["nearest", "linear"])
+def test_resize_is_measured_with_tables_inside_its_input(mode):
+    """A resize kernel gathers through index tables it takes as inputs; measured with random
+    ones it read past a one-column input, and a candidate could differ from the reference by
+    what lay there (a fuzz of template configs found one)."""
+    scales = numpy_helper.from_array(np.array([1, 1, 2, 3], np.float32), "s")
+    node = helper.make_node("Resize", ["x", "", "s"], ["y"], mode=mode)
+    graph = helper.make_graph([node], "g", [helper.make_tensor_value_info(
+        "x", TensorProto.FLOAT, [1, 3, 2, 1])], [helper.make_tensor_value_info(
+            "y", TensorProto.FLOAT, None)], [scales])
+    model = helper.make_model(graph, opset_imports=[helper.make_opsetid("", 17)])
+    (wl,) = [w for w, _ in workloads(model, resolve("x86")) if w.kind == "resize"]
+    x, rows, cols = kernel_inputs(wl)[0]
+    for table, size in ((rows, x.shape[2]), (cols, x.shape[3])):
+        index = table[:2] if mode == "linear" else table[:1]
+        assert index.min() >= 0 and index.max() <= size - 1 and (index == index.round()).all()
+
+
 def test_rpc_runner_against_local_server(tiny, tmp_path):
     """Measure one kernel through TVM's RPC server on loopback, as on a board."""
     from tvm import rpc

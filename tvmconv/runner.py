@@ -288,10 +288,13 @@ def kernel_inputs(wl, template=None, cfg=None, seed: int = 0) -> tuple[list, tup
     keep log/sqrt/div epilogues finite;
     a template with its own weight form gets them transformed."""
     from . import kernels
+    from .layers import transform
 
     shapes = [tuple(int(d) for d in t.shape) for t in kernels.COMPUTES[wl.kind](wl)]
     rng = np.random.default_rng(seed)
     inputs = [rng.uniform(0.5, 1.5, s).astype("float32") for s in shapes[:-1]]
+    if wl.kind == "resize":  # index tables
+        inputs[1:3] = transform.resize_tables(wl, rng)
     if hasattr(template, "transform_weights"):
         inputs[1] = template.transform_weights(inputs[1], wl, cfg)
     return inputs, shapes[-1]

@@ -75,6 +75,18 @@ def resize(wl):
     return [x, rows, cols, te.compute(p["out"], body, name="resize")]
 
 
+def resize_tables(wl, rng) -> list:
+    """Row and column tables a resize kernel can be measured with: source indices within the
+    input (random ones read past it) and weights in [0, 1)."""
+    def table(rows, size, length):
+        t = rng.uniform(0.0, 1.0, (rows, length))
+        t[:min(rows, 2)] = rng.integers(0, size, (min(rows, 2), length))
+        return t.astype("float32")
+
+    (_, _, h, w, *_), rows, cols = wl.params["inputs"][:3]
+    return [table(rows[0], h, rows[1]), table(cols[0], w, cols[1])]
+
+
 def _slice_axes(p):
     """(starts, steps) over every axis: any past the sliced ones (a channel block's lanes) are
     taken whole."""
