@@ -1721,3 +1721,14 @@ def test_group_norm(shape):
 def test_group_norm_groups_must_divide_the_channels():
     with pytest.raises(tvmconv.ModelError, match="5 groups do not divide"):
         tvmconv.compile(_group_norm((1, 12, 4, 4), 5, 12))
+
+
+@pytest.mark.parametrize("seed", range(6))
+def test_fuzzed_network(seed):
+    """A random small CNN from ``scripts/fuzz.py`` (odd shapes, groups, pads, pools, squeeze-
+    excite, residuals, concats, shuffles, resizes; batches of 1-3) against onnxruntime: such
+    networks found five bugs the fixed shapes above had missed."""
+    import fuzz
+
+    model, _, _ = fuzz.network(np.random.default_rng(seed), batch=True)
+    check_vs_ort(model, seed=seed)
