@@ -16,6 +16,7 @@ import time
 import numpy as np
 import onnx
 import pytest
+from conftest import single
 from onnx import TensorProto, helper, numpy_helper
 
 import tvmconv
@@ -113,12 +114,8 @@ def test_resize_is_measured_with_tables_inside_its_input(mode):
     """A resize kernel gathers through index tables it takes as inputs; measured with random
     ones it read past a one-column input, and a candidate could differ from the reference by
     what lay there (a fuzz of template configs found one)."""
-    scales = numpy_helper.from_array(np.array([1, 1, 2, 3], np.float32), "s")
-    node = helper.make_node("Resize", ["x", "", "s"], ["y"], mode=mode)
-    graph = helper.make_graph([node], "g", [helper.make_tensor_value_info(
-        "x", TensorProto.FLOAT, [1, 3, 2, 1])], [helper.make_tensor_value_info(
-            "y", TensorProto.FLOAT, None)], [scales])
-    model = helper.make_model(graph, opset_imports=[helper.make_opsetid("", 17)])
+    model = single("Resize", (1, 3, 2, 1), {"s": np.array([1, 1, 2, 3], np.float32)}, ["", "s"],
+                   mode=mode)
     (wl,) = [w for w, _ in workloads(model, resolve("x86")) if w.kind == "resize"]
     x, rows, cols = kernel_inputs(wl)[0]
     for table, size in ((rows, x.shape[2]), (cols, x.shape[3])):
