@@ -120,8 +120,19 @@ def _conv_dilated():
                   pads=[2, 2, 2, 2], dilations=[2, 2])
 
 
+def _conv_row_operand(k=1, operand=(17,)):
+    """A conv on ragged 17-pixel rows times a constant broadcast along rows or columns: the
+    flattened-pixel templates cannot index it, and must not take the conv."""
+    nodes = [helper.make_node("Conv", ["x", "w"], ["c"], pads=[k // 2] * 4),
+             helper.make_node("Mul", ["c", "k"], ["y"])]
+    return make_model(nodes, {"x": (1, 16, 3, 17)}, ["y"],
+                      {"w": weights((16, 16, k, k), 1, 0.2), "k": weights(operand, 2)})
+
+
 CASES = {
     # id: (model builder, workload kind the configs are drawn for)
+    "conv2d_row_operand": (_conv_row_operand, "conv2d"),
+    "conv2d_3x3_column_operand": (lambda: _conv_row_operand(3, (3, 1)), "conv2d"),
     "conv2d_dilated": (_conv_dilated, "conv2d"),
     "conv2d_few_channels": (_conv_few_channels, "conv2d"),
     "conv2d_one_out_channel": (_conv_one_out_channel, "conv2d"),

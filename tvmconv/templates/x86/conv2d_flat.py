@@ -24,7 +24,7 @@ def applicable(wl, target) -> bool:
     """Ungrouped convs whose rows the direct template's default tile does not divide (1x1
     stride-1 ones have ``pointwise``)."""
     return (wl.params["groups"] == 1 and not pointwise.applicable(wl, target)
-            and direct.ragged_rows(wl, target))
+            and pointwise.operands_flatten(wl) and direct.ragged_rows(wl, target))
 
 
 space = pointwise.space

@@ -29,10 +29,17 @@ L1_BYTES, L2_BYTES = 32 << 10, 1 << 20
 
 def applicable(wl, target) -> bool:
     p = wl.params
-    hw = tuple(p["out"][2:4])
     return (p["kernel_hw"] == (1, 1) and p["strides"] == (1, 1) and p["groups"] == 1
-            and not any(p["pads"]) and tuple(p["data"][2:4]) == hw
-            and all(tuple(s[2:4]) in (hw, (1, 1)) for _, s in p["operands"]))
+            and not any(p["pads"]) and tuple(p["data"][2:4]) == tuple(p["out"][2:4])
+            and operands_flatten(wl))
+
+
+def operands_flatten(wl) -> bool:
+    """Whether each operand of the epilogue is per pixel or per channel, as the flattened view
+    can index it: one broadcast along the rows or the columns (an (H, 1) or (1, W) constant)
+    cannot be, and read past its end (a fuzzed network found it)."""
+    hw = tuple(wl.params["out"][2:4])
+    return all(tuple(s[2:4]) in (hw, (1, 1)) for _, s in wl.params["operands"])
 
 
 def preferred(wl, target) -> bool:
