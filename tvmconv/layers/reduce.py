@@ -59,12 +59,20 @@ def lrn(wl) -> list[te.Tensor]:
 
 def _moments(read, outer: tuple, inner: tuple):
     """Mean and (biased) variance of ``read(o, r)`` over the ``inner`` extents, per ``outer``
-    index ``o``."""
+    index ``o``. The mean sums the values less the first one, then adds it back: exact for a
+    constant channel (an upsampled 1x1 map), where a rounding error in a plain sum, divided by
+    sqrt(epsilon), would come out of the normalisation as a visible offset."""
     count = math.prod(inner)
     # TE allows a reduction only as the whole body of a compute: scale inside the sum
     inv = tirx.const(1.0 / count, "float32")
+    first = [0] * len(inner)
     axes = [te.reduce_axis((0, d), f"r{k}") for k, d in enumerate(inner)]
-    mean = te.compute(outer, lambda *o: te.sum(read(o, axes) * inv, axis=axes), name="norm_mean")
+    shifted = te.compute(outer, lambda *o: te.sum((read(o, axes) - read(o, first)) * inv,
+                                                  axis=axes), name="norm_mean")
+
+    def mean(*o):
+        return read(o, first) + shifted(*o)
+
     axes2 = [te.reduce_axis((0, d), f"s{k}") for k, d in enumerate(inner)]
 
     def sqdev(*o):
@@ -117,7 +125,7 @@ def layer_norm(wl) -> list[te.Tensor]:
     bias = te.placeholder((cols,), name="bias")
     mean, var = _moments(lambda o, r: x(*o, *r), (rows,), (cols,))
     eps = tirx.const(p["epsilon"], "float32")
-    out = te.compute((rows, cols), lambda i, j: (x[i, j] - mean[i]) / tirx.sqrt(var[i] + eps)
+    out = te.compute((rows, cols), lambda i, j: (x[i, j] - mean(i)) / tirx.sqrt(var[i] + eps)
                      * scale[j] + bias[j], name="layer_norm")
     return [x, scale, bias, out]
 
