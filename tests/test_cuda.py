@@ -55,6 +55,9 @@ def serial(func):
     text = func.script().replace("T.thread_binding(", "T.serial(")
     text = re.sub(r', thread="[^"]+"', "", text)
     text = re.sub(r', scope="(local|shared)"', "", text)
+    # the printer names a parameter's data pointer ``p.source.data`` where its buffer views a
+    # (1,) parameter as another shape; the parser knows it as ``p.data``
+    text = text.replace(".source.data", ".data")
     return tvm.script.from_source(text)
 
 
