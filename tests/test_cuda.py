@@ -79,7 +79,10 @@ def run_cuda_plan_on_cpu(model, feeds: dict) -> list[np.ndarray]:
         mod = lower(graph, CUDA, tuned_records(CUDA.key, []))
     finally:
         kernels.prim_func = real
-    vm = VirtualMachine(tvm.compile(mod, target=tvm.target.Target({"kind": "llvm"})), tvm.cpu())
+    # LLVM's loop vectorizer miscompiles a serial 256-thread loop reading in1[base + i % 4]
+    # (it loads base..base+7): the CPU stand-in must not auto-vectorize what a GPU runs as threads
+    cpu = tvm.target.Target({"kind": "llvm", "cl-opt": ["-vectorize-loops=false"]})
+    vm = VirtualMachine(tvm.compile(mod, target=cpu), tvm.cpu())
     outs = vm["main"](*[tvm.runtime.tensor(feeds[n]) for n in graph.inputs])
     return [o.numpy() for o in outs]
 
