@@ -61,6 +61,15 @@ def serial(func):
     return tvm.script.from_source(text)
 
 
+def cpu_standin():
+    """The CPU target the serial kernels compile for. LLVM's loop vectorizer miscompiles a
+    serial 256-thread loop reading in1[base + i % 4] (it loads base..base+7), so it is off: the
+    CPU must not auto-vectorize what a GPU runs as threads."""
+    import tvm
+
+    return tvm.target.Target({"kind": "llvm", "cl-opt": ["-vectorize-loops=false"]})
+
+
 def run_cuda_plan_on_cpu(model, feeds: dict) -> list[np.ndarray]:
     """The network as compiled for CUDA (layout plan, packed weights, CUDA schedules), with every
     kernel made serial and run on this CPU."""
@@ -79,10 +88,7 @@ def run_cuda_plan_on_cpu(model, feeds: dict) -> list[np.ndarray]:
         mod = lower(graph, CUDA, tuned_records(CUDA.key, []))
     finally:
         kernels.prim_func = real
-    # LLVM's loop vectorizer miscompiles a serial 256-thread loop reading in1[base + i % 4]
-    # (it loads base..base+7): the CPU stand-in must not auto-vectorize what a GPU runs as threads
-    cpu = tvm.target.Target({"kind": "llvm", "cl-opt": ["-vectorize-loops=false"]})
-    vm = VirtualMachine(tvm.compile(mod, target=cpu), tvm.cpu())
+    vm = VirtualMachine(tvm.compile(mod, target=cpu_standin()), tvm.cpu())
     outs = vm["main"](*[tvm.runtime.tensor(feeds[n]) for n in graph.inputs])
     return [o.numpy() for o in outs]
 
@@ -151,6 +157,15 @@ def _layers() -> dict:
                               {"p": np.array([0, 1, 2, 1, 0, 2, 1, 3], np.int64)}, ["p"],
                               mode="reflect"),
         "depth_to_space": single("DepthToSpace", (1, 18, 4, 5), blocksize=3, mode="CRD"),
+        # an elementwise kernel viewing its (1,) operand; the serial stand-in had failed to parse
+        "mul_by_one_value": single("Mul", (2, 15, 1, 6), {"k": weights(1, 7)}, ["k"]),
+        # 17 channels in blocks of 4 on 32 x 68: the SE multiply's CPU stand-in had been
+        # miscompiled by LLVM's loop vectorizer
+        "squeeze_excite": make_model(
+            [helper.make_node("Conv", ["x", "w"], ["c"], pads=[1, 1, 1, 1]),
+             helper.make_node("GlobalAveragePool", ["c"], ["g"]),
+             helper.make_node("Sigmoid", ["g"], ["s"]), helper.make_node("Mul", ["c", "s"], ["y"])],
+            {"x": (1, 17, 32, 68)}, ["y"], {"w": weights((17, 17, 3, 3), 8, 0.2)}),
         "resize": single("Resize", (1, 3, 5, 7),
                          {"roi": np.zeros(0, np.float32),
                           "scales": np.array([1, 1, 2, 3], np.float32)},
@@ -182,7 +197,7 @@ def test_cuda_template_spaces(case):
     from tvmconv.runner import kernel_inputs
 
     rng = random.Random(0)
-    cpu = tvm.target.Target({"kind": "llvm"})
+    cpu = cpu_standin()
     for wl in _workloads(LAYERS[case]):
         inputs, out_shape = kernel_inputs(wl)
         ref_lib = tvm.compile(tvm.IRModule({"main": te.create_prim_func(kernels.tensors(wl))}),
