@@ -355,6 +355,34 @@ class Net:
                          (c, h, w))
         return self.node("Add", [x, wide], (c, h, w))
 
+    def dense_to_map(self, x: str) -> str:
+        """A generator's projection: flattened, a Gemm, reshaped back to a small map."""
+        c, h, w = self.shape[x]
+        if c * h * w > 4096:
+            return x
+        c2, h2, w2 = (int(v) for v in self.rng.integers(1, [17, 9, 9]))
+        flat = self.node("Flatten", [x], None)
+        y = self.node("Gemm", [flat, self.const(self.rng.standard_normal((c * h * w, c2 * h2 * w2))
+                                                / np.sqrt(c * h * w)),
+                               self.const(self.rng.standard_normal(c2 * h2 * w2) * 0.1)], None)
+        self.layers.append(f"dense {c}x{h}x{w} -> {c2}x{h2}x{w2}")
+        return self.node("Reshape", [y, self.const([self.batch, c2, h2, w2], "int64")],
+                         (c2, h2, w2))
+
+    def branches(self, x: str) -> str:
+        """Inception-style: a 1x1 conv, a 3x3 conv and a pooled 1x1 conv of one input, joined
+        by a concat or by an elementwise Sum, Max, Min or Mean of equal widths."""
+        c, h, w = self.shape[x]
+        join = str(self.rng.choice(["Concat", "Sum", "Max", "Min", "Mean"]))
+        width = None if join == "Concat" else int(self.rng.integers(1, 41))
+        pooled = self.node("MaxPool", [x], (c, h, w), kernel_shape=[3, 3], pads=[1] * 4)
+        parts = [self.conv(x, width, 1, 1, 1), self.conv(x, width, 3, 1, 1, same=True),
+                 self.conv(pooled, width, 1, 1, 1)]
+        self.layers.append(f"branches joined by {join}")
+        if join == "Concat":
+            return self.node(join, parts, (sum(self.shape[t][0] for t in parts), h, w), axis=1)
+        return self.node(join, parts, (width, h, w))
+
     def head(self, x: str) -> str:
         c = self.shape[x][0]
         n = int(self.rng.integers(1, 21))
@@ -378,7 +406,8 @@ def network(rng, batch: bool) -> tuple[onnx.ModelProto, list[str], tuple]:
     grow = [net.conv] * 8 + [net.activation] * 2 + [
         net.pool, net.squeeze_excite, net.residual, net.concat, net.shuffle, net.conv_transpose,
         net.pad, net.norm, net.reduce, net.slice, net.split, net.rearrange, net.binary,
-        net.unary, net.channels_last, net.channel_softmax, net.global_pool]
+        net.unary, net.channels_last, net.channel_softmax, net.global_pool, net.dense_to_map,
+        net.branches]
     x = "x"
     for _ in range(int(rng.integers(2, 8))):
         x = grow[int(rng.integers(len(grow)))](x)
