@@ -159,7 +159,7 @@ class Net:
         c, h, w = self.shape[x]
         r = self.rng
         k, s = int(r.integers(1, 5)), int(r.integers(1, 4))
-        d = 1 if s > 1 or r.random() < 0.6 else 2  # tvmconv dilates only at stride 1
+        d = 1 if r.random() < 0.7 else 2
         group = c if r.random() < 0.2 else 1
         out = group * int(r.integers(1, 3)) if group > 1 else int(r.integers(1, 33))
         pads = [int(r.integers(0, (k - 1) * d + 1)) for _ in range(4)]

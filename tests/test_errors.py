@@ -178,14 +178,6 @@ def test_resize_outside_scope(attrs, scales, match):
         tvmconv.compile(model)
 
 
-def test_conv_transpose_outside_scope():
-    """Dilation and stride both above 1 on an axis of a ConvTranspose is refused by name."""
-    model = single("ConvTranspose", (1, 4, 5, 5), {"w": weights((4, 2, 3, 3))}, ["w"],
-                   strides=[2, 2], dilations=[2, 2])
-    with pytest.raises(tvmconv.UnsupportedError, match="dilation and stride"):
-        tvmconv.compile(model)
-
-
 def test_symbolic_dimension_needs_a_shape():
     """A symbolic non-batch dimension is an error until ``input_shapes`` fixes it."""
     model = single("Relu", (1, 3, 4, 4))

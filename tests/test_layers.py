@@ -275,6 +275,13 @@ CONV_TRANSPOSES = {
     "same_upper_kernel_below_stride": ((1, 8, 12, 11), (8, 2, 2, 2), {
         "strides": [3, 3], "group": 8, "auto_pad": "SAME_UPPER"}),  # no pads: 35 x 32, not 36 x 33
     "pads_beyond_stride": ((1, 4, 5, 5), (4, 5, 5, 5), {"strides": [2, 2], "pads": [4, 4, 4, 4]}),
+    # dilation on a strided axis: zero taps of an undilated kernel
+    "s2_dilation2": ((1, 6, 5, 4), (6, 3, 3, 3), {"strides": [2, 2], "dilations": [2, 2],
+                                                  "pads": [1, 0, 2, 1]}),
+    "s2x1_dilation2x3_output_padding": ((1, 4, 5, 6), (4, 3, 2, 3), {
+        "strides": [2, 1], "dilations": [2, 3], "output_padding": [1, 0]}),
+    "depthwise_s3_dilation2": ((1, 8, 4, 5), (8, 1, 3, 3), {
+        "strides": [3, 3], "dilations": [2, 2], "group": 8, "pads": [1, 1, 1, 1]}),
 }
 
 
@@ -282,7 +289,7 @@ CONV_TRANSPOSES = {
 @pytest.mark.parametrize("case", list(CONV_TRANSPOSES))
 def test_conv_transpose(case, bias):
     """ConvTranspose (U-Net, FCN and GAN decoders) against onnxruntime: strides, groups,
-    dilation, pads, output_padding, output_shape and auto_pad."""
+    dilation (strided too), pads, output_padding, output_shape and auto_pad."""
     x_shape, w_shape, attrs = CONV_TRANSPOSES[case]
     consts, inputs = {"w": _he(w_shape)}, ["x", "w"]
     if bias:

@@ -77,20 +77,19 @@ def conv_transpose(ctx: Context, node, ins):
     Along an axis with stride s, output pixel s*q + r of the uncropped result sums
     x[q - j] * w[r + s*j] over j: a stride-1 conv of x with the phase-r taps of the kernel,
     flipped. One conv computes every phase as extra output channels, a pixel shuffle
-    (DepthToSpace, on channel blocks) interleaves them, and a slice crops the pads. Dilation is
-    supported at stride 1."""
+    (DepthToSpace, on channel blocks) interleaves them, and a slice crops the pads. Dilation
+    stays the conv's at stride 1; on a strided axis it is written into the kernel as zero taps
+    (``_undilated``)."""
     what = f"ConvTranspose {node.name!r}"
     x = ins[0]
     shape, w, groups = _conv_operands(ctx, node, ins)
-    w = w.astype(np.float32)
-    ic, ocg, kh, kw = w.shape
-    if shape[1] != ic or ic % groups:
+    if shape[1] != w.shape[0] or w.shape[0] % groups:
         raise ModelError(f"{what}: weights {w.shape} with group={groups} do not fit input "
                          f"channels {shape[1]}")
     strides = tuple(int(v) for v in ctx.attr(node, "strides", [1, 1]))
-    dil = tuple(int(v) for v in ctx.attr(node, "dilations", [1, 1]))
-    if any(d > 1 and st > 1 for st, d in zip(strides, dil)):
-        raise UnsupportedError(f"{what}: dilation and stride both above 1 on one axis")
+    w, dil = _undilated(w.astype(np.float32), strides,
+                        tuple(int(v) for v in ctx.attr(node, "dilations", [1, 1])))
+    ic, ocg, kh, kw = w.shape
     begin, out_hw = _transpose_geometry(ctx, node, shape[2:], (kh, kw), strides, dil)
     taps = [-(-k // st) for k, st in zip((kh, kw), strides)]
     sh, sw = strides
@@ -141,6 +140,22 @@ def conv_transpose(ctx: Context, node, ins):
     if cropped:
         ctx.emit("slice", [y], (n, oc, *out_hw), {"starts": (0, 0, *start), "steps": (1, 1, 1, 1)},
                  node.output[0], node.name)
+
+
+def _undilated(w, strides, dil):
+    """ConvTranspose weights and dilations with each strided axis's dilation written into the
+    kernel as zero taps, so that the phases take whole strides of an undilated kernel (the zeros
+    cost up to the dilation in work on that axis, a layer no CNN family in the zoo has)."""
+    for axis, (st, d) in enumerate(zip(strides, dil)):
+        if st > 1 and d > 1:
+            shape = list(w.shape)
+            shape[2 + axis] = d * (shape[2 + axis] - 1) + 1
+            spread = np.zeros(shape, w.dtype)
+            taps = [slice(None)] * 4
+            taps[2 + axis] = slice(None, None, d)
+            spread[tuple(taps)] = w
+            w = spread
+    return w, tuple(1 if st > 1 else d for st, d in zip(strides, dil))
 
 
 def _transpose_geometry(ctx, node, in_hw, kernel, strides, dil):
