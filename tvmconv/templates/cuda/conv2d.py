@@ -9,6 +9,7 @@ the registers on their way out.
 from __future__ import annotations
 
 from ...config import Config, Space, divisors
+from ..x86.common import round_up
 from .common import MAX_THREADS, SHARED_BYTES, WARP, cooperative_fetch, unroll
 
 NAME = "cuda_conv2d_direct"
@@ -30,6 +31,11 @@ def accumulators(cfg: Config, ob: int) -> int:
     return cfg["tile_x"] * cfg["tile_y"] * cfg["tile_oc"] * ob
 
 
+def _channel_tile(wl, cfg: Config) -> tuple[int, int]:
+    """(output-channel blocks a thread block computes, output-channel blocks per group)."""
+    return cfg["thr_oc"] * cfg["tile_oc"], wl.params["out"][1] // wl.params["groups"]
+
+
 def shared_floats(wl, cfg: Config) -> int:
     """Floats a block stages per step, as TVM sizes them: its input tile (every group its channel
     tile spans, in whole blocks of the input's layout) and its weights."""
@@ -38,11 +44,9 @@ def shared_floats(wl, cfg: Config) -> int:
     (sh, sw), (dh, dw) = p["strides"], p["dilations"]
     rows = (cfg["thr_y"] * cfg["tile_y"] - 1) * sh + (kh - 1) * dh + 1
     cols = (cfg["thr_x"] * cfg["tile_x"] - 1) * sw + (kw - 1) * dw + 1
-    oc_blocks = cfg["thr_oc"] * cfg["tile_oc"]
-    per_group = p["out"][1] // p["groups"]
+    oc_blocks, per_group = _channel_tile(wl, cfg)
     spanned = -(-oc_blocks // per_group) if p["groups"] > 1 else 1
-    block = p["data"][4]
-    channels = -(-((spanned - 1) * icgb + cfg["rc"]) * ib // block) * block  # whole blocks
+    channels = round_up(((spanned - 1) * icgb + cfg["rc"]) * ib, p["data"][4])  # whole blocks
     return channels * rows * cols + oc_blocks * cfg["rc"] * kh * kw * ib * ob
 
 
@@ -62,8 +66,7 @@ def whole_groups(wl, cfg: Config) -> bool:
     input channels a block stages by its output channels' group, ``oc // per_group``; it cannot
     prove a tile of several blocks inside one group stays there, and staged up to three groups'
     channels past what ``shared_floats`` counts (2 blocks of 4 a group: 1050 floats, not 350)."""
-    oc_blocks = cfg["thr_oc"] * cfg["tile_oc"]
-    per_group = wl.params["out"][1] // wl.params["groups"]
+    oc_blocks, per_group = _channel_tile(wl, cfg)
     return wl.params["groups"] == 1 or oc_blocks == 1 or oc_blocks % per_group == 0
 
 
