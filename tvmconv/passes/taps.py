@@ -18,6 +18,14 @@ from ..graph import Graph, Node, has_bias
 # (pyramid rates 6/12/18 on 28x28, live shares 0.73/0.51/0.33; backbone rates 2 and 4, 0.91 and
 # 0.82), splitting up to 0.6 ran it 1.07-1.09x faster, up to 0.75 1.06x, up to 0.85 0.90x.
 MAX_LIVE = 0.6
+# ...and when the multiply-adds it saves outweigh the weights it reads again: each band pair
+# streams its own taps' weights, so nine band pairs of a 3x3 conv read 49 taps' worth for 9. On
+# a Zen 5 (AVX-512, 2 cores) a conv ran at ~480 GFLOP/s and weights streamed from memory at ~27
+# GB/s inside a network: a byte of weights cost as much time as ~18 flops. DeepLabV3 at 75x91
+# input (backbone rate 4 on a 10x12 map: 243 MFLOP saved for 42 MB more weights, 5.8 flops per
+# byte) ran 13% faster unsplit; at 61x47 (rate 4 on 8x6, 12.4) the two ran alike; the pyramid
+# at 224x224 (43 and 148) stays split.
+FLOPS_PER_WEIGHT_BYTE = 16
 
 
 def _bands(size: int, out: int, k: int, stride: int, dil: int, pad: int):
@@ -39,6 +47,18 @@ def _bands(size: int, out: int, k: int, stride: int, dil: int, pad: int):
 
 def _live(bands, k: int) -> float:
     return sum((y1 - y0) * (k1 - k0) for y0, y1, k0, k1 in bands) / (bands[-1][1] * k)
+
+
+def _saves_more_than_it_reads(graph: Graph, node: Node, rows, cols, live: float) -> bool:
+    """Whether splitting into the band pairs saves more flops than ``FLOPS_PER_WEIGHT_BYTE``
+    times the bytes of weights the band pairs read beyond the conv's own."""
+    w = graph.consts[node.inputs[1]]
+    n, (_, _, oh, ow) = graph.shapes[node.inputs[0]][0], graph.shapes[node.outputs[0]]
+    per_tap = w.shape[0] * w.shape[1]  # output channels x input channels per group
+    taps = w.shape[2] * w.shape[3]
+    read = sum(k1 - k0 for *_, k0, k1 in rows) * sum(k1 - k0 for *_, k0, k1 in cols)
+    saved = 2 * (1 - live) * per_tap * taps * n * oh * ow
+    return saved >= FLOPS_PER_WEIGHT_BYTE * 4 * per_tap * (read - taps)
 
 
 def _pointwise_epilogue(graph: Graph, node: Node) -> bool:
@@ -72,7 +92,8 @@ def _split(graph: Graph, node: Node) -> list[Node]:
         return [node]
     live = _live(rows, kh) * _live(cols, kw)
     one = len(rows) == len(cols) == 1
-    if live == 1 or not (one or (live <= MAX_LIVE and _pointwise_epilogue(graph, node))):
+    if live == 1 or not (one or (live <= MAX_LIVE and _pointwise_epilogue(graph, node)
+                                 and _saves_more_than_it_reads(graph, node, rows, cols, live))):
         return [node]
     nodes = []
     row_parts = [_concat(graph, [_band_conv(graph, node, band, col, nodes) for col in cols], 3,
