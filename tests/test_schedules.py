@@ -120,6 +120,14 @@ def _conv_dilated():
                   pads=[2, 2, 2, 2], dilations=[2, 2])
 
 
+def _conv_dilated_pad_rows():
+    """Dilated 3 on a 9x11 map: 22% of the kernel rows its output rows read are padding, which the
+    direct template may skip (``skip_pad_rows``), in row tiles whose rows skip alike."""
+    return single("Conv", (1, 16, 9, 11), {"w": weights((24, 16, 3, 3), 1, 0.2),
+                                           "b": weights(24, 2)}, ["w", "b"],
+                  pads=[3, 3, 3, 3], dilations=[3, 3])
+
+
 def _conv_row_operand(k=1, operand=(17,)):
     """A conv on ragged 17-pixel rows times a constant broadcast along rows or columns: the
     flattened-pixel templates cannot index it, and must not take the conv."""
@@ -134,6 +142,7 @@ CASES = {
     "conv2d_row_operand": (_conv_row_operand, "conv2d"),
     "conv2d_3x3_column_operand": (lambda: _conv_row_operand(3, (3, 1)), "conv2d"),
     "conv2d_dilated": (_conv_dilated, "conv2d"),
+    "conv2d_dilated_pad_rows": (_conv_dilated_pad_rows, "conv2d"),
     "conv2d_few_channels": (_conv_few_channels, "conv2d"),
     "conv2d_one_out_channel": (_conv_one_out_channel, "conv2d"),
     "instance_norm_blocked": (lambda: image_to_image(), "instance_norm"),
@@ -226,6 +235,34 @@ BIG = {
         "s": np.array([58]), "e": np.array([116]), "a": np.array([1])}, ["s", "e", "a"]),
         "slice"),
 }
+
+
+def test_direct_conv_skips_kernel_rows_that_read_padding(tmp_path):
+    """A conv whose output rows read padding with 22% of their kernel rows skips them by default;
+    a row tile whose rows skip different kernel rows cannot (its branch would be per row, inside
+    the tile), and where few rows read padding the knob is not offered. Row tiles of two that
+    skip give onnxruntime's answer."""
+    from tvmconv.templates.x86 import conv2d as direct
+
+    def conv(size, dilation):
+        return single("Conv", (1, 32, size, size), {"w": weights((32, 32, 3, 3), 1, 0.2)},
+                      ["w"], pads=[dilation] * 4, dilations=[dilation] * 2)
+
+    model = conv(6, 2)  # rows 0-1 skip kernel row 0, rows 4-5 kernel row 2
+    wl = _workload(model, "conv2d")
+    space = direct.space(wl, SPEC)
+    assert direct.default(wl, SPEC)["skip_pad_rows"] == 1
+    assert {c["tile_h"] for c in space if c["skip_pad_rows"]} == {1, 2}
+    assert {c["tile_h"] for c in space if not c["skip_pad_rows"]} == {1, 2, 3}
+    assert "skip_pad_rows" not in direct.space(_workload(conv(14, 1), "conv2d"), SPEC).knobs
+
+    cfg = next(c for c in space if c["skip_pad_rows"] and c["tile_h"] == 2)
+    log = tmp_path / "skip.jsonl"
+    records.append(log, [records.make(SPEC.key, wl.key, direct.NAME, cfg.to_json(),
+                                      latencies=[1e-3])])
+    feeds = rng_inputs(model)
+    got = tvmconv.compile(model, target="x86", log=log).model().run(feeds)
+    assert_close(got[0], run_ort(model, feeds)[0], what=f"direct with {cfg}")
 
 
 @pytest.mark.parametrize("case", list(BIG))

@@ -12,6 +12,7 @@ taps loses the dead ones and stays one conv.
 from __future__ import annotations
 
 from ..graph import Graph, Node, has_bias
+from ..layers.conv2d import live_taps
 
 # Split a conv into bands when at most this share of its multiply-adds read the image: each band
 # pair is a kernel of its own, and the bands are concatenated by more. On the zoo's DeepLabV3
@@ -32,10 +33,7 @@ def _bands(size: int, out: int, k: int, stride: int, dil: int, pad: int):
     """[(first output, end, first tap, end tap)] of the runs of outputs that read the same taps
     inside the image, along one axis; None when some output reads only padding."""
     bands = []
-    for y in range(out):
-        base = y * stride - pad
-        k0 = max(0, -(base // dil))  # the first tap at or past the image's start
-        k1 = min(k, (size - 1 - base) // dil + 1)  # past the last tap inside it
+    for y, (k0, k1) in enumerate(live_taps(size, out, k, stride, dil, pad)):
         if k0 >= k1:
             return None
         if bands and bands[-1][2:] == (k0, k1):

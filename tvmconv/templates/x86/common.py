@@ -12,6 +12,8 @@ PARALLEL_MIN = 1 << 13
 # partly masked; summed across rows instead it is one serial sum, slow and inexact
 LONG_ROW = 8
 PARALLEL_MIN_FLOPS = 2e6
+# Zen 3's L1 data cache per core, and its two cores' L2 together (512 KiB each)
+L1_BYTES, L2_BYTES = 32 << 10, 1 << 20
 PARALLEL_MIN_OUTPUTS = 1 << 15  # a kernel writing this many outputs is worth threads at any flops
 
 

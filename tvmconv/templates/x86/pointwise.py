@@ -18,13 +18,18 @@ import math
 from ...config import Config, Space
 from ...workload import Workload
 from . import conv2d as direct
-from .common import parallel_if_worth, round_up, row_tiled_compute, tile_widths
+from .common import (
+    L1_BYTES,
+    L2_BYTES,
+    parallel_if_worth,
+    round_up,
+    row_tiled_compute,
+    tile_widths,
+)
 
 NAME = "conv2d_pointwise"
 KINDS = ("conv2d",)
 MAX_WASTE = 1.1  # pixels computed per pixel stored
-# Zen 3's L1 data cache per core, and its two cores' L2 together (512 KiB each)
-L1_BYTES, L2_BYTES = 32 << 10, 1 << 20
 
 
 def applicable(wl, target) -> bool:
