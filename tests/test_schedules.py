@@ -237,26 +237,32 @@ BIG = {
 }
 
 
-def test_direct_conv_skips_kernel_rows_that_read_padding(tmp_path):
-    """A conv whose output rows read padding with 22% of their kernel rows skips them by default;
-    a row tile whose rows skip different kernel rows cannot (its branch would be per row, inside
-    the tile), and where few rows read padding the knob is not offered. Row tiles of two that
-    skip give onnxruntime's answer."""
+def test_direct_conv_skips_kernel_taps_that_read_padding(tmp_path):
+    """A conv whose output rows and columns read padding with 22% of their kernel rows (columns)
+    skips them by default; a tile whose rows (columns) skip different kernel rows (columns)
+    cannot (its branch would be per row, inside the tile), and where few read padding the knobs
+    are not offered. Tiles of two rows and two columns that skip give onnxruntime's answer."""
     from tvmconv.templates.x86 import conv2d as direct
 
     def conv(size, dilation):
         return single("Conv", (1, 32, size, size), {"w": weights((32, 32, 3, 3), 1, 0.2)},
                       ["w"], pads=[dilation] * 4, dilations=[dilation] * 2)
 
-    model = conv(6, 2)  # rows 0-1 skip kernel row 0, rows 4-5 kernel row 2
+    model = conv(6, 2)  # rows 0-1 skip kernel row 0, rows 4-5 kernel row 2; columns alike
     wl = _workload(model, "conv2d")
     space = direct.space(wl, SPEC)
-    assert direct.default(wl, SPEC)["skip_pad_rows"] == 1
+    default = direct.default(wl, SPEC)
+    assert default["skip_pad_rows"] == 1
+    assert default["skip_pad_cols"] == int(default["tile_w"] in (1, 2))
     assert {c["tile_h"] for c in space if c["skip_pad_rows"]} == {1, 2}
     assert {c["tile_h"] for c in space if not c["skip_pad_rows"]} == {1, 2, 3}
-    assert "skip_pad_rows" not in direct.space(_workload(conv(14, 1), "conv2d"), SPEC).knobs
+    assert {c["tile_w"] for c in space if c["skip_pad_cols"]} == {1, 2}
+    assert 3 in {c["tile_w"] for c in space if not c["skip_pad_cols"]}
+    knobs = direct.space(_workload(conv(14, 1), "conv2d"), SPEC).knobs
+    assert "skip_pad_rows" not in knobs and "skip_pad_cols" not in knobs  # 2 of 42: 5%
 
-    cfg = next(c for c in space if c["skip_pad_rows"] and c["tile_h"] == 2)
+    cfg = next(c for c in space if c["skip_pad_rows"] and c["skip_pad_cols"]
+               and c["tile_h"] == 2 and c["tile_w"] == 2)
     log = tmp_path / "skip.jsonl"
     records.append(log, [records.make(SPEC.key, wl.key, direct.NAME, cfg.to_json(),
                                       latencies=[1e-3])])

@@ -57,12 +57,15 @@ def _column(x, stride, tap, dilation, last):
 
 
 def conv2d_nchwc(data, kernel, strides, dilations, out_shape, groups=1,
-                 last_col=None, flat=None, live_rows=None) -> te.Tensor:
+                 last_col=None, flat=None, live_rows=None, live_cols=None) -> te.Tensor:
     """Direct convolution; with groups, each output block reads its group's input blocks. With
     ``flat`` = (OH, OW) the output is one row of all its pixels (``out_shape`` [N, OC/ob, 1, P,
     ob]): pixel x is (x // OW, x % OW), and those past OH x OW re-read the last one. With
     ``live_rows`` = (first, end), the padded input rows outside them (all zeros) are skipped: a
-    kernel row adds nothing there, and the branch is the same for a whole row of outputs."""
+    kernel row adds nothing there, and the branch is the same for a whole row of outputs. With
+    ``live_cols`` = (first, end, tile), kernel columns are skipped as they are for the first
+    column of each ``tile`` columns: right for tiles whose columns all read the same ones, and
+    then one branch for the tile (a test per column, LLVM did not merge)."""
     _, ocb, oh, ow, ob = out_shape
     icgb, kh, kw, ib = (int(d) for d in kernel.shape[1:5])
     oc_blocks_per_group = ocb // groups
@@ -85,10 +88,15 @@ def conv2d_nchwc(data, kernel, strides, dilations, out_shape, groups=1,
         row = y * sh + rkh * dh
         product = (data[n, cb, row, _column(x, sw, rkw, dw, last_col), ci]
                    * kernel[oc, ico, rkh, rkw, ici, oi])
+        live = []
         if live_rows is not None:
-            # if_then_else, not te.sum's where=: create_prim_func drops that condition
-            product = tirx.if_then_else(tirx.all(row >= live_rows[0], row < live_rows[1]),
-                                        product, tirx.const(0.0, data.dtype))
+            live += [row >= live_rows[0], row < live_rows[1]]
+        if live_cols is not None:
+            first, end, tile = live_cols
+            col = (x - x % tile) * sw + rkw * dw
+            live += [col >= first, col < end]
+        if live:  # if_then_else, not te.sum's where=: create_prim_func drops that condition
+            product = tirx.if_then_else(tirx.all(*live), product, tirx.const(0.0, data.dtype))
         return te.sum(product, axis=[ico, rkh, rkw, ici])
 
     return te.compute(out_shape, body, name="conv2d_NCHWc")
@@ -105,18 +113,18 @@ def live_taps(size: int, out: int, k: int, stride: int, dilation: int, pad: int
     return taps
 
 
-def row_taps(wl) -> list[tuple[int, int]]:
-    """``live_taps`` of a conv workload's output rows."""
+def axis_taps(wl, axis: int) -> list[tuple[int, int]]:
+    """``live_taps`` of a conv workload's output rows (axis 0) or columns (axis 1)."""
     p = wl.params
-    return live_taps(p["data"][2], p["out"][2], p["kernel_hw"][0], p["strides"][0],
-                     p["dilations"][0], p["pads"][0])
+    return live_taps(p["data"][2 + axis], p["out"][2 + axis], p["kernel_hw"][axis],
+                     p["strides"][axis], p["dilations"][axis], p["pads"][axis])
 
 
-def dead_row_share(wl) -> float:
-    """The share of a conv's (output row, kernel row) pairs that read a padding row: what
-    ``live_rows`` saves. A 3x3 conv dilated by 4 on a 10-row map: 27%."""
-    rows = row_taps(wl)
-    return 1 - sum(max(0, k1 - k0) for k0, k1 in rows) / (len(rows) * wl.params["kernel_hw"][0])
+def dead_share(wl, axis: int) -> float:
+    """The share of a conv's (output row, kernel row) pairs, or columns with axis 1, that read
+    padding: what ``live_rows`` (``live_cols``) saves. 3x3 dilated by 4 on 10 rows: 27%."""
+    taps = axis_taps(wl, axis)
+    return 1 - sum(max(0, k1 - k0) for k0, k1 in taps) / (len(taps) * wl.params["kernel_hw"][axis])
 
 
 def depthwise_nchwc(data, kernel, strides, dilations, out_shape, multiplier=1,
@@ -142,19 +150,21 @@ def depthwise_nchwc(data, kernel, strides, dilations, out_shape, multiplier=1,
 
 
 def compute(wl, out_w: int | None = None, pad_columns: bool = False,
-            skip_pad_rows: bool = False) -> list[te.Tensor]:
+            skip_pad_rows: bool = False, skip_pad_cols: int = 0) -> list[te.Tensor]:
     """Kernel arguments for a conv workload: data, packed weights, epilogue operands, output.
     ``out_w`` wider than the output computes the conv over that many columns and stores the
     real ones: register tiles of any width, not only divisors. Their taps re-read the last real
     input column, or with ``pad_columns`` read a padded input that wide (a vector of columns is
-    then one load, not a gather). ``skip_pad_rows``: see ``conv2d_nchwc``'s ``live_rows``."""
+    then one load, not a gather). ``skip_pad_rows``, and ``skip_pad_cols`` (the column tile,
+    or 0): see ``conv2d_nchwc``'s ``live_rows`` and ``live_cols``."""
     data = te.placeholder(wl.params["data"], name="data")
-    args, out = stages(wl, data, out_w, pad_columns, skip_pad_rows=skip_pad_rows)
+    args, out = stages(wl, data, out_w, pad_columns, skip_pad_rows=skip_pad_rows,
+                       skip_pad_cols=skip_pad_cols)
     return [data, *args, out]
 
 
 def stages(wl, data: te.Tensor, out_w: int | None = None, pad_columns: bool = False,
-           name: str = "epilogue", skip_pad_rows: bool = False
+           name: str = "epilogue", skip_pad_rows: bool = False, skip_pad_cols: int = 0
            ) -> tuple[list[te.Tensor], te.Tensor]:
     """The conv of ``wl`` over ``data`` (a placeholder, or another layer's stages): its weight and
     operand placeholders, and its output stage, called ``name`` (see ``compute``)."""
@@ -174,9 +184,10 @@ def stages(wl, data: te.Tensor, out_w: int | None = None, pad_columns: bool = Fa
         conv = depthwise_nchwc(padded, kernel, p["strides"], p["dilations"], conv_shape,
                                p["multiplier"], last)
     else:
-        top = p["pads"][0]
+        (top, left), (h, w) = p["pads"][:2], p["data"][2:4]
         conv = conv2d_nchwc(padded, kernel, p["strides"], p["dilations"], conv_shape, p["groups"],
-                            last, flat, (top, top + p["data"][2]) if skip_pad_rows else None)
+                            last, flat, (top, top + h) if skip_pad_rows else None,
+                            (left, left + w, skip_pad_cols) if skip_pad_cols else None)
     out = epilogue(conv, p["steps"], operands, shape=out_shape, name=name)
     return [kernel, *(operands[i] for i in sorted(operands))], out
 
