@@ -570,3 +570,20 @@ def test_winograd_f43_when_its_weights_pay(channels, size, target, f43):
     wl = next(w for w in workloads(model, target) if w.kind == "conv2d")
     tiles = winograd.space(wl, spec).knobs["tile_m"]
     assert (4 in tiles) == f43 and 2 in tiles, (wl.key, tiles)
+
+
+@pytest.mark.parametrize("size, target, winograd_first", [
+    ((5, 6), "x86-avx512", False),  # 9 F(2,3) tiles: the direct template by default
+    ((7, 6), "x86-avx512", True),   # 12 tiles
+    ((5, 6), "x86-avx2", True),     # measured only with AVX-512
+])
+def test_winograd_default_only_with_enough_tiles(size, target, winograd_first):
+    """With AVX-512, a 3x3 conv whose Winograd GEMMs have few tiles runs the direct template by
+    default; Winograd stays in the space, for the tuner."""
+    spec = resolve(target)
+    model = single("Conv", (1, 64, *size), {"w": weights((64, 64, 3, 3), 1, 0.05)}, ["w"],
+                   pads=[1, 1, 1, 1])
+    wl = next(w for w in workloads(model, target) if w.kind == "conv2d")
+    names = [t.NAME for t in templates.templates_for(wl.kind, spec.family, wl, spec)]
+    assert "conv2d_winograd" in names, names
+    assert (names[0] == "conv2d_winograd") == winograd_first, names
