@@ -77,16 +77,18 @@ def _tiles(wl, target) -> list[int]:
     return [m for m in TILES if fits(m) and (m == 2 or weights_pay(m))]
 
 
-# With AVX-512, Winograd is the default only where its GEMMs have at least this many tiles. End
-# to end, alternating, with the direct template instead for the few-tile layers: 9 tiles
-# (256x5x6, ResNets at 75x91) ran ResNet-18 4.5% and ResNet-50 1.8% faster; 12 (512x7x6,
-# ResNet-18 at 197x181) 6% slower, 16 (512x7x7, at 224x224) 10% slower.
+# With AVX-512, F(2,3) is the default only where its GEMMs have at least this many tiles. End to
+# end, alternating, with the direct template instead for the few-tile layers: 9 tiles (256x5x6,
+# ResNets at 75x91) ran ResNet-18 4.5% and ResNet-50 1.8% faster; 12 (512x7x6, ResNet-18 at
+# 197x181) 6% slower, 16 (512x7x7, at 224x224) 10% slower. F(4,3)'s 9 tiles on a 12x12 map (144
+# outputs, not 36) ran 2x as fast as the direct template alone: it keeps the default.
 MIN_TILES = 10
 
 
 def preferred(wl, target) -> bool:
     """Whether Winograd, rather than the direct template, computes the conv by default."""
-    return target.lanes < 16 or prod(_tile_grid(wl, default(wl, target)["tile_m"])) >= MIN_TILES
+    m = default(wl, target)["tile_m"]
+    return target.lanes < 16 or m == 4 or prod(_tile_grid(wl, m)) >= MIN_TILES
 
 
 def applicable(wl, target) -> bool:
