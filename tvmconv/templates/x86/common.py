@@ -8,13 +8,13 @@ from ...layers import conv2d
 # Below this many output elements, or this much arithmetic, a parallel region costs more than it
 # saves (waking TVM's workers takes a few microseconds; LeNet-5's kernels run for 1-12 us each).
 PARALLEL_MIN = 1 << 13
+PARALLEL_MIN_FLOPS = 2e6
+PARALLEL_MIN_OUTPUTS = 1 << 15  # a kernel writing this many outputs is worth threads at any flops
 # vectors: a row this long reduces in lanes (``lane_partials``) even when its last vector is
 # partly masked; summed across rows instead it is one serial sum, slow and inexact
 LONG_ROW = 8
-PARALLEL_MIN_FLOPS = 2e6
 # Zen 3's L1 data cache per core, and its two cores' L2 together (512 KiB each)
 L1_BYTES, L2_BYTES = 32 << 10, 1 << 20
-PARALLEL_MIN_OUTPUTS = 1 << 15  # a kernel writing this many outputs is worth threads at any flops
 
 
 def parallel_if_worth(sch, loop, wl) -> None:

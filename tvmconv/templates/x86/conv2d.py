@@ -90,14 +90,15 @@ def space(wl, target) -> Space:
         "reduce_outer": [0, 1],
         "rows_outer": [0, 1] if p["out"][1] > 1 and oh > 1 else [0],
     }
-    for axis, knob in enumerate(SKIP_KNOBS):  # elsewhere it would double the space for nothing
-        if conv2d.dead_share(wl, axis) >= SKIP_PAD_MIN_SHARE:
+    aligned = {}  # per skip knob offered, the tile sizes that can skip
+    for axis, (knob, tile) in enumerate(zip(SKIP_KNOBS, TILE_KNOBS)):
+        if conv2d.dead_share(wl, axis) >= SKIP_PAD_MIN_SHARE:  # else: twice the space for nothing
             knobs[knob] = [1, 0]
+            aligned[knob, tile] = {t for t in knobs[tile] if _skips_alike(wl, axis, t)}
 
     def valid(c):
         return (accumulators(c, lanes) + -(-c["tile_oc"] // lanes) + 1 <= regs
-                and all(not c.get(knob) or _skips_alike(wl, axis, c[tile])
-                        for axis, (knob, tile) in enumerate(zip(SKIP_KNOBS, TILE_KNOBS))))
+                and all(not c[knob] or c[tile] in sizes for (knob, tile), sizes in aligned.items()))
 
     return Space(knobs, valid)
 

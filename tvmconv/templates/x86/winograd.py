@@ -87,8 +87,10 @@ MIN_TILES = 10
 
 def preferred(wl, target) -> bool:
     """Whether Winograd, rather than the direct template, computes the conv by default."""
+    if target.lanes < 16:
+        return True
     m = default(wl, target)["tile_m"]
-    return target.lanes < 16 or m == 4 or prod(_tile_grid(wl, m)) >= MIN_TILES
+    return m == 4 or prod(_tile_grid(wl, m)) >= MIN_TILES
 
 
 def applicable(wl, target) -> bool:
