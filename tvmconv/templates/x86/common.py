@@ -130,13 +130,23 @@ def has_block(sch, name: str) -> bool:
     return True
 
 
-def schedule_pad(sch, target, name="pad") -> None:
+def inline_pad_values(params) -> list[int]:
+    """The values of an ``inline_pad`` knob (see ``schedule_pad``): offered where the conv pads."""
+    return [0, 1] if any(params["pads"]) else [0]
+
+
+def schedule_pad(sch, target, name="pad", inline: bool = False) -> None:
     """Materialise a padding stage (when the workload pads): threads over (batch, channel block,
     row), vectors along the row. Fusing every axis instead costs a div/mod per element in the
-    bounds test: ResNet-18's max-pool padding took 0.9 ms that way."""
+    bounds test: ResNet-18's max-pool padding took 0.9 ms that way. With ``inline``, store no
+    padding: each load tests whether it reads the padding, a test on rows and columns that LLVM
+    takes out of the vector loops over channels (the templates' ``inline_pad`` knobs)."""
     if not has_block(sch, name):
         return
     block = sch.get_sblock(name)
+    if inline:
+        sch.compute_inline(block)
+        return
     loops = sch.get_loops(block)
     total = prod(extent(sch, lp) for lp in loops)
     outer = sch.fuse(*loops[:3])

@@ -4,18 +4,20 @@ Threads take (output-channel block, band of output rows) units. Per unit the 1x1
 the rows of that channel block of the widened map the band reads (a band's halo rows twice) into
 a buffer that stays in cache, with the direct template's register tile (``pw_tile_h`` rows x
 ``pw_tile_w`` pixels x ``tile_oc`` channels, FMA over the input channels); then the depthwise
-conv filters it with the depthwise template's loops, padding each output row's input rows from
-the buffer. End to end against the two kernels (interleaved A/B, BENCHMARKS.md): MobileNetV2
-1.05-1.09x (AVX2 1.04-1.06x), EfficientNet-B0 1.06-1.07x, MnasNet 1.02-1.08x.
-The opposite pair, a depthwise conv fused into the 1x1 conv it feeds, was tried before and lost
-(BENCHMARKS.md, "In the network"): there the small map is the one kept in cache."""
+conv filters it with the depthwise template's loops, each tap testing for the padding
+(``inline_pad``; padding each output row's input rows from the buffer instead made MobileNetV2's
+and EfficientNet-B0's pairs 1.04-1.67x slower alone). End to end against the two kernels
+(interleaved A/B, BENCHMARKS.md, before ``inline_pad``): MobileNetV2 1.05-1.09x (AVX2
+1.04-1.06x), EfficientNet-B0 1.06-1.07x, MnasNet 1.02-1.08x. The opposite pair, a depthwise
+conv fused into the 1x1 conv it feeds, was tried before and lost (BENCHMARKS.md, "In the
+network"): there the small map is the one kept in cache."""
 
 from __future__ import annotations
 
 from ...config import Config, Space, divisors
 from ...layers import pointwise_depthwise
 from . import conv2d, depthwise
-from .common import parallel_if_worth, prefer_exact, round_up, tile_widths
+from .common import inline_pad_values, parallel_if_worth, prefer_exact, round_up, tile_widths
 
 NAME = "pointwise_depthwise"
 KINDS = ("pointwise_depthwise",)
@@ -65,7 +67,9 @@ def space(wl, target) -> Space:
     vecs = -(-ob // target.lanes)
     tiles = _pointwise_tiles(wl, target)
     return Space({"bands": divisors(oh, MAX_BANDS), "tile_w": tile_widths(ow),
-                  "unroll_taps": [0, 1], "pw_tile_h": sorted({t[0] for t in tiles}),
+                  "unroll_taps": [0, 1],
+                  "inline_pad": inline_pad_values(wl.parts()[1].params),
+                  "pw_tile_h": sorted({t[0] for t in tiles}),
                   "pw_tile_w": sorted({t[1] for t in tiles}),
                   "tile_oc": sorted({t[2] for t in tiles})},
                  lambda c: (c["pw_tile_h"], c["pw_tile_w"], c["tile_oc"]) in tiles
@@ -98,9 +102,9 @@ def _bands(wl, threads: int) -> int:
 
 def default(wl, target) -> Config:
     """Bands by ``_bands``; the depthwise row tile as the depthwise template's default (at most 8
-    pixels, taps unrolled); the 1x1 conv's tile ranked as the direct template's default ranks
-    its own: accumulators nearest half the registers (more on a tie), whole channel blocks,
-    fewer rows (one row per band when there are several bands)."""
+    pixels, taps unrolled, the padding inlined); the 1x1 conv's tile ranked as the direct
+    template's default ranks its own: accumulators nearest half the registers (more on a tie),
+    whole channel blocks, fewer rows (one row per band when there are several bands)."""
     bands = _bands(wl, int(target.tvm.get("num-cores", 1)))
     ow = wl.parts()[1].params["out"][3]
     half, lanes = target.registers // 2, target.lanes
@@ -110,7 +114,9 @@ def default(wl, target) -> Config:
         return (-abs(acc - half), acc, t[2], -t[0])
 
     tile = max((t for t in _pointwise_tiles(wl, target) if bands == 1 or t[0] == 1), key=rank)
+    inline = max(inline_pad_values(wl.parts()[1].params))
     fits = [c for c in space(wl, target) if c["bands"] == bands and c["unroll_taps"]
+            and c["inline_pad"] == inline
             and (c["pw_tile_h"], c["pw_tile_w"], c["tile_oc"]) == tile]
     narrow = [c for c in fits if c["tile_w"] <= 8] or fits
     return prefer_exact(narrow, lambda cs: max(cs, key=lambda c: c["tile_w"]), ow,
@@ -125,9 +131,9 @@ def apply(sch, wl, cfg: Config, target) -> None:
     sch.reorder(n, oc, band, y, xo, xi, oi)
     unit = sch.fuse(n, oc, band)
     parallel_if_worth(sch, unit, wl)
-    # the depthwise conv: a row tile of pixels x the channel block, its input rows padded
-    # from the buffer per output row
-    depthwise.row_tiles(sch, xo, xi, oi, y, cfg["unroll_taps"], True, target)
+    # the depthwise conv: a row tile of pixels x the channel block, reading the buffer
+    depthwise.row_tiles(sch, xo, xi, oi, y, cfg["unroll_taps"],
+                        "inline" if cfg["inline_pad"] else "rows", target)
     # the 1x1 conv: the unit's rows of the widened block, in register tiles
     widened = sch.get_sblock("widened")
     sch.compute_at(widened, unit, preserve_unit_loops=True)

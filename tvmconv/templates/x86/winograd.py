@@ -4,8 +4,10 @@ template.
 Input tiles are transformed per (batch, channel block, tile row) in parallel; the (m + 2)^2 channel
 GEMMs use the direct template's register tile (``tile_p`` tiles x ``tile_oc`` channels in vector
 registers, reduction over input channels); the inverse transform runs per output tile and feeds the
-fused epilogue. The kernel transform runs once, as the artefact loads (``weight_schedule``); the
-tuner times the GEMMs on weights transformed by numpy (``transform_weights``).
+fused epilogue. The input transform reads the conv's padding as tests on its loads, not from a
+padded copy (``inline_pad``; ResNet-18 7% faster end to end on AVX-512, VGG 2%, with AVX2 2% and
+2%). The kernel transform runs once, as the artefact loads (``weight_schedule``); the tuner times
+the GEMMs on weights transformed by numpy (``transform_weights``).
 """
 
 from __future__ import annotations
@@ -15,6 +17,7 @@ import numpy as np
 from ...config import Config, Space, divisors
 from ...layers import winograd
 from .common import (
+    inline_pad_values,
     parallel_if_worth,
     prefer_exact,
     prod,
@@ -117,7 +120,8 @@ def space(wl, target) -> Space:
     budget = target.registers - 4
     oc_tiles = [d for d in divisors(ob) if d % target.lanes == 0 or d == ob] or [ob]
     tile_p = sorted({d for m in _tiles(wl, target) for d in _gemm_tiles(wl, m)})
-    return Space({"tile_m": _tiles(wl, target), "tile_p": tile_p, "tile_oc": oc_tiles},
+    return Space({"tile_m": _tiles(wl, target), "tile_p": tile_p, "tile_oc": oc_tiles,
+                  "inline_pad": inline_pad_values(wl.params)},
                  lambda c: c["tile_p"] in _gemm_tiles(wl, c["tile_m"])
                  and c["tile_p"] * -(-c["tile_oc"] // target.lanes) <= budget)
 
@@ -154,7 +158,9 @@ def default(wl, target) -> Config:
         m = min(_tiles(wl, target), key=lambda t: (_waste(wl, t) * ((t + 2) / t) ** 2, -t))
     else:
         m = max(_tiles(wl, target), key=lambda t: (_waste(wl, t) <= 1.1, t))
-    fits = [c for c in space(wl, target) if acc(c) <= budget and c["tile_m"] == m]
+    inline = max(inline_pad_values(wl.params))
+    fits = [c for c in space(wl, target)
+            if acc(c) <= budget and c["tile_m"] == m and c["inline_pad"] == inline]
 
     def pick(configs):
         return prefer_exact(configs, lambda cs: max(cs, key=lambda c: (acc(c), c["tile_oc"])),
@@ -237,4 +243,4 @@ def apply(sch, wl, cfg: Config, target) -> None:
         vector_reduction(sch, block, lane, red, (*spatial[:-1], red))
     sch.vectorize(oi)
     sch.unroll(wi)
-    schedule_pad(sch, target)
+    schedule_pad(sch, target, inline=cfg["inline_pad"])
