@@ -131,7 +131,7 @@ def has_block(sch, name: str) -> bool:
 
 
 def inline_pad_values(params) -> list[int]:
-    """The values of an ``inline_pad`` knob (see ``schedule_pad``): offered where the conv pads."""
+    """The values of an ``inline_pad`` knob (see ``schedule_pad``): offered where the layer pads."""
     return [0, 1] if any(params["pads"]) else [0]
 
 
