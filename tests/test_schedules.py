@@ -320,6 +320,23 @@ def test_padding_tested_in_each_tap(build, kind, name, tmp_path):
         assert_close(got[0], ref[0], what=f"{template.NAME} with {cfg}")
 
 
+def test_records_older_than_a_knob_replay():
+    """A record written before ``inline_pad`` existed takes its default, unless its other knobs
+    rule that out: row padding (``pad_rows``) stores the padding, so such a record replays as it
+    was measured. A record naming a knob the template lacks replays not at all."""
+    wl = _workload(_depthwise(), "depthwise2d")
+
+    def replayed(config):
+        rec = records.make(SPEC.key, wl.key, "depthwise_direct", config, latencies=[1e-3])
+        found = templates.from_record(rec, wl, SPEC)
+        return None if found is None else found[1].to_json()
+
+    old = {"tile_w": 7, "unroll_taps": 1}
+    assert replayed({**old, "pad_rows": 0}) == {**old, "pad_rows": 0, "inline_pad": 1}
+    assert replayed({**old, "pad_rows": 1}) == {**old, "pad_rows": 1, "inline_pad": 0}
+    assert replayed({**old, "pad_rows": 0, "no_such_knob": 1}) is None
+
+
 @pytest.mark.parametrize("case", list(BIG))
 def test_default_schedule_structure(case):
     """Kernels of real size run threaded over outer axes and vectorised (blocked ones over

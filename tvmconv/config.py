@@ -82,6 +82,22 @@ class Space:
                 return new
         return self.sample(rng)
 
+    def completed(self, given: dict, preferred: dict) -> Config | None:
+        """``given`` (a config missing some knobs) in this space, each missing knob at its
+        ``preferred`` value, or where that does not fit the given ones, the next that does: a
+        record written before a knob existed may rule out the knob's default (depthwise row
+        padding, ``pad_rows``, stores the padding that ``inline_pad`` tests for). None when no
+        value fits, or a given knob is not one of this space's."""
+        if not set(given) <= set(self.knobs):
+            return None
+        missing = [k for k in self.knobs if k not in given]
+        orders = [sorted(self.knobs[k], key=lambda v: v != preferred.get(k)) for k in missing]
+        for values in itertools.product(*orders):
+            cfg = Config.of({**given, **dict(zip(missing, values))})
+            if self.contains(cfg):
+                return cfg
+        return None
+
     def contains(self, cfg: Config) -> bool:
         d = cfg.to_json()
         return set(d) == set(self.knobs) and all(d[k] in self.knobs[k] for k in d) \

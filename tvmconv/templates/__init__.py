@@ -55,10 +55,9 @@ def templates_for(kind: str, family: str, wl=None, target=None) -> list:
 
 def from_record(record: dict, wl, target):
     """(template, config) of a tuning record as the templates know them now: knobs added to the
-    template since the record was written take their defaults. None when the template is gone or
-    the config no longer fits its space."""
-    from ..config import Config
-
+    template since the record was written take their defaults, or the values that fit the
+    record's other knobs (``Space.completed``). None when the template is gone or the config no
+    longer fits its space."""
     try:
         template = by_name(record["template"], target.family)
     except NotApplicable:
@@ -66,8 +65,9 @@ def from_record(record: dict, wl, target):
     if wl.kind not in template.KINDS or not getattr(template, "applicable",
                                                      lambda w, t: True)(wl, target):
         return None
-    cfg = Config.of({**template.default(wl, target).to_json(), **record["config"]})
-    return (template, cfg) if template.space(wl, target).contains(cfg) else None
+    cfg = template.space(wl, target).completed(record["config"],
+                                               template.default(wl, target).to_json())
+    return None if cfg is None else (template, cfg)
 
 
 def by_name(name: str, family: str):
