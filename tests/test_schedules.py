@@ -413,20 +413,28 @@ def test_pointwise_default_tiles_flattened_pixels(size, channels, block, tile_oc
     assert_close(run_tvmconv(model, feeds, target="x86-avx2")[0], run_ort(model, feeds)[0])
 
 
-@pytest.mark.parametrize("target, size, chosen", [
-    ("x86-avx512", 13, "conv2d_direct"), ("x86-avx512", 28, "conv2d_direct"),
-    ("x86-avx512", 17, "conv2d_pointwise"),  # no default row tile divides 17 pixels
-    ("x86-avx2", 13, "conv2d_pointwise"), ("aarch64", 13, "conv2d_pointwise"),
+@pytest.mark.parametrize("target, size, channels, chosen", [
+    ("x86-avx512", 13, 64, "conv2d_direct"), ("x86-avx512", 28, 64, "conv2d_direct"),
+    ("x86-avx512", 17, 64, "conv2d_pointwise"),  # no default row tile divides 17 pixels
+    ("x86-avx512", 13, 48, "conv2d_pointwise"),  # blocks of one vector: tiles span them
+    ("x86-avx2", 13, 48, "conv2d_pointwise"), ("aarch64", 13, 48, "conv2d_pointwise"),
 ])
-def test_pointwise_conv_default_template_per_target(target, size, chosen):
+def test_pointwise_conv_default_template_per_target(target, size, channels, chosen):
     """On AVX-512 a 1x1 conv whose rows the direct template's default tile divides runs on it by
-    default (faster in whole networks there); the pointwise template stays a tuning choice, and
-    the default where rows are ragged, on AVX2 and on ARM. Matches onnxruntime where it runs."""
+    default (faster in whole networks there), unless its output blocks are one vector each (48
+    channels as 3 x 16), which only this template's tiles span; the pointwise template stays a
+    tuning choice, and the default where rows are ragged, on AVX2 and on ARM. Matches
+    onnxruntime where it runs."""
+    from tvmconv.templates.x86 import pointwise
+
     spec = resolve(target)
-    model = single("Conv", (1, 64, size, size), {"w": weights((48, 64, 1, 1), 6, 0.1)}, ["w"])
+    model = single("Conv", (1, 64, size, size), {"w": weights((channels, 64, 1, 1), 6, 0.1)},
+                   ["w"])
     wl = next(w for w in workloads(model, target) if w.kind == "conv2d")
     names = [t.NAME for t in templates.templates_for(wl.kind, spec.family, wl, spec)]
     assert names[0] == chosen and {"conv2d_direct", "conv2d_pointwise"} <= set(names), names
+    if wl.params["out"][4] == spec.lanes:
+        assert pointwise.default(wl, spec)["tile_oc"] > spec.lanes, wl.key
     if spec.family == "x86":
         feeds = rng_inputs(model)
         assert_close(run_tvmconv(model, feeds, target=target)[0], run_ort(model, feeds)[0])

@@ -53,9 +53,19 @@ def preferred(wl, target) -> bool:
     covers 7, 9, 11 or 13 pixels, two vectors of channels): untuned whole networks on a Zen 5,
     alternating, ran faster with the direct default for every 1x1 conv (SqueezeNet 8%, ResNet-50
     6%, MobileNetV2 4%, GoogLeNet 3-7%); inside ResNet-50 10 of its 13 1x1 convs ran 1.04-1.34x
-    faster, one 0.90x. On AVX2 the flattened pixels measured the faster (BENCHMARKS.md, eleventh
-    session); on ARM the choice is unmeasured and stays as it was."""
-    return target.lanes < 16 or direct.ragged_rows(wl, target)
+    faster, one 0.90x. But where the output block is one vector (1000 classes as 63 x 16 on
+    AVX-512), the direct template's tiles are one vector wide and load a broadcast per FMA, and
+    this one's span blocks (``spans_blocks``). On AVX2 the flattened pixels measured the faster
+    (BENCHMARKS.md, eleventh session); on ARM the choice is unmeasured and stays as it was."""
+    return target.lanes < 16 or direct.ragged_rows(wl, target) or spans_blocks(wl, target)
+
+
+def spans_blocks(wl, target) -> bool:
+    """Whether register tiles of several one-vector output blocks are offered: on a Zen 5
+    (AVX-512), 1x1 convs with 16-channel blocks ran 1.05-1.3x faster alone with 48 channels x
+    5 px or 80 x 3 than with the direct template's default (16 x 6-14 px) or 16 x 16 px here:
+    512 -> 1008 channels on 7x6 pixels 92 against 115 us, 48 -> 240 on 28x28 31 against 36."""
+    return any(t > wl.params["out"][4] for t in channel_tiles(wl, target.lanes))
 
 
 def view(wl) -> Workload | None:
@@ -117,8 +127,10 @@ def default(wl, target) -> Config:
     With 16 registers, the most accumulators, then the least waste, among tiles of two vectors
     or more with at least 8 accumulators (a block of two kept whole, as in the direct template,
     or two to six blocks of one): a one-vector tile loads a broadcast per FMA. With 32, tiles
-    within a block with accumulators nearest half the registers, as the direct template measured
-    on AVX-512 (28 spilled)."""
+    with accumulators nearest half the registers, as the direct template measured on AVX-512
+    (28 spilled): within a block, or across blocks of one vector (``spans_blocks``), there
+    nearest 14: on a Zen 5, alone, 32 channels x 7 px ran up to 13% faster than x 8, and 80 x 3
+    12-22% faster than 80 x 4."""
     lanes, pixels, ob = target.lanes, _pixels(wl), wl.params["out"][4]
     half = target.registers // 2
     many_blocks = int(wl.params["kernel"][1] >= 4)
@@ -129,8 +141,10 @@ def default(wl, target) -> Config:
                 and _accumulators(c, lanes) >= half] or fits
         fill = lambda c: _accumulators(c, lanes)  # noqa: E731
     else:
-        fits = [c for c in fits if c["tile_oc"] <= ob]
-        fill = lambda c: -abs(_accumulators(c, lanes) - half)  # noqa: E731
+        across = [c for c in fits if c["tile_oc"] > ob]
+        fits = across or [c for c in fits if c["tile_oc"] <= ob]
+        aim = half - 2 if across else half
+        fill = lambda c: -abs(_accumulators(c, lanes) - aim)  # noqa: E731
     tile = max(fits, key=lambda c: (fill(c), -round_up(pixels, c["tile_w"]),
                                     _accumulators(c, lanes), c["tile_oc"]))
     if 1 in configs.knobs["pixels_outer"] and pixels_outer_pays(wl):
