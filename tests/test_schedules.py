@@ -386,7 +386,26 @@ def test_direct_conv_default_fills_the_registers(target, width):
     model = single("Conv", (1, 64, width, width), {"w": weights((1000, 64, 1, 1), 1, 0.1)}, ["w"])
     wl = next(w for w in workloads(model, target) if w.kind == "conv2d")
     cfg = conv2d.default(wl, spec)
-    assert conv2d.accumulators(cfg, spec.lanes) >= 8, (wl.key, cfg)
+    assert conv2d.accumulators(cfg, wl.params["out"][4], spec.lanes) >= 8, (wl.key, cfg)
+
+
+@pytest.mark.parametrize("target", ["x86-avx512", "x86-avx2"])
+def test_direct_conv_tiles_span_narrow_blocks_within_a_group(target):
+    """RegNetX-1.6GF's groups of 24 channels are stored as blocks of 8: the default register tile
+    spans a group's three blocks (one broadcast per three FMAs, not per one), no offered tile
+    spans two groups, and the result matches onnxruntime."""
+    from tvmconv.templates.x86 import conv2d
+
+    spec = resolve(target)
+    model = single("Conv", (1, 72, 9, 11), {"w": weights((72, 24, 3, 3), 3, 0.1)}, ["w"],
+                   group=3, pads=[1, 1, 1, 1])
+    wl = next(w for w in workloads(model, target) if w.kind == "conv2d")
+    _, blocks, _, _, block = wl.params["out"]
+    assert block == 8 and conv2d.default(wl, spec)["tile_oc"] == 24, wl.key
+    spans = {t // block for t in conv2d.space(wl, spec).knobs["tile_oc"] if t > block}
+    assert spans and all((blocks // wl.params["groups"]) % k == 0 for k in spans), spans
+    feeds = rng_inputs(model)
+    assert_close(run_tvmconv(model, feeds, target=target)[0], run_ort(model, feeds)[0])
 
 
 @pytest.mark.parametrize("size, channels, block, tile_oc", [
@@ -492,7 +511,7 @@ def test_direct_conv_default_keeps_two_vector_blocks_whole_on_avx2(width):
     wl = next(w for w in workloads(model, "x86-avx2") if w.kind == "conv2d")
     cfg = conv2d.default(wl, spec)
     assert cfg["tile_oc"] == wl.params["out"][4] == 16, (wl.key, cfg)
-    assert conv2d.accumulators(cfg, spec.lanes) > 4, cfg
+    assert conv2d.accumulators(cfg, 16, spec.lanes) > 4, cfg
     feeds = rng_inputs(model)
     assert_close(run_tvmconv(model, feeds, target="x86-avx2")[0], run_ort(model, feeds)[0])
 

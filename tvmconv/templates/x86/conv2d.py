@@ -32,8 +32,14 @@ NAME = "conv2d_direct"
 KINDS = ("conv2d",)
 
 
-def accumulators(cfg: Config, lanes: int) -> int:
-    return cfg["tile_h"] * cfg["tile_w"] * -(-cfg["tile_oc"] // lanes)
+def vectors(tile_oc: int, block: int, lanes: int) -> int:
+    """The vector registers one pixel's ``tile_oc`` output channels take: a tile spanning blocks
+    of one vector or less (``spanning_tiles``) takes one per block."""
+    return tile_oc // block * -(-block // lanes) if tile_oc > block else -(-tile_oc // lanes)
+
+
+def accumulators(cfg: Config, block: int, lanes: int) -> int:
+    return cfg["tile_h"] * cfg["tile_w"] * vectors(cfg["tile_oc"], block, lanes)
 
 
 # Skipping the kernel rows that read padding is offered where at least this share of them do (a
@@ -73,6 +79,18 @@ def channel_tiles(block: int, lanes: int) -> list[int]:
     return [d for d in divisors(block) if d % lanes == 0 or d == block] or [block]
 
 
+MAX_SPAN = 6  # output blocks one register tile spans, at most
+
+
+def spanning_tiles(wl, lanes: int) -> list[int]:
+    """Output channels per register tile of 2 to ``MAX_SPAN`` output blocks of one vector or less
+    (1000 classes as 63 x 16 on AVX-512, RegNet's groups of 24 channels as 3 x 8), never across
+    two groups: a tile of one such block loads a broadcast per FMA, of k blocks one per k."""
+    _, blocks, _, _, block = wl.params["out"]
+    per_group = blocks // wl.params["groups"]
+    return [k * block for k in range(2, MAX_SPAN + 1) if block <= lanes and per_group % k == 0]
+
+
 def space(wl, target) -> Space:
     """Tiles whose accumulators, weight vectors and the broadcast input fit the vector registers
     (on AVX2 a 13-pixel row of 8 channels: 13 + 1 + 1 = 15 of 16). Ragged row tiles are offered
@@ -85,7 +103,7 @@ def space(wl, target) -> Space:
     knobs = {
         "tile_w": tile_widths(ow, ragged=True),
         "tile_h": divisors(oh, 4),
-        "tile_oc": channel_tiles(ob, lanes),
+        "tile_oc": channel_tiles(ob, lanes) + spanning_tiles(wl, lanes),
         "unroll_kw": [0, 1] if p["kernel_hw"][1] > 1 else [0],
         "reduce_outer": [0, 1],
         "rows_outer": [0, 1] if p["out"][1] > 1 and oh > 1 else [0],
@@ -97,7 +115,7 @@ def space(wl, target) -> Space:
             aligned[knob, tile] = {t for t in knobs[tile] if _skips_alike(wl, axis, t)}
 
     def valid(c):
-        return (accumulators(c, lanes) + -(-c["tile_oc"] // lanes) + 1 <= regs
+        return (accumulators(c, ob, lanes) + vectors(c["tile_oc"], ob, lanes) + 1 <= regs
                 and all(not c[knob] or c[tile] in sizes for (knob, tile), sizes in aligned.items()))
 
     return Space(knobs, valid)
@@ -120,33 +138,38 @@ def default(wl, target) -> Config:
     of them as accumulators: half a block loads one weight vector and one broadcast per FMA, and
     on a Zen 3 (AVX2) the whole-block tile (a ragged 4 px x 16 channels on 7-wide maps instead of
     the exact 7 px x 8, 3 px x 16 on 27-wide ones instead of 9 px x 8) ran faster on 29 of the 33
-    layers of 11 zoo models where it differs (median 1.19x)."""
-    half = target.registers // 2
+    layers of 11 zoo models where it differs (median 1.19x).
+
+    Where tiles can span blocks of one vector or less (``spanning_tiles``), one of those, with
+    accumulators nearest 14, as ``pointwise.default`` measured."""
+    half, lanes = target.registers // 2, target.lanes
     many_blocks = int(wl.params["kernel"][1] >= 4)
     ow, ob = wl.params["out"][3:]
     configs = space(wl, target)
     fits = [c for c in configs if c["reduce_outer"] == many_blocks and not c["rows_outer"]]
+    spanning = [c for c in fits if c["tile_oc"] > ob]
+    fits = spanning or fits
+    aim = half - 2 if spanning else half
 
     def rank(c):
-        acc = accumulators(c, target.lanes)
+        acc = accumulators(c, ob, lanes)
         waste = round_up(ow, c["tile_w"]) / ow
-        return (-abs(acc - half), -waste, acc, c["tile_oc"], -c["tile_h"], c["tile_w"],
+        return (-abs(acc - aim), -waste, acc, c["tile_oc"], -c["tile_h"], c["tile_w"],
                 -c["unroll_kw"])
 
     def pick(configs):
         return prefer_exact(configs, lambda cs: max(cs, key=rank), ow,
-                            lambda c: accumulators(c, target.lanes) >= half // 2)
+                            lambda c: accumulators(c, ob, lanes) >= half // 2)
 
     def best(configs):
         return whole_blocks_first(configs, ob, target, pick,
-                                  lambda c: accumulators(c, target.lanes) > half // 2)
+                                  lambda c: accumulators(c, ob, lanes) > half // 2)
 
     tile = best([c for c in fits if not any(c.get(k) for k in SKIP_KNOBS)])
     if "skip_pad_rows" in configs.knobs:
         skipping = best([c for c in fits if c["skip_pad_rows"] and not c.get("skip_pad_cols")])
         streamed = 4 * math.prod(wl.params["kernel"]) > L2_BYTES
-        if streamed or 2 * accumulators(skipping, target.lanes) >= accumulators(tile,
-                                                                               target.lanes):
+        if streamed or 2 * accumulators(skipping, ob, lanes) >= accumulators(tile, ob, lanes):
             tile = skipping
     if "skip_pad_cols" in configs.knobs:
         tile = Config.of({**tile.to_json(), "skip_pad_cols": int(_skips_alike(wl, 1,
@@ -184,17 +207,20 @@ def apply(sch, wl, cfg: Config, target) -> None:
     n, oc, y, x, oi = sch.get_loops(ep)
     yo, yi = sch.split(y, [None, cfg["tile_h"]])
     xo, xi = sch.split(x, [None, cfg["tile_w"]])
-    oo, oin = sch.split(oi, [None, cfg["tile_oc"]])
+    ob = wl.params["out"][4]
+    oco, oci = sch.split(oc, [None, max(1, cfg["tile_oc"] // ob)])  # blocks in one tile
+    oo, oin = sch.split(oi, [None, min(cfg["tile_oc"], ob)])
     if cfg["rows_outer"]:
         # threads split the rows: each streams all weights but reads only its share of the input
-        sch.reorder(n, yo, oc, xo, oo, yi, xi, oin)
-        outer = sch.fuse(n, yo, oc)
+        sch.reorder(n, yo, oco, xo, oci, oo, yi, xi, oin)
+        outer = sch.fuse(n, yo, oco)
     else:
         # threads split the output channels: each streams only its share of the weights
-        sch.reorder(n, oc, yo, xo, oo, yi, xi, oin)
-        outer = sch.fuse(n, oc, yo)
+        sch.reorder(n, oco, yo, xo, oci, oo, yi, xi, oin)
+        outer = sch.fuse(n, oco, yo)
     parallel_if_worth(sch, outer, wl)
-    register_tile(sch, conv, oo, oin, xi, cfg["reduce_outer"], cfg["unroll_kw"])
+    at = oo if cfg["tile_oc"] <= ob else xo
+    register_tile(sch, conv, at, oin, xi, cfg["reduce_outer"], cfg["unroll_kw"])
     schedule_pad(sch, target)
 
 

@@ -103,21 +103,20 @@ def space(wl, target) -> Space:
         "reduce_outer": [0, 1],
         "pixels_outer": [0, 1] if wl.params["out"][1] > 1 else [0],
     }
-    return Space(knobs, lambda c: _accumulators(c, lanes) + -(-c["tile_oc"] // lanes) + 1
-                 < target.registers)
+    ob = wl.params["out"][4]
+    return Space(knobs, lambda c: _accumulators(c, ob, lanes)
+                 + direct.vectors(c["tile_oc"], ob, lanes) + 1 < target.registers)
 
 
 def channel_tiles(wl, lanes: int) -> list[int]:
-    """Output channels per register tile: the direct template's (within a block), and for a block
-    of one vector, two to six whole blocks (24 channels as 3 x 8 on AVX2: a tile of one vector
-    loads a broadcast per FMA); the register budget leaves those that fit."""
-    _, blocks, _, _, ob = wl.params["out"]
-    across = [k * ob for k in range(2, 7) if ob == lanes and blocks % k == 0]
-    return direct.channel_tiles(ob, lanes) + across
+    """Output channels per register tile: the direct template's, within a block or spanning
+    blocks of one vector (24 channels as 3 x 8 on AVX2: a tile of one vector loads a broadcast
+    per FMA); the register budget leaves those that fit."""
+    return direct.channel_tiles(wl.params["out"][4], lanes) + direct.spanning_tiles(wl, lanes)
 
 
-def _accumulators(cfg: Config, lanes: int) -> int:
-    return cfg["tile_w"] * -(-cfg["tile_oc"] // lanes)
+def _accumulators(cfg: Config, block: int, lanes: int) -> int:
+    return cfg["tile_w"] * direct.vectors(cfg["tile_oc"], block, lanes)
 
 
 def default(wl, target) -> Config:
@@ -138,15 +137,15 @@ def default(wl, target) -> Config:
     fits = [c for c in configs if c["reduce_outer"] == many_blocks and not c["pixels_outer"]]
     if target.registers == 16:
         fits = [c for c in fits if c["tile_oc"] >= 2 * lanes
-                and _accumulators(c, lanes) >= half] or fits
-        fill = lambda c: _accumulators(c, lanes)  # noqa: E731
+                and _accumulators(c, ob, lanes) >= half] or fits
+        fill = lambda c: _accumulators(c, ob, lanes)  # noqa: E731
     else:
         across = [c for c in fits if c["tile_oc"] > ob]
         fits = across or [c for c in fits if c["tile_oc"] <= ob]
         aim = half - 2 if across else half
-        fill = lambda c: -abs(_accumulators(c, lanes) - aim)  # noqa: E731
+        fill = lambda c: -abs(_accumulators(c, ob, lanes) - aim)  # noqa: E731
     tile = max(fits, key=lambda c: (fill(c), -round_up(pixels, c["tile_w"]),
-                                    _accumulators(c, lanes), c["tile_oc"]))
+                                    _accumulators(c, ob, lanes), c["tile_oc"]))
     if 1 in configs.knobs["pixels_outer"] and pixels_outer_pays(wl):
         return Config.of({**tile.to_json(), "pixels_outer": 1})
     return tile
