@@ -669,11 +669,14 @@ def test_winograd_f43_when_its_weights_pay(channels, size, target, f43):
     ((5, 6), "x86-avx512", False),  # 9 F(2,3) tiles: the direct template by default
     ((7, 6), "x86-avx512", True),   # 12 tiles
     ((12, 12), "x86-avx512", True),  # 9 F(4,3) tiles
+    ((6, 6), "x86-avx512", True),   # 9 F(2,3) tiles, none partial
+    ((4, 4), "x86-avx512", False),  # 4, none partial
     ((5, 6), "x86-avx2", True),     # measured only with AVX-512
 ])
 def test_winograd_default_only_with_enough_tiles(size, target, winograd_first):
-    """With AVX-512, a 3x3 conv whose F(2,3) GEMMs have few tiles runs the direct template by
-    default; Winograd stays in the space, for the tuner."""
+    """With AVX-512, a 3x3 conv whose F(2,3) GEMMs have few tiles (fewer than 10, or 9 covering
+    the map exactly) runs the direct template by default; Winograd stays in the space, for the
+    tuner."""
     spec = resolve(target)
     model = single("Conv", (1, 64, *size), {"w": weights((64, 64, 3, 3), 1, 0.05)}, ["w"],
                    pads=[1, 1, 1, 1])

@@ -80,12 +80,15 @@ def _tiles(wl, target) -> list[int]:
     return [m for m in TILES if fits(m) and (m == 2 or weights_pay(m))]
 
 
-# With AVX-512, F(2,3) is the default only where its GEMMs have at least this many tiles. End to
-# end, alternating, with the direct template instead for the few-tile layers: 9 tiles (256x5x6,
-# ResNets at 75x91) ran ResNet-18 4.5% and ResNet-50 1.8% faster; 12 (512x7x6, ResNet-18 at
-# 197x181) 6% slower, 16 (512x7x7, at 224x224) 10% slower. F(4,3)'s 9 tiles on a 12x12 map (144
+# With AVX-512, F(2,3) is the default only where its GEMMs have at least this many tiles, or a
+# few fewer that cover the map exactly. End to end, alternating, with the direct template instead
+# for the few-tile layers: 9 tiles (256x5x6, ResNets at 75x91, a sixth of them partial) ran
+# ResNet-18 2-4.5% and ResNet-50 1.8% faster; 12 (512x7x6, ResNet-18 at 197x181) 6% slower, 16
+# (512x7x7, at 224x224) 10% slower. Exact grids: 9 tiles (512x6x6, ResNet-18 at 189x189) 11%
+# slower; 6 (256x6x4, ResNet-18 at 89x53) 3% faster, 4 (512x4x4, at 113x97) 6% faster, but 4 of
+# 1024 channels (Wide ResNet-50 at 113x97) 5% slower. F(4,3)'s 9 tiles on a 12x12 map (144
 # outputs, not 36) ran 2x as fast as the direct template alone: it keeps the default.
-MIN_TILES = 10
+MIN_TILES, MIN_EXACT_TILES = 10, 9
 
 
 def preferred(wl, target) -> bool:
@@ -93,7 +96,8 @@ def preferred(wl, target) -> bool:
     if target.lanes < 16:
         return True
     m = default(wl, target)["tile_m"]
-    return m == 4 or prod(_tile_grid(wl, m)) >= MIN_TILES
+    tiles = prod(_tile_grid(wl, m))
+    return m == 4 or tiles >= MIN_TILES or (tiles >= MIN_EXACT_TILES and _waste(wl, m) == 1)
 
 
 def applicable(wl, target) -> bool:
