@@ -140,8 +140,8 @@ def default(wl, target) -> Config:
     the exact 7 px x 8, 3 px x 16 on 27-wide ones instead of 9 px x 8) ran faster on 29 of the 33
     layers of 11 zoo models where it differs (median 1.19x).
 
-    Where tiles can span blocks of one vector or less (``spanning_tiles``), one of those, with
-    accumulators nearest 14, as ``pointwise.default`` measured."""
+    Where tiles can span blocks of one vector or less (``spanning_tiles``), one of those; with 32
+    registers, with accumulators nearest 14, as ``pointwise.default`` measured."""
     half, lanes = target.registers // 2, target.lanes
     many_blocks = int(wl.params["kernel"][1] >= 4)
     ow, ob = wl.params["out"][3:]
@@ -149,7 +149,7 @@ def default(wl, target) -> Config:
     fits = [c for c in configs if c["reduce_outer"] == many_blocks and not c["rows_outer"]]
     spanning = [c for c in fits if c["tile_oc"] > ob]
     fits = spanning or fits
-    aim = half - 2 if spanning else half
+    aim = half - 2 if spanning and target.registers > 16 else half
 
     def rank(c):
         acc = accumulators(c, ob, lanes)
