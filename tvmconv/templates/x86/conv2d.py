@@ -91,6 +91,15 @@ def spanning_tiles(wl, lanes: int) -> list[int]:
     return [k * block for k in range(2, MAX_SPAN + 1) if block <= lanes and per_group % k == 0]
 
 
+def split_channels(sch, oc, oi, tile_oc: int, block: int) -> tuple:
+    """The output-channel loops (blocks ``oc``, lanes ``oi``) split for a register tile of
+    ``tile_oc`` channels: (outer blocks, the blocks in one tile, the rest of a block, the tile's
+    lanes); a tile spanning blocks (``spanning_tiles``) holds several whole ones."""
+    oco, oci = sch.split(oc, [None, max(1, tile_oc // block)])
+    oo, oin = sch.split(oi, [None, min(tile_oc, block)])
+    return oco, oci, oo, oin
+
+
 def space(wl, target) -> Space:
     """Tiles whose accumulators, weight vectors and the broadcast input fit the vector registers
     (on AVX2 a 13-pixel row of 8 channels: 13 + 1 + 1 = 15 of 16). Ragged row tiles are offered
@@ -208,8 +217,7 @@ def apply(sch, wl, cfg: Config, target) -> None:
     yo, yi = sch.split(y, [None, cfg["tile_h"]])
     xo, xi = sch.split(x, [None, cfg["tile_w"]])
     ob = wl.params["out"][4]
-    oco, oci = sch.split(oc, [None, max(1, cfg["tile_oc"] // ob)])  # blocks in one tile
-    oo, oin = sch.split(oi, [None, min(cfg["tile_oc"], ob)])
+    oco, oci, oo, oin = split_channels(sch, oc, oi, cfg["tile_oc"], ob)
     if cfg["rows_outer"]:
         # threads split the rows: each streams all weights but reads only its share of the input
         sch.reorder(n, yo, oco, xo, oci, oo, yi, xi, oin)

@@ -65,7 +65,7 @@ def spans_blocks(wl, target) -> bool:
     (AVX-512), 1x1 convs with 16-channel blocks ran 1.05-1.3x faster alone with 48 channels x
     5 px or 80 x 3 than with the direct template's default (16 x 6-14 px) or 16 x 16 px here:
     512 -> 1008 channels on 7x6 pixels 92 against 115 us, 48 -> 240 on 28x28 31 against 36."""
-    return any(t > wl.params["out"][4] for t in channel_tiles(wl, target.lanes))
+    return bool(direct.spanning_tiles(wl, target.lanes))
 
 
 def view(wl) -> Workload | None:
@@ -140,9 +140,9 @@ def default(wl, target) -> Config:
                 and _accumulators(c, ob, lanes) >= half] or fits
         fill = lambda c: _accumulators(c, ob, lanes)  # noqa: E731
     else:
-        across = [c for c in fits if c["tile_oc"] > ob]
-        fits = across or [c for c in fits if c["tile_oc"] <= ob]
-        aim = half - 2 if across else half
+        spanning = [c for c in fits if c["tile_oc"] > ob]
+        fits = spanning or [c for c in fits if c["tile_oc"] <= ob]
+        aim = half - 2 if spanning else half
         fill = lambda c: -abs(_accumulators(c, ob, lanes) - aim)  # noqa: E731
     tile = max(fits, key=lambda c: (fill(c), -round_up(pixels, c["tile_w"]),
                                     _accumulators(c, ob, lanes), c["tile_oc"]))
@@ -173,8 +173,7 @@ def apply(sch, wl, cfg: Config, target) -> None:
     ob = wl.params["out"][4]
     n, oc, y, x, oi = sch.get_loops(ep)
     xo, xi = sch.split(x, [None, cfg["tile_w"]])
-    oco, oci = sch.split(oc, [None, max(1, cfg["tile_oc"] // ob)])  # blocks in one tile
-    oo, oin = sch.split(oi, [None, min(cfg["tile_oc"], ob)])
+    oco, oci, oo, oin = direct.split_channels(sch, oc, oi, cfg["tile_oc"], ob)
     if cfg["pixels_outer"]:
         # threads over pixel tiles: each tile's input stays in L1 while all weights pass by
         sch.reorder(n, y, xo, oco, oci, oo, xi, oin)
