@@ -3,7 +3,8 @@ template.
 
 Input tiles are transformed per (batch, channel block, tile row) in parallel; the (m + 2)^2 channel
 GEMMs use the direct template's register tile (``tile_p`` tiles x ``tile_oc`` channels in vector
-registers, reduction over input channels); the inverse transform runs per output tile and feeds the
+registers, reduction over input channels; ``tile_rows`` rows of such tiles where ``tile_p`` spans
+a whole row); the inverse transform runs per output tile and feeds the
 fused epilogue. The input transform reads the conv's padding as tests on its loads, not from a
 padded copy (``inline_pad``; ResNet-18 7% faster end to end on AVX-512, VGG 2%, with AVX2 2% and
 2%). The kernel transform runs once, as the artefact loads (``weight_schedule``); the tuner times
@@ -88,6 +89,11 @@ def _tiles(wl, target) -> list[int]:
 # slower; 6 (256x6x4, ResNet-18 at 89x53) 3% faster, 4 (512x4x4, at 113x97) 6% faster, but 4 of
 # 1024 channels (Wide ResNet-50 at 113x97) 5% slower. F(4,3)'s 9 tiles on a 12x12 map (144
 # outputs, not 36) ran 2x as fast as the direct template alone: it keeps the default.
+# Those grids were timed with GEMM tiles of one row of tiles. Where the default tile spans rows
+# (``default``), Winograd is the default on any grid; against the direct template, alternating:
+# 4 tiles (512x4x4) ResNet-34 at 113x97 0.943, ResNet-50 0.983, ResNet-18 1.001; 4 of 1024
+# channels Wide ResNet-50 0.985; 6 (256x6x4) ResNet-18 at 89x53 0.965. The 3 x 3 grids of a
+# 5x6 map cannot span rows within 16 accumulators; with 18 they tied the direct template.
 MIN_TILES, MIN_EXACT_TILES = 10, 9
 
 
@@ -95,9 +101,11 @@ def preferred(wl, target) -> bool:
     """Whether Winograd, rather than the direct template, computes the conv by default."""
     if target.lanes < 16:
         return True
-    m = default(wl, target)["tile_m"]
+    cfg = default(wl, target)
+    m = cfg["tile_m"]
     tiles = prod(_tile_grid(wl, m))
-    return m == 4 or tiles >= MIN_TILES or (tiles >= MIN_EXACT_TILES and _waste(wl, m) == 1)
+    return (m == 4 or tiles >= MIN_TILES or cfg["tile_rows"] > 1
+            or (tiles >= MIN_EXACT_TILES and _waste(wl, m) == 1))
 
 
 def applicable(wl, target) -> bool:
@@ -119,15 +127,28 @@ def _gemm_tiles(wl, m: int) -> list[int]:
     return tile_widths(tiles, ragged=True)
 
 
+def _gemm_rows(wl, m: int, tile_p: int | None = None) -> list[int]:
+    """Rows of tiles per GEMM register tile: more than one where the tile spans whole rows
+    (``tile_p`` all of a row's tiles; None: any ``tile_p``), the divisors of the row count."""
+    rows, per_row = _tile_grid(wl, m)
+    return divisors(rows, 16) if tile_p in (None, per_row) else [1]
+
+
+def _accumulators(c, target) -> int:
+    return c["tile_rows"] * c["tile_p"] * -(-c["tile_oc"] // target.lanes)
+
+
 def space(wl, target) -> Space:
     ob = wl.params["out"][4]
     budget = target.registers - 4
     oc_tiles = [d for d in divisors(ob) if d % target.lanes == 0 or d == ob] or [ob]
     tile_p = sorted({d for m in _tiles(wl, target) for d in _gemm_tiles(wl, m)})
-    return Space({"tile_m": _tiles(wl, target), "tile_p": tile_p, "tile_oc": oc_tiles,
-                  "inline_pad": inline_pad_values(wl.params)},
+    rows = sorted({d for m in _tiles(wl, target) for d in _gemm_rows(wl, m)})
+    return Space({"tile_m": _tiles(wl, target), "tile_p": tile_p, "tile_rows": rows,
+                  "tile_oc": oc_tiles, "inline_pad": inline_pad_values(wl.params)},
                  lambda c: c["tile_p"] in _gemm_tiles(wl, c["tile_m"])
-                 and c["tile_p"] * -(-c["tile_oc"] // target.lanes) <= budget)
+                 and c["tile_rows"] in _gemm_rows(wl, c["tile_m"], c["tile_p"])
+                 and _accumulators(c, target) <= budget)
 
 
 def _waste(wl, m: int) -> float:
@@ -153,9 +174,17 @@ def default(wl, target) -> Config:
     faster than 7 x 8 at 28x28, and F(4,3) with 4 x 16 1.37-1.47x faster than F(2,3) with 7 x 8
     at 14x14 (13 of the 15 zoo layers whose tile changed ran faster, median 1.06x). Whole
     networks, untuned, against the earlier defaults (interleaved runs): VGG 1.15-1.21x,
-    ResNet-18 1.00-1.10x (median of four comparisons 1.06x), SqueezeNet unchanged."""
+    ResNet-18 1.00-1.10x (median of four comparisons 1.06x), SqueezeNet unchanged.
+
+    With AVX-512, where a whole row of tiles and a whole channel block leave the budget half
+    empty (F(2,3) on 7x7 maps: 4 tiles x 2 vectors), the register tile then takes as many rows
+    of tiles as fit: each weight vector loaded serves them all. ResNet-18's 512x7x7 layers ran
+    2 x 4 tiles x 32 channels in 288 us against 339 alone, and 0.92-0.93x the time inside the
+    network, where their 16.8 MB of weights stream from memory. Rows of a narrower channel tile
+    (4 x 4 tiles x 16 of the 32 channels) ran 1.36x slower there: each pass then reads every
+    other cache line of the weights."""
     budget = target.registers // 2 if target.lanes >= 16 else target.registers - 4
-    acc = lambda c: c["tile_p"] * -(-c["tile_oc"] // target.lanes)  # noqa: E731
+    acc = lambda c: _accumulators(c, target)  # noqa: E731
     if _dilated(wl):
         m = min(_tiles(wl, target), key=lambda t: _waste(wl, t) * RELATIVE_COST[t])
     elif target.registers == 16:  # the least GEMM work: (m + 2)^2 products per m^2 outputs
@@ -170,8 +199,13 @@ def default(wl, target) -> Config:
         return prefer_exact(configs, lambda cs: max(cs, key=lambda c: (acc(c), c["tile_oc"])),
                             _tile_grid(wl, m)[1], lambda c: acc(c) >= budget // 2, knob="tile_p")
 
-    return whole_blocks_first(fits, wl.params["out"][4], target, pick,
-                              lambda c: acc(c) >= budget // 2)
+    block = wl.params["out"][4]
+    row = whole_blocks_first([c for c in fits if c["tile_rows"] == 1], block, target, pick,
+                             lambda c: acc(c) >= budget // 2)
+    if target.lanes < 16 or row["tile_oc"] != block:
+        return row
+    return max((c for c in fits if (c["tile_p"], c["tile_oc"]) == (row["tile_p"], block)),
+               key=lambda c: c["tile_rows"])
 
 
 def compute(wl, cfg: Config):
@@ -221,13 +255,14 @@ def apply(sch, wl, cfg: Config, target) -> None:
     gemm = sch.get_sblock("winograd_gemm")
     store = sch.cache_write(gemm, 0, "local")
     e, f, b, co, th, tw, oi, rco, rci = sch.get_loops(gemm)
+    tho, thi = sch.split(th, [None, cfg["tile_rows"]])
     two, twi = sch.split(tw, [None, cfg["tile_p"]])
     oo, oin = sch.split(oi, [None, cfg["tile_oc"]])
-    sch.reorder(e, f, b, co, th, two, oo, rco, rci, twi, oin)
+    sch.reorder(e, f, b, co, tho, two, oo, rco, rci, thi, twi, oin)
     parallel_if_worth(sch, sch.fuse(e, f, b, co), wl)
     sch.reverse_compute_at(store, oo, preserve_unit_loops=True)
     sch.vectorize(sch.get_loops(store)[-1])
-    vector_reduction(sch, gemm, oin, rco, (twi,))
+    vector_reduction(sch, gemm, oin, rco, (thi, twi))
     # inverse transform per output tile, straight into the epilogue
     ep = sch.get_sblock("epilogue")
     b, co, y, x, oi = sch.get_loops(ep)
