@@ -647,6 +647,7 @@ def test_winograd_default_fills_half_the_registers_on_avx512(size, tile_p):
     feeds = rng_inputs(model)
     assert_close(run_tvmconv(model, feeds, target=spec.key)[0], run_ort(model, feeds)[0])
 
+
 @pytest.mark.parametrize("size, dilation, tile_m, rows", [
     ((7, 7), 1, 2, 2), ((4, 4), 1, 2, 2), ((6, 4), 1, 2, 3), ((8, 8), 2, 4, 2)])
 def test_winograd_tile_spans_rows_of_a_narrow_grid(size, dilation, tile_m, rows):

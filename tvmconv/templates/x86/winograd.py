@@ -4,11 +4,11 @@ template.
 Input tiles are transformed per (batch, channel block, tile row) in parallel; the (m + 2)^2 channel
 GEMMs use the direct template's register tile (``tile_p`` tiles x ``tile_oc`` channels in vector
 registers, reduction over input channels; ``tile_rows`` rows of such tiles where ``tile_p`` spans
-a whole row); the inverse transform runs per output tile and feeds the
-fused epilogue. The input transform reads the conv's padding as tests on its loads, not from a
-padded copy (``inline_pad``; ResNet-18 7% faster end to end on AVX-512, VGG 2%, with AVX2 2% and
-2%). The kernel transform runs once, as the artefact loads (``weight_schedule``); the tuner times
-the GEMMs on weights transformed by numpy (``transform_weights``).
+a whole row); the inverse transform runs per output tile and feeds the fused epilogue. The input
+transform reads the conv's padding as tests on its loads, not from a padded copy (``inline_pad``;
+ResNet-18 7% faster end to end on AVX-512, VGG 2%, with AVX2 2% and 2%). The kernel transform
+runs once, as the artefact loads (``weight_schedule``); the tuner times the GEMMs on weights
+transformed by numpy (``transform_weights``).
 """
 
 from __future__ import annotations
