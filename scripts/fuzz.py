@@ -27,6 +27,7 @@ from onnx import TensorProto, helper, numpy_helper
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
 import tvmconv  # noqa: E402
+from tvmconv import relative_error  # noqa: E402
 from tvmconv.target import resolve  # noqa: E402
 
 TOL = 1e-4
@@ -447,10 +448,6 @@ def float64_reference(model, x) -> np.ndarray | None:
         return None
 
 
-def rel_err(got, ref) -> float:
-    return float(np.abs(got - ref).max() / (np.abs(ref).max() + 1e-6))
-
-
 def check(model, shape, target: str, rng) -> str | None:
     """Why this network fails on ``target``, or None."""
     import onnxruntime as ort
@@ -467,16 +464,16 @@ def check(model, shape, target: str, rng) -> str | None:
         return f"{type(e).__name__}: {str(e).splitlines()[0][:300]}"
     if got.shape != ref.shape:
         return f"shape {got.shape}, onnxruntime {ref.shape}"
-    err = rel_err(got, ref)
+    err = relative_error(got, ref)
     if err <= TOL:
         return None
     exact = float64_reference(model, x)
     if exact is None:
         return f"max|diff|/max|ref| = {err:.3g}"
-    if rel_err(got, exact) <= max(TOL, ILL_CONDITIONED * rel_err(ref, exact)):
+    if relative_error(got, exact) <= max(TOL, ILL_CONDITIONED * relative_error(ref, exact)):
         return None
-    return f"max|diff|/max|ref| = {err:.3g} (float64: tvmconv {rel_err(got, exact):.3g}, " \
-           f"onnxruntime {rel_err(ref, exact):.3g})"
+    return f"max|diff|/max|ref| = {err:.3g} (float64: tvmconv {relative_error(got, exact):.3g}, " \
+           f"onnxruntime {relative_error(ref, exact):.3g})"
 
 
 def main() -> int:

@@ -119,6 +119,7 @@ def main(argv=None) -> int:
     import torch
     import zoo
 
+    from tvmconv import relative_error
     from tvmconv.errors import TargetError
     from tvmconv.hostinfo import cuda_arch
 
@@ -148,7 +149,7 @@ def main(argv=None) -> int:
             runners["onnxruntime CUDA"] = ort
         ms = timed(runners, args.rounds, args.per_round)
         for k, v in ms.items():
-            err = (f"{np.abs(outs[k] - ref).max() / np.abs(ref).max():.1e}" if k in outs else "")
+            err = f"{relative_error(outs[k], ref):.1e}" if k in outs else ""
             row = f"| {name} | {k} | {v:.3f} | {v / ms['tvmconv']:.2f} | {err} |"
             lines.append(row)
             print(row, flush=True)

@@ -61,8 +61,7 @@ def run(folder: Path, repeat: int) -> int:
         model = tvmconv.load(artefact)
         feeds = {i.name: data[f"in_{i.name}"] for i in model.inputs}
         outs = model.run(feeds)
-        err = max(float(np.abs(o - data[f"out_{k}"]).max() / np.abs(data[f"out_{k}"]).max())
-                  for k, o in enumerate(outs))
+        err = max(tvmconv.relative_error(o, data[f"out_{k}"]) for k, o in enumerate(outs))
         ms = float(np.median(model.benchmark(*feeds.values(), repeat=repeat))) * 1e3
         worst = max(worst, err)
         print(f"{artefact.stem:16s} rel. err {err:.1e}  {ms:8.3f} ms", flush=True)

@@ -93,7 +93,7 @@ def check(name: str, size: tuple[int, int], target, rounds: int) -> str:
     model = tvmconv.compile(path, target=target).model()
     compile_s = time.perf_counter() - t0
     got = model.run({"x": x})[0]
-    err = float(np.abs(got - ref).max() / np.abs(ref).max())
+    err = tvmconv.relative_error(got, ref)
     runners = {"tvmconv": lambda f: model.run(f),
                **peers(path, int(os.environ["TVM_NUM_THREADS"]), target)}
     times = interleaved(runners, {"x": x}, rounds, 5)

@@ -12,6 +12,8 @@ import onnx
 import pytest
 from onnx import TensorProto, helper, numpy_helper
 
+from tvmconv import relative_error
+
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT / "scripts"))  # so tests can `import zoo`
 
@@ -21,14 +23,6 @@ TOL = 1e-4  # max|diff| / max|ref| for every numerical comparison
 
 # -- comparison -----------------------------------------------------------------------------------
 
-def rel_err(got: np.ndarray, ref: np.ndarray) -> float:
-    """max|got - ref| / max|ref| (absolute when the reference is all zeros)."""
-    got, ref = np.asarray(got, np.float64), np.asarray(ref, np.float64)
-    scale = float(np.abs(ref).max()) if ref.size else 0.0
-    diff = float(np.abs(got - ref).max()) if ref.size else 0.0
-    return diff / scale if scale > 0 else diff
-
-
 def assert_close(got, ref, tol: float = TOL, what: str = "output") -> None:
     """Same shape, NaN and infinite where the reference is, and within ``tol`` relative error."""
     got, ref = np.asarray(got), np.asarray(ref)
@@ -37,7 +31,7 @@ def assert_close(got, ref, tol: float = TOL, what: str = "output") -> None:
     assert np.array_equal(got[np.isinf(ref)], ref[np.isinf(ref)]) and np.array_equal(
         np.isinf(got), np.isinf(ref)), f"{what}: infinities differ"
     fin = np.isfinite(ref)
-    err = rel_err(got[fin], ref[fin])
+    err = relative_error(got[fin], ref[fin])
     assert err <= tol, f"{what}: max|diff|/max|ref| = {err:.3g} > {tol:g}"
 
 

@@ -85,6 +85,15 @@ def test_non_finite_input(model, feeds, bad):
         model(x, feeds["b"])
 
 
+def test_relative_error():
+    """The one output measure of tests, tuner and scripts: relative to the largest reference
+    value, absolute against an all-zero reference, NaN where the output holds one."""
+    assert tvmconv.relative_error(np.float32([2, -3.5]), np.float32([2, -4])) == 0.125
+    assert tvmconv.relative_error(np.zeros(3) + 1e-5, np.zeros(3)) == pytest.approx(1e-5)
+    assert np.isnan(tvmconv.relative_error([np.nan, 1.0], [1.0, 1.0]))
+    assert tvmconv.relative_error(np.empty((0, 3)), np.empty((0, 3))) == 0.0
+
+
 def test_wrong_number_of_inputs(model, feeds):
     with pytest.raises(TypeError, match=r"expected 2 input\(s\)"):
         model(feeds["a"])

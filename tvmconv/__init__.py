@@ -12,7 +12,7 @@ from .hostinfo import use_all_cores  # noqa: E402
 use_all_cores()
 
 from .errors import ArtefactError, ModelError, TargetError, TvmconvError, UnsupportedError  # noqa: E402,F401
-from .runtime import Model, load  # noqa: E402,F401
+from .runtime import Model, load, relative_error  # noqa: E402,F401
 
 
 def compile(model, target="x86", log=None, input_shapes=None, progress=False,  # noqa: A001

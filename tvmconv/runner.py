@@ -189,6 +189,7 @@ def _serve(conn, rpc_addr, gpu: bool) -> None:
     import tvm
 
     from .measure import time_kernel
+    from .runtime import relative_error
 
     try:
         session = rpc_session(rpc_addr) if rpc_addr else None
@@ -221,8 +222,7 @@ def _serve(conn, rpc_addr, gpu: bool) -> None:
                 conn.send(out)
                 continue
             reference, repeat = msg[4:]
-            scale = max(float(np.abs(reference).max()), 1e-30)
-            err = float(np.abs(out - reference).max()) / scale
+            err = relative_error(out, reference)
             if not np.isfinite(err) or err > 1e-4:
                 conn.send(Result(error=f"wrong result (relative error {err:.2e})"))
                 continue

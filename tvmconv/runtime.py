@@ -192,6 +192,16 @@ class Model:
         return sorted(rows, key=lambda r: -r.seconds)
 
 
+def relative_error(got, ref) -> float:
+    """max|got - ref| / max|ref| in float64, the measure every output check here uses (absolute
+    when the reference is all zeros; NaN when either holds one)."""
+    got, ref = np.asarray(got, np.float64), np.asarray(ref, np.float64)
+    if not ref.size:
+        return 0.0
+    scale, diff = float(np.abs(ref).max()), float(np.abs(got - ref).max())
+    return diff / scale if scale > 0 else diff
+
+
 def load(path: str | os.PathLike) -> Model:
     """Load an artefact written by ``tvmconv.compile``; refuses one built for another target."""
     meta, _ = read_metadata(path)
