@@ -185,6 +185,7 @@ def default(wl, target) -> Config:
     other cache line of the weights."""
     budget = target.registers // 2 if target.lanes >= 16 else target.registers - 4
     acc = lambda c: _accumulators(c, target)  # noqa: E731
+    half_full = lambda c: acc(c) >= budget // 2  # noqa: E731
     if _dilated(wl):
         m = min(_tiles(wl, target), key=lambda t: _waste(wl, t) * RELATIVE_COST[t])
     elif target.registers == 16:  # the least GEMM work: (m + 2)^2 products per m^2 outputs
@@ -197,11 +198,11 @@ def default(wl, target) -> Config:
 
     def pick(configs):
         return prefer_exact(configs, lambda cs: max(cs, key=lambda c: (acc(c), c["tile_oc"])),
-                            _tile_grid(wl, m)[1], lambda c: acc(c) >= budget // 2, knob="tile_p")
+                            _tile_grid(wl, m)[1], half_full, knob="tile_p")
 
     block = wl.params["out"][4]
     row = whole_blocks_first([c for c in fits if c["tile_rows"] == 1], block, target, pick,
-                             lambda c: acc(c) >= budget // 2)
+                             half_full)
     if target.lanes < 16 or row["tile_oc"] != block:
         return row
     return max((c for c in fits if (c["tile_p"], c["tile_oc"]) == (row["tile_p"], block)),
