@@ -535,15 +535,16 @@ def test_direct_conv_default_thread_order_moves_fewer_bytes(target, size, cin, c
     assert_close(run_tvmconv(model, feeds, target=target)[0], run_ort(model, feeds)[0])
 
 
-@pytest.mark.parametrize("size, cin, cout, pixels_outer", [
-    (56, 256, 64, 1),    # 3.2 MB of input: re-read per channel block, it would come from L3
-    (28, 64, 256, 0),    # 0.2 MB of input, 4 KB of weights per block: threads split the channels
-    (14, 1024, 256, 1),  # 64 KB of weights per block (past L1), 1 MB in all: threads split pixels
-    (7, 512, 2048, 0),   # 4 MB of weights: threads split the channels
+@pytest.mark.parametrize("size, cin, cout, pixels_outer, offered", [
+    (56, 256, 64, 1, [1]),      # 3.2 MB of input: re-read per channel block, it would come from L3
+    (28, 64, 256, 0, [0, 1]),   # 0.2 MB of input, 4 KB of weights per block: threads split channels
+    (14, 1024, 256, 1, [0, 1]),  # 64 KB of weights per block (past L1), 1 MB in all: split pixels
+    (7, 512, 2048, 0, [0, 1]),  # 4 MB of weights: threads split the channels
 ])
-def test_pointwise_default_thread_order(size, cin, cout, pixels_outer, tmp_path):
+def test_pointwise_default_thread_order(size, cin, cout, pixels_outer, offered, tmp_path):
     """The pointwise template's threads run over pixel tiles or channel blocks by where the input
-    and weights fit (ResNet-50's 1x1 convs), and both orders match onnxruntime."""
+    and weights fit (ResNet-50's 1x1 convs); only over pixel tiles where the input outgrows L2
+    and the weights do not (``thread_splits``). Each order offered matches onnxruntime."""
     from tvmconv.templates.x86 import pointwise
 
     spec = resolve("x86-avx2")
@@ -552,9 +553,10 @@ def test_pointwise_default_thread_order(size, cin, cout, pixels_outer, tmp_path)
     wl = next(w for w in workloads(model, "x86-avx2") if w.kind == "conv2d")
     cfg = pointwise.default(wl, spec)
     assert cfg["pixels_outer"] == pixels_outer, (wl.key, cfg)
+    assert pointwise.space(wl, spec).knobs["pixels_outer"] == offered
     feeds = rng_inputs(model)
     ref = run_ort(model, feeds)[0]
-    for order in (0, 1):
+    for order in offered:
         log = records.make(spec.key, wl.key, pointwise.NAME,
                            {**cfg.to_json(), "pixels_outer": order}, latencies=[1e-3])
         path = tmp_path / f"order{order}.jsonl"
