@@ -517,20 +517,23 @@ def test_direct_conv_default_keeps_two_vector_blocks_whole_on_avx2(width):
 
 
 @pytest.mark.parametrize("target", ["x86-avx2", "x86-avx512"])
-@pytest.mark.parametrize("size, cin, cout, rows_outer", [
-    (28, 512, 128, 1),   # a large input, small weights: threads split the rows
-    (7, 512, 2048, 0),   # large weights, a small map: threads split the output channels
+@pytest.mark.parametrize("size, cin, cout, rows_outer, offered", [
+    (28, 512, 128, 1, [1]),      # a large input, small weights: threads split the rows
+    (7, 512, 2048, 0, [0, 1]),   # large weights, a small map: threads split the output channels
 ])
-def test_direct_conv_default_thread_order_moves_fewer_bytes(target, size, cin, cout, rows_outer):
+def test_direct_conv_default_thread_order_moves_fewer_bytes(target, size, cin, cout, rows_outer,
+                                                            offered):
     """Threads over rows re-read the weights per row tile, threads over output channels re-read
-    the input per block: the default picks the order with less traffic (ResNet-50's 1x1 convs),
-    and the conv it compiles matches onnxruntime."""
+    the input per block: the default picks the order with less traffic (ResNet-50's 1x1 convs);
+    only rows where the input outgrows L2 and the weights do not (``thread_orders``). The conv it
+    compiles matches onnxruntime."""
     from tvmconv.templates.x86 import conv2d
 
     model = single("Conv", (1, cin, size, size), {"w": weights((cout, cin, 1, 1), 5, 0.05)},
                    ["w"])
     wl = next(w for w in workloads(model, target) if w.kind == "conv2d")
     assert conv2d.default(wl, resolve(target))["rows_outer"] == rows_outer, wl.key
+    assert conv2d.space(wl, resolve(target)).knobs["rows_outer"] == offered
     feeds = rng_inputs(model)
     assert_close(run_tvmconv(model, feeds, target=target)[0], run_ort(model, feeds)[0])
 

@@ -23,6 +23,7 @@ from .common import (
     prefer_exact,
     round_up,
     schedule_pad,
+    thread_orders,
     tile_widths,
     vector_reduction,
     whole_blocks_first,
@@ -115,7 +116,7 @@ def space(wl, target) -> Space:
         "tile_oc": channel_tiles(ob, lanes) + spanning_tiles(wl, lanes),
         "unroll_kw": [0, 1] if p["kernel_hw"][1] > 1 else [0],
         "reduce_outer": [0, 1],
-        "rows_outer": [0, 1] if p["out"][1] > 1 and oh > 1 else [0],
+        "rows_outer": thread_orders(wl, p["out"][1] > 1 and oh > 1),
     }
     aligned = {}  # per skip knob offered, the tile sizes that can skip
     for axis, (knob, tile) in enumerate(zip(SKIP_KNOBS, TILE_KNOBS)):
@@ -155,7 +156,8 @@ def default(wl, target) -> Config:
     many_blocks = int(wl.params["kernel"][1] >= 4)
     ow, ob = wl.params["out"][3:]
     configs = space(wl, target)
-    fits = [c for c in configs if c["reduce_outer"] == many_blocks and not c["rows_outer"]]
+    order = configs.knobs["rows_outer"][0]  # the register tile is picked over blocks if offered
+    fits = [c for c in configs if c["reduce_outer"] == many_blocks and c["rows_outer"] == order]
     spanning = [c for c in fits if c["tile_oc"] > ob]
     fits = spanning or fits
     aim = half - 2 if spanning and target.registers > 16 else half

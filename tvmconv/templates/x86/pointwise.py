@@ -24,6 +24,7 @@ from .common import (
     parallel_if_worth,
     round_up,
     row_tiled_compute,
+    thread_orders,
     tile_widths,
 )
 
@@ -101,25 +102,11 @@ def space(wl, target) -> Space:
         "tile_w": tile_widths(pixels, ragged=True, max_waste=MAX_WASTE),
         "tile_oc": channel_tiles(wl, lanes),
         "reduce_outer": [0, 1],
-        "pixels_outer": thread_splits(wl),
+        "pixels_outer": thread_orders(wl, wl.params["out"][1] > 1),
     }
     ob = wl.params["out"][4]
     return Space(knobs, lambda c: _accumulators(c, ob, lanes)
                  + direct.vectors(c["tile_oc"], ob, lanes) + 1 < target.registers)
-
-
-def thread_splits(wl) -> list[int]:
-    """The ``pixels_outer`` values offered: threads over output-channel blocks (0) or over pixel
-    tiles (1), with one block only the first. Where the input outgrows L2 and the weights do not,
-    only pixel tiles: over blocks each thread streams all of the input from L3, which the tuner,
-    timing kernels alone, cannot see. Inside ResNet-50 on a Zen 5, alternating, its 256x56x56 ->
-    64 convs (3 MB in, 64 KB of weights) ran 0.91-0.97x the time over pixel tiles in a quiet
-    phase of the machine and 0.56-0.57x in a busy one; alone the two tied (200 us)."""
-    p = wl.params
-    if p["out"][1] == 1:
-        return [0]
-    inputs, weights = (4 * math.prod(p[k]) for k in ("data", "kernel"))
-    return [1] if inputs > L2_BYTES >= weights else [0, 1]
 
 
 def channel_tiles(wl, lanes: int) -> list[int]:
