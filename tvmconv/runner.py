@@ -285,8 +285,8 @@ class Runner:
 
 def kernel_inputs(wl, template=None, cfg=None, seed: int = 0) -> tuple[list, tuple]:
     """Seeded inputs for a kernel (as the layer computes them) and its output shape. Positive values
-    keep log/sqrt/div epilogues finite;
-    a template with its own weight form gets them transformed."""
+    keep log/sqrt/div epilogues finite; a resize reads real index tables; a template with its own
+    weight form gets them transformed."""
     from . import kernels
     from .layers import transform
 
