@@ -538,6 +538,19 @@ def test_direct_conv_default_thread_order_moves_fewer_bytes(target, size, cin, c
     assert_close(run_tvmconv(model, feeds, target=target)[0], run_ort(model, feeds)[0])
 
 
+@pytest.mark.parametrize("groups, offered", [(1, [1]), (2, [0, 1]), (16, [0, 1])])
+def test_grouped_conv_thread_orders_count_a_groups_input(groups, offered):
+    """An output-channel block of a grouped conv reads only its group's input: with 1.6 MB in,
+    threads over blocks stream 0.8 MB each with two groups, which L2 holds, so both orders stay
+    offered; ungrouped, each thread would stream it all."""
+    from tvmconv.templates.x86 import conv2d
+
+    model = single("Conv", (1, 128, 56, 56), {"w": weights((128, 128 // groups, 3, 3), 6, 0.05)},
+                   ["w"], pads=[1, 1, 1, 1], group=groups)
+    wl = next(w for w in workloads(model, "x86-avx512") if w.kind == "conv2d")
+    assert conv2d.space(wl, resolve("x86-avx512")).knobs["rows_outer"] == offered, wl.key
+
+
 @pytest.mark.parametrize("size, cin, cout, pixels_outer, offered", [
     (56, 256, 64, 1, [1]),      # 3.2 MB of input: re-read per channel block, it would come from L3
     (28, 64, 256, 0, [0, 1]),   # 0.2 MB of input, 4 KB of weights per block: threads split channels

@@ -24,11 +24,13 @@ def thread_orders(wl, either: bool) -> list[int]:
     L3, which the tuner, timing kernels alone, cannot see. Inside ResNet-50 on a Zen 5,
     alternating, its 256x56x56 -> 64 convs (3 MB in, 64 KB of weights) ran 0.91-0.97x the time
     over pixel tiles in a quiet phase of the machine and 0.56x in a busy one; alone the two tied
-    (200 us), and the tuning log had picked channel blocks."""
+    (200 us), and the tuning log had picked channel blocks. A grouped conv's block reads only
+    its group's share of the input: that share is what must outgrow L2."""
     if not either:
         return [0]
     inputs, weights = (4 * prod(wl.params[k]) for k in ("data", "kernel"))
-    return [1] if inputs > L2_BYTES >= weights else [0, 1]
+    share = inputs // wl.params.get("groups", 1)
+    return [1] if share > L2_BYTES >= weights else [0, 1]
 
 
 def parallel_if_worth(sch, loop, wl) -> None:
