@@ -485,3 +485,27 @@ def test_in_network_confirmation_records_the_finalist_fastest_inside(tiny, tmp_p
         assert (pick[0].NAME, pick[1]) == (expected[0].NAME, expected[1]), wl.key
     with pytest.raises(TvmconvError, match="does not go with --rpc"):
         tune_main([tiny, "--in-network", "--rpc", "127.0.0.1:9190", "--log", str(log)])
+
+
+def test_in_network_confirmation_records_a_pick_where_the_fastest_record_no_longer_fits(
+        tiny, tmp_path, monkeypatch):
+    """A log whose fastest record of a layer no longer fits the templates (they changed since)
+    gets a verdict for that layer even when the current pick stays: the book built from the log
+    takes each layer's first record, and must not take one that compile cannot use."""
+    from tvmconv import netconfirm, templates
+
+    target, log = resolve("x86"), tmp_path / "tiny.jsonl"
+    assert tune_main([tiny, "--trials", "6", "--log", str(log), "-q", "--batch", "3"]) == 0
+    conv = next(wl for wl, _ in workloads(tiny, target) if wl.kind == "conv2d")
+    fitting = records.ranked([log], target.key)[conv.key][0]
+    records.append(log, [records.make(target.key, conv.key, fitting["template"],
+                                      dict(fitting["config"], tile_w=10**6), [1e-9])])
+    assert templates.from_record(records.ranked([log], target.key)[conv.key][0], conv,
+                                 target) is None
+    monkeypatch.setattr(netconfirm, "profile_rounds",  # the current picks run fastest
+                        lambda models, feeds: [[{wl.key: rank + 1.0 for wl, _ in
+                                                 workloads(tiny, target)}
+                                                for rank in range(len(models))]] * 3)
+    assert netconfirm.confirm(tiny, target, log, say=lambda _: None) >= 1
+    first = records.best_by_target([log])[target.key][conv.key]
+    assert first.get("verdict") and first["config"] == fitting["config"]

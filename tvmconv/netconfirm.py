@@ -87,12 +87,13 @@ def profile_rounds(models: list, feeds: dict, rounds: int = ROUNDS) -> list[list
 def confirm(model, target, log, input_shapes=None, deadline: float | None = None,
             say=print) -> int:
     """Re-time every layer's finalists inside the network and append a verdict for each layer
-    whose pick changes; the number of those. Nothing is recorded when the deadline passes
-    first."""
+    whose pick changes, or whose fastest record no longer fits the templates (so that the book
+    built from the log carries a pick that does); the number of those. Nothing is recorded when
+    the deadline passes first."""
     model = load_model(model)  # read once: every variant builds from it
     tuned = tuned_records(target.key, [log], book=False)
-    finalists = {wl.key: candidates(wl, target, tuned.get(wl.key, []))
-                 for wl, _ in workloads(model, target, input_shapes)}
+    wl_of = {wl.key: wl for wl, _ in workloads(model, target, input_shapes)}
+    finalists = {key: candidates(wl, target, tuned.get(key, [])) for key, wl in wl_of.items()}
     ranks = max((len(c) for c in finalists.values()), default=0)
     if ranks < 2:
         say("in-network confirmation: no layer has two finalists")
@@ -114,7 +115,9 @@ def confirm(model, target, log, input_shapes=None, deadline: float | None = None
         timed = [{_key(c): row[rank][key] for rank, c in enumerate(cands) if key in row[rank]}
                  for row in rounds]
         winner = verdict(timed, _key(cands[0]))
-        if winner is not None and winner != _key(cands[0]):
+        recs = tuned.get(key, [])
+        stale = bool(recs) and templates.from_record(recs[0], wl_of[key], target) is None
+        if winner is not None and (winner != _key(cands[0]) or stale):
             lat = [r[winner] for r in timed]
             changed.append(records.make(target.key, key, winner[0], winner[1].to_json(), lat,
                                         verdict=True))
