@@ -11,6 +11,7 @@ import numpy as np
 from tvm import te, tirx
 
 from .conv2d import pad_spatial, padded_extent
+from .elementwise import power
 
 
 def compute(wl) -> list[te.Tensor]:
@@ -36,10 +37,9 @@ def compute(wl) -> list[te.Tensor]:
     if kind == "lp":
         pw = p["p"]
         total = te.compute(out_shape, lambda *i: te.sum(
-            tirx.power(tirx.abs(window(*i)), tirx.const(pw, "float32")) if pw != 2.0
-            else window(*i) * window(*i), axis=[rkh, rkw]), name="pool")
-        out = te.compute(out_shape, lambda *i: tirx.power(
-            total(*i), tirx.const(1.0 / pw, "float32")), name="pool_out")
+            power(tirx.abs(window(*i)), pw, positive=True), axis=[rkh, rkw]), name="pool")
+        out = te.compute(out_shape, lambda *i: power(total(*i), 1.0 / pw, positive=True),
+                         name="pool_out")
         return [data, out]
     divisor = te.placeholder((out_shape[2], out_shape[3]), name="divisor")
     total = te.compute(out_shape, lambda *i: te.sum(window(*i), axis=[rkh, rkw]), name="pool")
