@@ -487,6 +487,46 @@ def test_in_network_confirmation_records_the_finalist_fastest_inside(tiny, tmp_p
         tune_main([tiny, "--in-network", "--rpc", "127.0.0.1:9190", "--log", str(log)])
 
 
+def test_in_network_confirmation_compares_the_ranks_built_before_the_deadline(tiny, tmp_path,
+                                                                            monkeypatch):
+    """A budget that runs out while the variants build (each a whole network: seconds to a minute)
+    still confirms among the ranks already built, rather than dropping what it built."""
+    import types
+
+    from tvmconv import netconfirm
+
+    target, log = resolve("x86"), tmp_path / "tiny.jsonl"
+    assert tune_main([tiny, "--trials", "6", "--log", str(log), "-q", "--batch", "3"]) == 0
+    clock, real_compile, finalists = [0.0], netconfirm.compile_model, {}
+
+    def compile_model(*args, **kwargs):  # each build takes a second of the fake clock
+        clock[0] += 1.0
+        return real_compile(*args, **kwargs)
+
+    def candidates(wl, target, recs):
+        finalists[wl.key] = real_candidates(wl, target, recs)
+        return finalists[wl.key]
+
+    real_candidates = netconfirm.candidates
+    monkeypatch.setattr(netconfirm, "time", types.SimpleNamespace(
+        time=lambda: clock[0], perf_counter=time.perf_counter))
+    monkeypatch.setattr(netconfirm, "compile_model", compile_model)
+    monkeypatch.setattr(netconfirm, "candidates", candidates)
+    monkeypatch.setattr(netconfirm, "profile_rounds", lambda models, feeds: [  # rank 1 fastest
+        [{key: 1.0 if rank != 1 else 0.5 for key in finalists} for rank in range(len(models))]
+    ] * 3)
+    said = []
+    changed = netconfirm.confirm(tiny, target, log, deadline=1.5, say=said.append)
+    assert clock[0] == 2.0 and max(map(len, finalists.values())) > 2, (clock, finalists)
+    assert "allowed 2 of" in said[0]
+    two = [key for key, c in finalists.items() if len(c) >= 2]
+    assert changed == len(two) > 0
+    best = records.best_by_target([log])[target.key]
+    for key in two:
+        tmpl, cfg = finalists[key][1]
+        assert (best[key]["template"], best[key]["config"]) == (tmpl.NAME, cfg.to_json()), key
+
+
 def test_in_network_confirmation_records_a_pick_where_the_fastest_record_no_longer_fits(
         tiny, tmp_path, monkeypatch):
     """A log whose fastest record of a layer no longer fits the templates (they changed since)

@@ -88,8 +88,9 @@ def confirm(model, target, log, input_shapes=None, deadline: float | None = None
             say=print) -> int:
     """Re-time every layer's finalists inside the network and append a verdict for each layer
     whose pick changes, or whose fastest record no longer fits the templates (so that the book
-    built from the log carries a pick that does); the number of those. Nothing is recorded when
-    the deadline passes first."""
+    built from the log carries a pick that does); the number of those. Where the deadline passes
+    while the variants build, the finalists of the ranks built so far are compared (nothing is
+    recorded when fewer than two were)."""
     model = load_model(model)  # read once: every variant builds from it
     tuned = tuned_records(target.key, [log], book=False)
     wl_of = {wl.key: wl for wl, _ in workloads(model, target, input_shapes)}
@@ -102,13 +103,19 @@ def confirm(model, target, log, input_shapes=None, deadline: float | None = None
     with tempfile.TemporaryDirectory(prefix="tvmconv-confirm-") as tmp:
         for rank in range(ranks):
             if deadline is not None and time.time() >= deadline:
-                say("in-network confirmation: the budget ran out while building its variants")
-                return 0
+                break
             path = os.path.join(tmp, f"rank{rank}.jsonl")
             variant_log(path, target, {key: c[min(rank, len(c) - 1)]
                                        for key, c in finalists.items()})
             models.append(compile_model(model, target, log=path, input_shapes=input_shapes,
                                         book=False).model())
+    if len(models) < 2:
+        say("in-network confirmation: the budget ran out while building its variants")
+        return 0
+    if len(models) < ranks:
+        say(f"in-network confirmation: the budget allowed {len(models)} of {ranks} builds")
+        finalists = {key: c[:len(models)] for key, c in finalists.items()}
+        ranks = len(models)
     rounds = profile_rounds(models, models[0].random_inputs())
     changed = []
     for key, cands in finalists.items():
