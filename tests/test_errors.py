@@ -685,6 +685,21 @@ def test_cli_demo_bad_input(args, match):
     _assert_one_error_line(_cli("demo", *args), match)
 
 
+@pytest.mark.parametrize("entry", ["cli.run(main)", "runner._start_builder(); main()"],
+                         ids=["command", "tuning_worker"])
+def test_commands_and_tuning_workers_keep_torch_out(entry):
+    """tvm_ffi imports PyTorch whenever it is installed (3 s of each command's start-up here);
+    neither a command nor a tuning worker uses it, so TVM starts there without it."""
+    pytest.importorskip("torch")
+    code = ("import sys\nfrom tvmconv import cli, runner\n"
+            "def main(argv=None):\n    import tvm\n    print(sys.modules.get('torch'))\n"
+            f"{entry}\n")
+    proc = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True,
+                          timeout=300)
+    assert proc.returncode == 0, proc.stderr
+    assert proc.stdout.strip() == "None", proc.stdout
+
+
 def test_console_scripts_print_one_line():
     """pyproject's console scripts (tvmconv, tvmconv-compile, tvmconv-run) go through cli.run
     as python -m does: tvmconv-compile called compile.main directly, so bad input ended in a

@@ -16,8 +16,11 @@ def fail(message: str, code: int = 2) -> "NoReturn":  # noqa: F821
 
 def run(main, argv=None) -> None:
     """Run a CLI body; user errors print one line and exit 2, Ctrl-C exits 130, a closed pipe on
-    stdout 141 without a word."""
+    stdout 141 without a word; PyTorch kept out (``hostinfo.keep_torch_out``)."""
     from .errors import TvmconvError
+    from .hostinfo import keep_torch_out
+
+    keep_torch_out()
 
     warnings.formatwarning = lambda msg, cat, *a, **k: f"warning: {msg}\n"
     try:

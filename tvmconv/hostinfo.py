@@ -6,6 +6,7 @@ from __future__ import annotations
 import functools
 import os
 import platform
+import sys
 
 
 def cpu_flags() -> set[str]:
@@ -130,3 +131,12 @@ def use_all_cores() -> None:
     two ran alike. A TVM_NUM_THREADS that is not a positive integer counts as unset."""
     os.environ["TVM_NUM_THREADS"] = str(pool_threads())
     os.environ.setdefault("TVM_BIND_THREADS", "0")
+
+
+def keep_torch_out() -> None:
+    """Keep PyTorch out of a process of tvmconv's own (a command, a tuning worker), none of which
+    uses it: tvm_ffi imports it whenever it is installed, which tripled TVM's start-up (4.8 s
+    against 1.5 on a Zen 4), paid by every command, even one that only reports a missing file,
+    and by every worker a tuning run starts. ``import torch`` then raises the ImportError that
+    tvm_ffi allows for."""
+    sys.modules.setdefault("torch", None)

@@ -22,6 +22,7 @@ from pathlib import Path
 import numpy as np
 
 from .errors import TvmconvError
+from .hostinfo import keep_torch_out
 
 BUILD_TIMEOUT = 60.0
 RUN_TIMEOUT = 30.0
@@ -62,6 +63,7 @@ def _start_builder() -> None:
     its real time, right after a batch of builds)."""
     os.environ["TVM_NUM_THREADS"] = "1"
     os.environ["TVM_THREAD_POOL_SPIN_COUNT"] = "0"
+    keep_torch_out()
     import tvm  # noqa: F401
 
 
@@ -186,6 +188,7 @@ def _serve(conn, rpc_addr, gpu: bool) -> None:
     Requests: ("reference", path, inputs, out_shape) -> output array or Result(error); ("time",
     path, inputs, out_shape, reference, repeat) -> Result. None ends the process.
     """
+    keep_torch_out()
     import tvm
 
     from .measure import time_kernel
