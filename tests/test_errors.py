@@ -690,7 +690,7 @@ def test_cli_demo_bad_input(args, match):
 def test_commands_and_tuning_workers_keep_torch_out(entry):
     """tvm_ffi imports PyTorch whenever it is installed (3 s of each command's start-up here);
     neither a command nor a tuning worker uses it, so TVM starts there without it."""
-    pytest.importorskip("torch")
+    pytest.importorskip("torch", reason="PyTorch is not installed: there is nothing to keep out")
     code = ("import sys\nfrom tvmconv import cli, runner\n"
             "def main(argv=None):\n    import tvm\n    print(sys.modules.get('torch'))\n"
             f"{entry}\n")

@@ -7,11 +7,13 @@ import contextlib
 import json
 import math
 import re
+import shutil
 import signal
 import socket
 import struct
 import threading
 import time
+from pathlib import Path
 
 import numpy as np
 import onnx
@@ -48,6 +50,15 @@ def tiny(tmp_path_factory) -> str:
     path = tmp_path_factory.mktemp("tiny") / "tiny.onnx"
     onnx.save(helper.make_model(graph, opset_imports=[helper.make_opsetid("", 17)]), str(path))
     return str(path)
+
+
+@pytest.fixture(scope="module")
+def tiny_tuned(tiny, tmp_path_factory) -> Path:
+    """A log of six measurements of ``tiny``, made once for the tests that start from a tuned
+    model (each copies it before appending)."""
+    log = tmp_path_factory.mktemp("tiny_tuned") / "tiny.jsonl"
+    assert tune_main([tiny, "--trials", "6", "--log", str(log), "-q", "--batch", "3"]) == 0
+    return log
 
 
 def test_budget_parsing():
@@ -487,16 +498,15 @@ def test_in_network_confirmation_records_the_finalist_fastest_inside(tiny, tmp_p
         tune_main([tiny, "--in-network", "--rpc", "127.0.0.1:9190", "--log", str(log)])
 
 
-def test_in_network_confirmation_compares_the_ranks_built_before_the_deadline(tiny, tmp_path,
-                                                                            monkeypatch):
+def test_in_network_confirmation_compares_the_ranks_built_before_the_deadline(
+        tiny, tiny_tuned, tmp_path, monkeypatch):
     """A budget that runs out while the variants build (each a whole network: seconds to a minute)
     still confirms among the ranks already built, rather than dropping what it built."""
     import types
 
     from tvmconv import netconfirm
 
-    target, log = resolve("x86"), tmp_path / "tiny.jsonl"
-    assert tune_main([tiny, "--trials", "6", "--log", str(log), "-q", "--batch", "3"]) == 0
+    target, log = resolve("x86"), Path(shutil.copy(tiny_tuned, tmp_path / "tiny.jsonl"))
     clock, real_compile, finalists = [0.0], netconfirm.compile_model, {}
 
     def compile_model(*args, **kwargs):  # each build takes a second of the fake clock
@@ -528,23 +538,22 @@ def test_in_network_confirmation_compares_the_ranks_built_before_the_deadline(ti
 
 
 def test_in_network_confirmation_records_a_pick_where_the_fastest_record_no_longer_fits(
-        tiny, tmp_path, monkeypatch):
+        tiny, tiny_tuned, tmp_path, monkeypatch):
     """A log whose fastest record of a layer no longer fits the templates (they changed since)
     gets a verdict for that layer even when the current pick stays: the book built from the log
     takes each layer's first record, and must not take one that compile cannot use."""
     from tvmconv import netconfirm, templates
 
-    target, log = resolve("x86"), tmp_path / "tiny.jsonl"
-    assert tune_main([tiny, "--trials", "6", "--log", str(log), "-q", "--batch", "3"]) == 0
-    conv = next(wl for wl, _ in workloads(tiny, target) if wl.kind == "conv2d")
+    target, log = resolve("x86"), Path(shutil.copy(tiny_tuned, tmp_path / "tiny.jsonl"))
+    wls = [wl for wl, _ in workloads(tiny, target)]
+    conv = next(wl for wl in wls if wl.kind == "conv2d")
     fitting = records.ranked([log], target.key)[conv.key][0]
     records.append(log, [records.make(target.key, conv.key, fitting["template"],
                                       dict(fitting["config"], tile_w=10**6), [1e-9])])
     assert templates.from_record(records.ranked([log], target.key)[conv.key][0], conv,
                                  target) is None
     monkeypatch.setattr(netconfirm, "profile_rounds",  # the current picks run fastest
-                        lambda models, feeds: [[{wl.key: rank + 1.0 for wl, _ in
-                                                 workloads(tiny, target)}
+                        lambda models, feeds: [[{wl.key: rank + 1.0 for wl in wls}
                                                 for rank in range(len(models))]] * 3)
     assert netconfirm.confirm(tiny, target, log, say=lambda _: None) >= 1
     first = records.best_by_target([log])[target.key][conv.key]
