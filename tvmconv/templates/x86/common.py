@@ -146,9 +146,23 @@ def has_block(sch, name: str) -> bool:
     return True
 
 
+def accumulator_aim(target, spanning: bool) -> int:
+    """The accumulators a register tile aims at: half the registers; with 32, two fewer for a tile
+    spanning blocks of one vector or less, which loads a weight vector per block (on a Zen 5,
+    alone, 80 channels x 3 px ran 12-22% faster than 80 x 4, and 32 x 7 up to 13% faster than
+    32 x 8)."""
+    half = target.registers // 2
+    return half - 2 if spanning and target.registers > 16 else half
+
+
 def inline_pad_values(params) -> list[int]:
     """The values of an ``inline_pad`` knob (see ``schedule_pad``): offered where the layer pads."""
     return [0, 1] if any(params["pads"]) else [0]
+
+
+def inline_pad_default(params) -> int:
+    """Every template's default ``inline_pad``: on wherever the layer pads."""
+    return max(inline_pad_values(params))
 
 
 def schedule_pad(sch, target, name="pad", inline: bool = False) -> None:

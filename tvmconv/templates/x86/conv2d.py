@@ -19,6 +19,7 @@ from ...config import Config, Space, divisors
 from ...layers import conv2d
 from .common import (
     L2_BYTES,
+    accumulator_aim,
     parallel_if_worth,
     prefer_exact,
     round_up,
@@ -160,7 +161,7 @@ def default(wl, target) -> Config:
     fits = [c for c in configs if c["reduce_outer"] == many_blocks and c["rows_outer"] == order]
     spanning = [c for c in fits if c["tile_oc"] > ob]
     fits = spanning or fits
-    aim = half - 2 if spanning and target.registers > 16 else half
+    aim = accumulator_aim(target, bool(spanning))
 
     def rank(c):
         acc = accumulators(c, ob, lanes)

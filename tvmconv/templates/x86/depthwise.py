@@ -15,6 +15,7 @@ from __future__ import annotations
 from ...config import Config, Space
 from .common import (
     has_block,
+    inline_pad_default,
     inline_pad_values,
     parallel_if_worth,
     prefer_exact,
@@ -53,7 +54,7 @@ def default(wl, target) -> Config:
     """Taps unrolled; a run of at most 8 pixels (wider tiles lost 1.2-1.9x on MobileNetV2's layers
     in the tuning logs); the padding inlined (faster than a padded copy or padded rows on every
     depthwise layer of MobileNetV2 and EfficientNet-B0, strided ones included)."""
-    inline = max(inline_pad_values(wl.params))
+    inline = inline_pad_default(wl.params)
     fits = [c for c in space(wl, target) if c["unroll_taps"] and c["inline_pad"] == inline
             and not c["pad_rows"]]
     narrow = [c for c in fits if c["tile_w"] <= 8] or fits

@@ -21,6 +21,7 @@ from . import conv2d as direct
 from .common import (
     L1_BYTES,
     L2_BYTES,
+    accumulator_aim,
     parallel_if_worth,
     round_up,
     row_tiled_compute,
@@ -144,7 +145,7 @@ def default(wl, target) -> Config:
     else:
         spanning = [c for c in fits if c["tile_oc"] > ob]
         fits = spanning or [c for c in fits if c["tile_oc"] <= ob]
-        aim = half - 2 if spanning else half
+        aim = accumulator_aim(target, bool(spanning))
         fill = lambda c: -abs(_accumulators(c, ob, lanes) - aim)  # noqa: E731
     tile = max(fits, key=lambda c: (fill(c), -round_up(pixels, c["tile_w"]),
                                     _accumulators(c, ob, lanes), c["tile_oc"]))

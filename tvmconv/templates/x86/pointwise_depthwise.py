@@ -17,7 +17,14 @@ from __future__ import annotations
 from ...config import Config, Space, divisors
 from ...layers import pointwise_depthwise
 from . import conv2d, depthwise
-from .common import inline_pad_values, parallel_if_worth, prefer_exact, round_up, tile_widths
+from .common import (
+    inline_pad_default,
+    inline_pad_values,
+    parallel_if_worth,
+    prefer_exact,
+    round_up,
+    tile_widths,
+)
 
 NAME = "pointwise_depthwise"
 KINDS = ("pointwise_depthwise",)
@@ -114,7 +121,7 @@ def default(wl, target) -> Config:
         return (-abs(acc - half), acc, t[2], -t[0])
 
     tile = max((t for t in _pointwise_tiles(wl, target) if bands == 1 or t[0] == 1), key=rank)
-    inline = max(inline_pad_values(wl.parts()[1].params))
+    inline = inline_pad_default(wl.parts()[1].params)
     fits = [c for c in space(wl, target) if c["bands"] == bands and c["unroll_taps"]
             and c["inline_pad"] == inline
             and (c["pw_tile_h"], c["pw_tile_w"], c["tile_oc"]) == tile]

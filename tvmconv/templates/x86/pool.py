@@ -13,6 +13,7 @@ from .common import (
     LONG_ROW,
     PARALLEL_MIN,
     has_block,
+    inline_pad_default,
     inline_pad_values,
     lane_partials,
     pad_rows_at,
@@ -33,7 +34,7 @@ def space(wl, target) -> Space:
 def default(wl, target) -> Config:
     kh, kw = wl.params["kernel"]
     return Config.of({"unroll_window": int(kh * kw <= 16),
-                      "inline_pad": max(inline_pad_values(wl.params))})
+                      "inline_pad": inline_pad_default(wl.params)})
 
 
 def apply(sch, wl, cfg: Config, target) -> None:

@@ -18,6 +18,7 @@ import numpy as np
 from ...config import Config, Space, divisors
 from ...layers import winograd
 from .common import (
+    inline_pad_default,
     inline_pad_values,
     parallel_if_worth,
     prefer_exact,
@@ -192,7 +193,7 @@ def default(wl, target) -> Config:
         m = min(_tiles(wl, target), key=lambda t: (_waste(wl, t) * ((t + 2) / t) ** 2, -t))
     else:
         m = max(_tiles(wl, target), key=lambda t: (_waste(wl, t) <= 1.1, t))
-    inline = max(inline_pad_values(wl.params))
+    inline = inline_pad_default(wl.params)
     fits = [c for c in space(wl, target)
             if acc(c) <= budget and c["tile_m"] == m and c["inline_pad"] == inline]
 
