@@ -1217,6 +1217,45 @@ def test_slice(case):
     check_vs_ort(single("Slice", (1, 5, 6, 7), consts, list(consts)))
 
 
+GATHERS = {
+    # id: (input shape, axis, constant indices)
+    "as_strided_identity": ((120,), 0, np.arange(120)),  # dynamo's as_strided after a pool
+    "one_channel": ((1, 5, 6, 7), 1, np.array(3)),
+    "every_other_row_backwards": ((1, 5, 6, 7), 2, np.array([4, 2, 0])),
+    "runs_and_repeats": ((1, 9, 4, 5), 1, np.array([0, 2, 4, 1, 1, 8, -1])),
+    "indices_2d": ((2, 3, 10), 2, np.array([[0, 1, 2], [9, 5, 1]])),
+}
+
+
+@pytest.mark.parametrize("case", list(GATHERS), ids=list(GATHERS))
+def test_gather_from_an_activation(case):
+    shape, axis, indices = GATHERS[case]
+    check_vs_ort(single("Gather", shape, {"i": indices.astype(np.int64)}, ["i"], axis=axis))
+
+
+def test_gather_behind_a_conv_and_pool():
+    """ConvNeXt as PyTorch's dynamo exporter writes it: pooled, flattened, gathered."""
+    c = 24
+    nodes = [_conv_node("x", "c", "w", pads=[1, 1, 1, 1]),
+             helper.make_node("GlobalAveragePool", ["c"], ["p"]),
+             helper.make_node("Reshape", ["p", "flat"], ["f"]),
+             helper.make_node("Gather", ["f", "i"], ["g"], axis=0),
+             helper.make_node("Reshape", ["g", "back"], ["y"])]
+    check_vs_ort(make_model(nodes, {"x": (1, 5, 9, 11)}, ["y"], {
+        "w": weights((c, 5, 3, 3)), "flat": np.array([-1], np.int64),
+        "i": np.arange(c, dtype=np.int64), "back": np.array([1, c], np.int64)}))
+
+
+@pytest.mark.parametrize("indices, error, match", [
+    (np.random.default_rng(0).permutation(200), tvmconv.UnsupportedError, "runs of evenly spaced"),
+    (np.array([0, 200]), tvmconv.ModelError, r"indices outside \[-200, 200\)"),
+])
+def test_gather_refused(indices, error, match):
+    model = single("Gather", (1, 200), {"i": indices.astype(np.int64)}, ["i"], axis=1)
+    with pytest.raises(error, match=match):
+        tvmconv.compile(model, "x86")
+
+
 @pytest.mark.parametrize("mode", ["constant", "reflect", "edge"])
 def test_pad(mode):
     consts = {"p": np.array([0, 1, 2, 1, 0, 2, 1, 3], np.int64)}

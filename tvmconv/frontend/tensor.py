@@ -105,6 +105,57 @@ def slice_(ctx: Context, node, ins):
     _slice_out(ctx, ins[0], starts, ends, axes, steps, node.output[0])
 
 
+# A Gather is compiled as one Slice per run of evenly spaced indices, concatenated: this many
+# runs at most (a shuffle of every channel would be a kernel per channel).
+MAX_GATHER_RUNS = 64
+
+
+def _runs(indices: np.ndarray) -> list[tuple[int, int, int]]:
+    """(first, count, step) of the runs of evenly spaced indices, left to right."""
+    runs, i = [], 0
+    while i < len(indices):
+        j, step = i + 1, 1
+        if j < len(indices) and indices[j] != indices[i]:
+            step = int(indices[j] - indices[i])
+            while j < len(indices) and indices[j] - indices[j - 1] == step:
+                j += 1
+        runs.append((int(indices[i]), j - i, step))
+        i = j
+    return runs
+
+
+def gather(ctx: Context, node, ins):
+    """Gather from an activation at constant indices, as slices: PyTorch's dynamo exporter writes
+    ``as_strided`` so (ConvNeXt's pooled features, flattened and gathered at arange(768))."""
+    shape = ctx.shape(ins[0])
+    axis = int(ctx.attr(node, "axis", 0)) % len(shape)
+    indices = np.asarray(ctx.const(ins[1], f"Gather {node.name!r} indices")).astype(np.int64)
+    size = shape[axis]
+    if indices.size == 0:
+        raise UnsupportedError(f"Gather {node.name!r} selects nothing: empty tensors unsupported")
+    if ((indices < -size) | (indices >= size)).any():
+        raise ModelError(f"Gather {node.name!r}: indices outside [{-size}, {size}) on axis {axis}")
+    flat = np.where(indices < 0, indices + size, indices).reshape(-1)
+    runs = _runs(flat)
+    if len(runs) > MAX_GATHER_RUNS:
+        raise UnsupportedError(f"Gather {node.name!r}: its {flat.size} indices make {len(runs)} "
+                               f"runs of evenly spaced indices; tvmconv gathers at most "
+                               f"{MAX_GATHER_RUNS} (each one a slice)")
+    out_shape = (*shape[:axis], *indices.shape, *shape[axis + 1:])
+    if runs == [(0, size, 1)] and out_shape == tuple(shape):
+        ctx.alias[node.output[0]] = ins[0]
+        return
+    parts = []
+    for first, count, step in runs:
+        end = first + count * step
+        parts.append(_slice_out(ctx, ins[0], [first], [end if end >= 0 else -size - 1], [axis],
+                                [step], None))
+    joined = list(shape)
+    joined[axis] = flat.size
+    data = parts[0] if len(parts) == 1 else ctx.emit("concat", parts, joined, {"axis": axis})
+    reshape_to(ctx, data, out_shape, node.output[0], node.name)
+
+
 def split(ctx: Context, node, ins):
     shape = ctx.shape(ins[0])
     axis = int(ctx.attr(node, "axis", 0)) % len(shape)
