@@ -1256,6 +1256,59 @@ def test_gather_refused(indices, error, match):
         tvmconv.compile(model, "x86")
 
 
+def _where_leaky():
+    """torch.where(x > 0, x, 0.1 * x)."""
+    return [helper.make_node("Greater", ["x", "zero"], ["m"]),
+            helper.make_node("Mul", ["x", "tenth"], ["s"]),
+            helper.make_node("Where", ["m", "x", "s"], ["y"])], {}
+
+
+def _where_masked_fill():
+    """PyTorch's masked_fill: a constant mask, a constant fill, the activation last."""
+    mask = np.random.default_rng(0).random((1, 1, 6, 7)) < 0.3
+    return [helper.make_node("Where", ["mask", "zero", "x"], ["y"])], {"mask": mask}
+
+
+def _where_constant_left():
+    """A comparison with its constant first, a constant second branch."""
+    return [helper.make_node("Less", ["tenth", "x"], ["m"]),
+            helper.make_node("Where", ["m", "x", "big"], ["y"])], {"big": np.float32(3.0)}
+
+
+def _comparisons_as_floats():
+    return [helper.make_node("GreaterOrEqual", ["x", "x2"], ["ge"]),
+            helper.make_node("LessOrEqual", ["x", "tenth"], ["le"]),
+            helper.make_node("Equal", ["x", "x"], ["eq"]),
+            helper.make_node("Not", ["eq"], ["ne"]),
+            helper.make_node("Cast", ["ge"], ["f1"], to=onnx.TensorProto.FLOAT),
+            helper.make_node("Cast", ["le"], ["f2"], to=onnx.TensorProto.FLOAT),
+            helper.make_node("Cast", ["ne"], ["f3"], to=onnx.TensorProto.FLOAT),
+            helper.make_node("Sum", ["f1", "f2", "f3", "x"], ["y"])], {}
+
+
+def _where_behind_a_conv():
+    return [_conv_node("x", "c", "w", pads=[1, 1, 1, 1]),
+            helper.make_node("Greater", ["c", "tenth"], ["m"]),
+            helper.make_node("Neg", ["c"], ["n"]),
+            helper.make_node("Where", ["m", "c", "n"], ["y"])], {"w": weights((8, 5, 3, 3))}
+
+
+WHERES = {"leaky": _where_leaky, "masked_fill": _where_masked_fill,
+          "constant_left": _where_constant_left, "comparisons": _comparisons_as_floats,
+          "behind_a_conv": _where_behind_a_conv}
+
+
+@pytest.mark.parametrize("case", list(WHERES), ids=list(WHERES))
+def test_where_and_comparisons_on_activations(case):
+    nodes, consts = WHERES[case]()
+    inputs = {"x": (1, 5, 6, 7)}
+    if case == "comparisons":
+        inputs["x2"] = (1, 1, 6, 7)
+    consts = {"zero": np.float32(0.0), "tenth": np.float32(0.1), **consts}
+    used = {i for n in nodes for i in n.input}
+    check_vs_ort(make_model(nodes, inputs, ["y"], {k: v for k, v in consts.items() if k in used}))
+
+
 @pytest.mark.parametrize("mode", ["constant", "reflect", "edge"])
 def test_pad(mode):
     consts = {"p": np.array([0, 1, 2, 1, 0, 2, 1, 3], np.int64)}

@@ -46,6 +46,17 @@ def binary(fn, commutative):
     return convert
 
 
+def where(ctx: Context, node, ins):
+    """Where(condition, x, y) as a select on the condition's mask (a comparison's 1.0 and 0.0, or a
+    constant): the running value is an activation where one is, so that the select can fuse
+    behind the conv that makes it (PyTorch's masked_fill and softplus threshold)."""
+    cond, x, y = ins
+    if x in ctx.graph.consts and y not in ctx.graph.consts:
+        ctx.elementwise([("select", (None, 1, 2), (0,))], [y, cond, x], node.output[0], node.name)
+    else:
+        ctx.elementwise([("select", (None, 1, 2), (1,))], [x, cond, y], node.output[0], node.name)
+
+
 def variadic(fn):
     """Sum, Max, Min, Mean: a chain of binary steps over every input."""
     def convert(ctx: Context, node, ins):

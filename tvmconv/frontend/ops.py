@@ -7,7 +7,7 @@ supported operators.
 from __future__ import annotations
 
 from .context import ConstantRequired, Context  # noqa: F401  (re-exported for the frontend)
-from .elementwise import binary, clip, gelu, prelu, unary, variadic
+from .elementwise import binary, clip, gelu, prelu, unary, variadic, where
 from .nn import (
     batch_norm,
     conv,
@@ -122,4 +122,11 @@ CONVERTERS = {
     "Mean": variadic("add"),
     "Max": variadic("max"),
     "Min": variadic("min"),
+    "Greater": binary("greater", False),
+    "GreaterOrEqual": binary("greater_equal", False),
+    "Less": binary("less", False),
+    "LessOrEqual": binary("less_equal", False),
+    "Equal": binary("equal", True),
+    "Not": unary("not"),
+    "Where": where,
 }

@@ -21,11 +21,12 @@ def check_node(ctx: Context, node, names: list[str]) -> None:
     except defs.SchemaError:
         return
     types, values = {}, {}
-    for onnx_name, name in zip(node.input, names):
+    for k, (onnx_name, name) in enumerate(zip(node.input, names)):
         if not name:
             continue
         c = ctx.graph.consts.get(name)
-        dtype = onnx.TensorProto.FLOAT if c is None else helper.np_dtype_to_tensor_dtype(c.dtype)
+        dtype = _activation_type(schema, k) if c is None else \
+            helper.np_dtype_to_tensor_dtype(c.dtype)
         types[onnx_name] = helper.make_tensor_type_proto(dtype, ctx.shape(name))
         if c is not None and c.size <= MAX_VALUE_SIZE:
             values[onnx_name] = numpy_helper.from_array(c, onnx_name)
@@ -40,3 +41,13 @@ def check_node(ctx: Context, node, names: list[str]) -> None:
     except onnx.checker.ValidationError as e:  # an input's type (a float64 weight of a float conv)
         raise ModelError(f"{node.op_type} node {node.name!r}: its input types do not fit: "
                          f"{str(e).splitlines()[0]}") from None
+
+
+def _activation_type(schema, position: int) -> int:
+    """How an activation is typed for ONNX's inference: float32, or bool where the operator takes
+    only bools there (Where's condition, Not), as a comparison's 1.0/0.0 mask stands for one."""
+    formal = schema.inputs[min(position, len(schema.inputs) - 1)]
+    allowed = {c.type_param_str: c.allowed_type_strs for c in schema.type_constraints}.get(
+        formal.type_str, [formal.type_str])
+    return onnx.TensorProto.FLOAT if "tensor(float)" in allowed or "tensor(bool)" not in allowed \
+        else onnx.TensorProto.BOOL

@@ -157,6 +157,10 @@ def power(x, y: float, positive: bool = False):
     return value if positive else tirx.Select(x >= _f(0.0), value, _f(math.nan))
 
 
+def _mask(condition):
+    return tirx.Select(condition, _f(1.0), _f(0.0))
+
+
 # fn -> f(value, *operands, *params) as TE expressions. Those that read the value more than once
 # bind it first (``_once``): a value that is itself a bound expression, copied, would define its
 # variable twice, which TIR refuses (an Elu then a LeakyReLU).
@@ -199,6 +203,16 @@ FNS = {
     "min": lambda x, y: tirx.min(x, y),
     "pow": lambda x, y: tirx.power(x, y),
     "pow_const": power,
+    # comparisons give masks of 1.0 and 0.0 (tvmconv's activations are float32), which ``select``
+    # reads: the value where the mask is nonzero if ``when`` is 1, where it is zero if 0
+    "greater": lambda x, y: _mask(x > y),
+    "greater_equal": lambda x, y: _mask(x >= y),
+    "less": lambda x, y: _mask(x < y),
+    "less_equal": lambda x, y: _mask(x <= y),
+    "equal": lambda x, y: _mask(x == y),
+    "not": lambda x: _mask(x == _f(0.0)),
+    "select": lambda x, mask, other, when: tirx.Select(
+        mask != _f(0.0) if when else mask == _f(0.0), x, other),
     # x * f(x) with f a chain of unary steps (SiLU: f = sigmoid), as passes.fuse writes it
     "gate": _once(lambda x, inner: x * apply_steps(x, inner, None)),
     # a binary step with a scalar constant inside a gate's f (GELU's x / sqrt(2), as a
