@@ -1224,6 +1224,8 @@ GATHERS = {
     "every_other_row_backwards": ((1, 5, 6, 7), 2, np.array([4, 2, 0])),
     "runs_and_repeats": ((1, 9, 4, 5), 1, np.array([0, 2, 4, 1, 1, 8, -1])),
     "indices_2d": ((2, 3, 10), 2, np.array([[0, 1, 2], [9, 5, 1]])),
+    "permutation": ((1, 200, 3), 1, np.random.default_rng(0).permutation(200)),
+    "last_axis": ((1, 4, 5, 9), 3, np.array([8, 0, 0, 3, 7, 7])),
 }
 
 
@@ -1246,13 +1248,56 @@ def test_gather_behind_a_conv_and_pool():
         "i": np.arange(c, dtype=np.int64), "back": np.array([1, c], np.int64)}))
 
 
-@pytest.mark.parametrize("indices, error, match", [
-    (np.random.default_rng(0).permutation(200), tvmconv.UnsupportedError, "runs of evenly spaced"),
-    (np.array([0, 200]), tvmconv.ModelError, r"indices outside \[-200, 200\)"),
+GATHER_NDS = {
+    # id: (input shape, constant indices)
+    "pixels": ((13, 11, 1, 6), np.random.default_rng(1).integers(0, 11, (5, 4, 3, 2))),
+    "rows": ((7, 3, 5), np.array([[6], [0], [-1], [2]])),
+    "one_row": ((2, 3, 4, 5), np.array([1, 2, 3])),
+}
+
+
+@pytest.mark.parametrize("case", list(GATHER_NDS), ids=list(GATHER_NDS))
+def test_gather_nd_from_an_activation(case):
+    shape, indices = GATHER_NDS[case]
+    check_vs_ort(single("GatherND", shape, {"i": indices.astype(np.int64)}, ["i"]))
+
+
+def test_adaptive_pool_as_the_dynamo_exporter_writes_it():
+    """F.adaptive_avg_pool2d(x, (2, 2)) of a 3x5 map, as PyTorch 2's dynamo exporter writes an
+    output size that does not divide the input: each window's pixels gathered (GatherND), the
+    padding of short windows masked (Where), summed and divided."""
+    rows = [(0, 2), (1, 3)]  # windows [start, end) per output row, of a 3-row map
+    cols = [(0, 3), (2, 5)]
+    kh, kw = 2, 3
+    idx = np.zeros((2, 2, kh, kw, 2), np.int64)
+    mask = np.zeros((2, 2, kh, kw, 1, 1), bool)
+    for i, (r0, r1) in enumerate(rows):
+        for j, (c0, c1) in enumerate(cols):
+            for a in range(kh):
+                for b in range(kw):
+                    idx[i, j, a, b] = (min(r0 + a, 2), min(c0 + b, 4))
+                    mask[i, j, a, b] = r0 + a >= r1 or c0 + b >= c1
+    counts = np.array([[(r1 - r0) * (c1 - c0) for c0, c1 in cols] for r0, r1 in rows], np.float32)
+    nodes = [_conv_node("x", "c", "w", pads=[1, 1, 1, 1]),
+             helper.make_node("Transpose", ["c"], ["t"], perm=[2, 3, 0, 1]),
+             helper.make_node("GatherND", ["t", "idx"], ["g"]),
+             helper.make_node("Where", ["mask", "zero", "g"], ["m"]),
+             helper.make_node("ReduceSum", ["m", "axes"], ["s"], keepdims=0),
+             helper.make_node("Transpose", ["s"], ["p"], perm=[2, 3, 0, 1]),
+             helper.make_node("Div", ["p", "counts"], ["y"])]
+    check_vs_ort(make_model(nodes, {"x": (1, 4, 3, 5)}, ["y"], {
+        "w": weights((6, 4, 3, 3)), "idx": idx, "mask": mask, "zero": np.float32(0.0),
+        "axes": np.array([2, 3], np.int64), "counts": counts}))
+
+
+@pytest.mark.parametrize("op, indices, match", [
+    ("Gather", np.array([0, 200]), r"indices outside \[-200, 200\)"),
+    ("GatherND", np.array([[1, -3]]), r"outside the sizes \[1, 200\] of the axes"),
 ])
-def test_gather_refused(indices, error, match):
-    model = single("Gather", (1, 200), {"i": indices.astype(np.int64)}, ["i"], axis=1)
-    with pytest.raises(error, match=match):
+def test_gather_out_of_range_refused(op, indices, match):
+    model = single(op, (1, 200), {"i": indices.astype(np.int64)}, ["i"], **(
+        {"axis": 1} if op == "Gather" else {}))
+    with pytest.raises(tvmconv.ModelError, match=match):
         tvmconv.compile(model, "x86")
 
 

@@ -34,6 +34,7 @@ OPS = {
     "slice": "x -> y; starts, stops, steps (one per axis, normalised)",
     "pad": "x -> y; pads (begin..., end...), mode, value",
     "resize": "x, rows, cols -> y; mode (nearest|linear); rows/cols: const source tables",
+    "take": "x, table -> y; axis; table: const source indices along axis (float32, as resize's)",
     "depth_to_space": "x -> y; block, mode (DCR|CRD)",
     "space_to_depth": "x -> y; block, mode (DCR|CRD)",
     "layout_transform": "x -> y; src, dst (channel block sizes, 0 = plain NCHW)",

@@ -27,6 +27,7 @@ COMPUTES = {
     "transpose": transform.transpose,
     "concat": transform.concat,
     "slice": transform.slice_,
+    "take": transform.take,
     "pad": transform.pad,
     "resize": transform.resize,
     "depth_to_space": transform.depth_to_space,

@@ -288,8 +288,8 @@ class Runner:
 
 def kernel_inputs(wl, template=None, cfg=None, seed: int = 0) -> tuple[list, tuple]:
     """Seeded inputs for a kernel (as the layer computes them) and its output shape. Positive values
-    keep log/sqrt/div epilogues finite; a resize reads real index tables; a template with its own
-    weight form gets them transformed."""
+    keep log/sqrt/div epilogues finite; a resize or take reads real index tables; a template with
+    its own weight form gets them transformed."""
     from . import kernels
     from .layers import transform
 
@@ -298,6 +298,8 @@ def kernel_inputs(wl, template=None, cfg=None, seed: int = 0) -> tuple[list, tup
     inputs = [rng.uniform(0.5, 1.5, s).astype("float32") for s in shapes[:-1]]
     if wl.kind == "resize":  # index tables
         inputs[1:3] = transform.resize_tables(wl, rng)
+    if wl.kind == "take":
+        inputs[1] = transform.take_table(wl, rng)
     if hasattr(template, "transform_weights"):
         inputs[1] = template.transform_weights(inputs[1], wl, cfg)
     return inputs, shapes[-1]

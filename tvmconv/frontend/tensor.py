@@ -105,55 +105,82 @@ def slice_(ctx: Context, node, ins):
     _slice_out(ctx, ins[0], starts, ends, axes, steps, node.output[0])
 
 
-# A Gather is compiled as one Slice per run of evenly spaced indices, concatenated: this many
-# runs at most (a shuffle of every channel would be a kernel per channel).
-MAX_GATHER_RUNS = 64
+# take's table holds indices in float32: exact below this
+MAX_TAKE_AXIS = 1 << 24
 
 
-def _runs(indices: np.ndarray) -> list[tuple[int, int, int]]:
-    """(first, count, step) of the runs of evenly spaced indices, left to right."""
-    runs, i = [], 0
-    while i < len(indices):
-        j, step = i + 1, 1
-        if j < len(indices) and indices[j] != indices[i]:
-            step = int(indices[j] - indices[i])
-            while j < len(indices) and indices[j] - indices[j - 1] == step:
-                j += 1
-        runs.append((int(indices[i]), j - i, step))
-        i = j
-    return runs
+def _even_run(indices: np.ndarray) -> tuple[int, int] | None:
+    """(first, step) when the indices are evenly spaced (a slice), else None."""
+    if indices.size == 1:
+        return int(indices[0]), 1
+    steps = np.diff(indices)
+    return (int(indices[0]), int(steps[0])) if steps[0] and (steps == steps[0]).all() else None
+
+
+def _gather(ctx: Context, x: str, axis: int, indices: np.ndarray, out: str, name: str) -> None:
+    """``x`` gathered along ``axis`` at constant indices (any shape, in range, none negative):
+    a slice where they are evenly spaced (PyTorch's dynamo exporter writes ``as_strided`` so,
+    ConvNeXt's pooled features gathered at arange(768)), else a take through a table."""
+    shape = ctx.shape(x)
+    flat = indices.reshape(-1)
+    out_shape = (*shape[:axis], *indices.shape, *shape[axis + 1:])
+    run = _even_run(flat)
+    if run == (0, 1) and flat.size == shape[axis] and out_shape == tuple(shape):
+        ctx.alias[out] = x
+        return
+    gathered = list(shape)
+    gathered[axis] = flat.size
+    if run is not None:
+        first, step = run
+        end = first + flat.size * step
+        data = _slice_out(ctx, x, [first], [end if end >= 0 else -shape[axis] - 1], [axis],
+                          [step], None)
+    elif shape[axis] > MAX_TAKE_AXIS:
+        raise UnsupportedError(f"{name!r} gathers along an axis of {shape[axis]:,} elements; "
+                               f"tvmconv gathers along at most {MAX_TAKE_AXIS:,}")
+    else:
+        table = ctx.graph.add_const(flat.astype(np.float32), "take_table")
+        data = ctx.emit("take", [x, table], gathered, {"axis": axis})
+    reshape_to(ctx, data, out_shape, out, name)
+
+
+def _in_range(indices: np.ndarray, sizes, what: str) -> np.ndarray:
+    """Constant indices with negatives counted from the end; out of range is a ModelError."""
+    sizes = np.asarray(sizes, np.int64)
+    if indices.size == 0:
+        raise UnsupportedError(f"{what} selects nothing: empty tensors unsupported")
+    if ((indices < -sizes) | (indices >= sizes)).any():
+        bounds = (f"[{-sizes}, {sizes})" if sizes.ndim == 0 else
+                  f"the sizes {sizes.tolist()} of the axes they index")
+        raise ModelError(f"{what}: indices outside {bounds}")
+    return np.where(indices < 0, indices + sizes, indices)
 
 
 def gather(ctx: Context, node, ins):
-    """Gather from an activation at constant indices, as slices: PyTorch's dynamo exporter writes
-    ``as_strided`` so (ConvNeXt's pooled features, flattened and gathered at arange(768))."""
     shape = ctx.shape(ins[0])
     axis = int(ctx.attr(node, "axis", 0)) % len(shape)
-    indices = np.asarray(ctx.const(ins[1], f"Gather {node.name!r} indices")).astype(np.int64)
-    size = shape[axis]
-    if indices.size == 0:
-        raise UnsupportedError(f"Gather {node.name!r} selects nothing: empty tensors unsupported")
-    if ((indices < -size) | (indices >= size)).any():
-        raise ModelError(f"Gather {node.name!r}: indices outside [{-size}, {size}) on axis {axis}")
-    flat = np.where(indices < 0, indices + size, indices).reshape(-1)
-    runs = _runs(flat)
-    if len(runs) > MAX_GATHER_RUNS:
-        raise UnsupportedError(f"Gather {node.name!r}: its {flat.size} indices make {len(runs)} "
-                               f"runs of evenly spaced indices; tvmconv gathers at most "
-                               f"{MAX_GATHER_RUNS} (each one a slice)")
-    out_shape = (*shape[:axis], *indices.shape, *shape[axis + 1:])
-    if runs == [(0, size, 1)] and out_shape == tuple(shape):
-        ctx.alias[node.output[0]] = ins[0]
-        return
-    parts = []
-    for first, count, step in runs:
-        end = first + count * step
-        parts.append(_slice_out(ctx, ins[0], [first], [end if end >= 0 else -size - 1], [axis],
-                                [step], None))
-    joined = list(shape)
-    joined[axis] = flat.size
-    data = parts[0] if len(parts) == 1 else ctx.emit("concat", parts, joined, {"axis": axis})
-    reshape_to(ctx, data, out_shape, node.output[0], node.name)
+    what = f"Gather {node.name!r}"
+    indices = np.asarray(ctx.const(ins[1], f"{what} indices")).astype(np.int64)
+    _gather(ctx, ins[0], axis, _in_range(indices, shape[axis], what), node.output[0], node.name)
+
+
+def gather_nd(ctx: Context, node, ins):
+    """GatherND at constant indices, as a Gather over the indexed leading axes flattened into
+    one (PyTorch's dynamo exporter gathers adaptive pooling windows and nearest-exact resizes
+    so)."""
+    what = f"GatherND {node.name!r}"
+    if int(ctx.attr(node, "batch_dims", 0)):
+        raise UnsupportedError(f"{what}: batch_dims other than 0")
+    shape = ctx.shape(ins[0])
+    indices = np.asarray(ctx.const(ins[1], f"{what} indices")).astype(np.int64)
+    k = indices.shape[-1] if indices.ndim else 0
+    if not 1 <= k <= len(shape):
+        raise ModelError(f"{what}: index tuples of {k} for an input of rank {len(shape)}")
+    lead = shape[:k]
+    indices = _in_range(indices, lead, what)
+    flat = np.ravel_multi_index(tuple(np.moveaxis(indices, -1, 0)), lead)
+    data = ins[0] if k == 1 else reshape_to(ctx, ins[0], (int(np.prod(lead)), *shape[k:]))
+    _gather(ctx, data, 0, np.asarray(flat, np.int64), node.output[0], node.name)
 
 
 def split(ctx: Context, node, ins):

@@ -1,5 +1,5 @@
-"""Data movement: transpose, concat, slice, pad, resize, depth/space rearrangements and layout
-transforms.
+"""Data movement: transpose, concat, slice, take, pad, resize, depth/space rearrangements and
+layout transforms.
 
 Each is one injective stage; reshape is not here because the runtime reshapes without a kernel.
 """
@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import math
 
+import numpy as np
 from tvm import te, tirx
 
 from ..workload import Workload
@@ -85,6 +86,23 @@ def resize_tables(wl, rng) -> list:
 
     (_, _, h, w, *_), rows, cols = wl.params["inputs"][:3]
     return [table(rows[0], h, rows[1]), table(cols[0], w, cols[1])]
+
+
+def take(wl):
+    """Gather along ``axis`` through a table of source indices (``frontend.tensor.gather``), held
+    in float32 as resize's tables are (exact below 2^24)."""
+    p = wl.params
+    x, table = _inputs(p, 2)
+    axis = p["axis"]
+    return [x, table, te.compute(
+        p["out"], lambda *i: x(*i[:axis], table[i[axis]].astype("int32"), *i[axis + 1:]),
+        name="take")]
+
+
+def take_table(wl, rng) -> np.ndarray:
+    """A table a take kernel can be measured with: random indices within the gathered axis."""
+    p = wl.params
+    return rng.integers(0, p["inputs"][0][p["axis"]], p["inputs"][1]).astype("float32")
 
 
 def _slice_axes(p):

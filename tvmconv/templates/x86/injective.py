@@ -7,7 +7,7 @@ from ...layers.transform import collapsed
 from .common import extent, flat_parallel_vectorize, parallel_if_worth, prod, vector_tile
 
 NAME = "injective_flat"
-KINDS = ("elementwise", "transpose", "concat", "slice", "pad", "resize", "depth_to_space",
+KINDS = ("elementwise", "transpose", "concat", "slice", "take", "pad", "resize", "depth_to_space",
          "space_to_depth", "layout_transform")
 
 
@@ -52,6 +52,8 @@ def _span(wl) -> int:
     of another size, the smaller block: a run of channels contiguous on both sides (16 into 8
     over 408x14x14: 9 us so, 36 with vectors across pixels)."""
     out = wl.params["out"]
+    if wl.kind == "take":  # the elements after the gathered axis are copied as one run
+        return prod(out[wl.params["axis"] + 1:])
     moves = wl.kind in ("resize", "depth_to_space", "pad")
     if _into_narrow_blocks(wl):
         return out[-2]
