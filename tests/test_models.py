@@ -108,3 +108,47 @@ def test_export_load_round_trip(zoo_model, tmp_path):
     after = loaded(x)
     assert np.array_equal(before, after)
     assert_close(after, run_ort(onnx.load(str(path)), {"input": x})[0])
+
+
+def _dynamo_cases() -> dict:
+    """Small PyTorch networks whose layers PyTorch's dynamo exporter writes otherwise than the
+    legacy one the zoo uses: index gathers (as_strided, GatherND) and masks (Where)."""
+    import torch
+    from torch import nn
+    from torch.nn import functional as F
+
+    class Net(nn.Module):
+        def __init__(self, head):
+            super().__init__()
+            self.conv, self.head = nn.Conv2d(4, 8, 3, padding=1), head
+
+        def forward(self, x):
+            return self.head(self.conv(x))
+
+    return {  # name: (head after a conv, input shape)
+        # ConvNeXt's: pooled from channels-last memory (as_strided: a Gather at arange(8))
+        "pooled_features": (lambda y: F.adaptive_avg_pool2d(
+            F.layer_norm(y.permute(0, 2, 3, 1), (8,)).permute(0, 3, 1, 2), 1).flatten(1),
+            (1, 4, 9, 7)),
+        "adaptive_pool_uneven": (lambda y: F.adaptive_avg_pool2d(y, (5, 3)), (1, 4, 13, 11)),
+        "nearest_exact": (lambda y: F.interpolate(y, scale_factor=1.5, mode="nearest-exact"),
+                          (1, 4, 6, 8)),
+        "masks": (lambda y: torch.where(y > 0, y, 0.1 * y) + F.softplus(y), (1, 4, 5, 7)),
+    }, Net
+
+
+@pytest.mark.parametrize("case", ["pooled_features", "adaptive_pool_uneven", "nearest_exact",
+                                  "masks"])
+def test_pytorch_dynamo_exports(case, tmp_path):
+    """torch.onnx.export's default since PyTorch 2.9 (it needs onnxscript)."""
+    import torch
+
+    cases, Net = _dynamo_cases()
+    head, shape = cases[case]
+    path = tmp_path / f"{case}.onnx"
+    torch.onnx.export(Net(head).eval(), (torch.randn(shape),), str(path), dynamo=True,
+                      verbose=False)
+    x = np.random.default_rng(5).standard_normal(shape).astype(np.float32)
+    got = tvmconv.compile(str(path), "x86").model()(x)
+    ref = run_ort(onnx.load(str(path)), {"x": x})[0]
+    assert_close(got, ref, 1e-4, what=case)
