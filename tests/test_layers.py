@@ -1320,6 +1320,13 @@ def _where_constant_left():
             helper.make_node("Where", ["m", "x", "big"], ["y"])], {"big": np.float32(3.0)}
 
 
+def _where_constant_branches():
+    """torch.where(x > 0, 1.0, per-channel constants): the mask is the only activation."""
+    return [helper.make_node("Greater", ["x", "zero"], ["m"]),
+            helper.make_node("Where", ["m", "one", "per_channel"], ["y"])], {
+        "one": np.float32(1.0), "per_channel": weights((1, 5, 1, 1), 4)}
+
+
 def _comparisons_as_floats():
     return [helper.make_node("GreaterOrEqual", ["x", "x2"], ["ge"]),
             helper.make_node("LessOrEqual", ["x", "tenth"], ["le"]),
@@ -1339,7 +1346,8 @@ def _where_behind_a_conv():
 
 
 WHERES = {"leaky": _where_leaky, "masked_fill": _where_masked_fill,
-          "constant_left": _where_constant_left, "comparisons": _comparisons_as_floats,
+          "constant_left": _where_constant_left, "constant_branches": _where_constant_branches,
+          "comparisons": _comparisons_as_floats,
           "behind_a_conv": _where_behind_a_conv}
 
 

@@ -136,7 +136,7 @@ def _gather(ctx: Context, x: str, axis: int, indices: np.ndarray, out: str, name
         data = _slice_out(ctx, x, [first], [end if end >= 0 else -shape[axis] - 1], [axis],
                           [step], None)
     elif shape[axis] > MAX_TAKE_AXIS:
-        raise UnsupportedError(f"{name!r} gathers along an axis of {shape[axis]:,} elements; "
+        raise UnsupportedError(f"node {name!r} gathers along an axis of {shape[axis]:,} elements; "
                                f"tvmconv gathers along at most {MAX_TAKE_AXIS:,}")
     else:
         table = ctx.graph.add_const(flat.astype(np.float32), "take_table")
