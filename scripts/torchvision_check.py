@@ -3,6 +3,7 @@ ONNX (random weights, random BatchNorm statistics), checked against onnxruntime,
 interleaved against it (and OpenVINO when installed), untuned.
 
     python scripts/torchvision_check.py [models...] [--size HxW] [--target x86] [--rounds 5]
+                                        [--dynamo]
 
 Needs torchvision, which this repository does not depend on; in a separate venv:
 ``python -m venv --system-site-packages V && V/bin/pip install torch torchvision``. Models are
@@ -70,23 +71,28 @@ def build(name: str):
     return Logits(model).eval()
 
 
-def model_path(name: str, size: tuple[int, int]) -> Path:
-    path = zoo.default_cache_dir() / "torchvision" / f"{name}-{size[0]}x{size[1]}.onnx"
+def model_path(name: str, size: tuple[int, int], dynamo: bool = False) -> Path:
+    """The model exported once into the cache: by the legacy exporter at opset 17, or by the
+    dynamo exporter (``torch.onnx.export``'s default since PyTorch 2.9), which writes adaptive
+    pools and channels-last reads as index gathers."""
+    tag = "-dynamo" if dynamo else ""
+    path = zoo.default_cache_dir() / "torchvision" / f"{name}-{size[0]}x{size[1]}{tag}.onnx"
     if not path.is_file():
         import torch
 
         path.parent.mkdir(parents=True, exist_ok=True)
         tmp = path.with_suffix(".tmp")
-        torch.onnx.export(build(name), torch.randn(1, 3, *size), str(tmp), opset_version=17,
-                          dynamo=False, input_names=["x"], output_names=["y"])
+        options = {"dynamo": True} if dynamo else {"dynamo": False, "opset_version": 17}
+        torch.onnx.export(build(name), torch.randn(1, 3, *size), str(tmp), input_names=["x"],
+                          output_names=["y"], **options)
         tmp.replace(path)
     return path
 
 
-def check(name: str, size: tuple[int, int], target, rounds: int) -> str:
+def check(name: str, size: tuple[int, int], target, rounds: int, dynamo: bool) -> str:
     import onnxruntime as ort
 
-    path = str(model_path(name, size))
+    path = str(model_path(name, size, dynamo))
     x = np.random.default_rng(0).standard_normal((1, 3, *size)).astype(np.float32)
     ref = ort.InferenceSession(path, providers=["CPUExecutionProvider"]).run(None, {"x": x})[0]
     t0 = time.perf_counter()
@@ -111,6 +117,8 @@ def main() -> int:
                    "unless given)")
     p.add_argument("--target", default="x86")
     p.add_argument("--rounds", type=int, default=5)
+    p.add_argument("--dynamo", action="store_true", help="export with PyTorch's dynamo exporter "
+                   "(needs onnxscript)")
     args = p.parse_args()
     target = resolve(args.target)
     print("| model | size | rel. err. | tvmconv ms | onnxruntime ms | openvino ms | "
@@ -120,7 +128,7 @@ def main() -> int:
         if name == "inception_v3" and args.size == "224x224":
             size = (299, 299)
         try:
-            print(check(name, size, target, args.rounds), flush=True)
+            print(check(name, size, target, args.rounds, args.dynamo), flush=True)
         except Exception as e:  # one model's failure is a row of the report, not the end of it
             print(f"| {name} | {size[0]}x{size[1]} | {type(e).__name__}: "
                   f"{str(e).splitlines()[0][:200]} |", flush=True)
