@@ -1345,17 +1345,38 @@ def _where_behind_a_conv():
             helper.make_node("Where", ["m", "c", "n"], ["y"])], {"w": weights((8, 5, 3, 3))}
 
 
-WHERES = {"leaky": _where_leaky, "masked_fill": _where_masked_fill,
+def _mask_logic():
+    """(x > 0.1) & (x <= x2), | and ^ with its negation, as floats; Sign and Round beside."""
+    return [helper.make_node("Greater", ["x", "tenth"], ["a"]),
+            helper.make_node("LessOrEqual", ["x", "x2"], ["b"]),
+            helper.make_node("And", ["a", "b"], ["ab"]),
+            helper.make_node("Not", ["b"], ["nb"]),
+            helper.make_node("Or", ["ab", "nb"], ["o"]),
+            helper.make_node("Xor", ["a", "o"], ["xo"]),
+            helper.make_node("Where", ["xo", "x", "x2"], ["w"]),
+            helper.make_node("Mul", ["x", "three"], ["x3"]),
+            helper.make_node("Round", ["x3"], ["r"]),
+            helper.make_node("Sign", ["x"], ["s"]),
+            helper.make_node("Sum", ["w", "r", "s"], ["y"])], {"three": np.float32(3.0)}
+
+
+WHERES = {"leaky": _where_leaky, "mask_logic": _mask_logic, "masked_fill": _where_masked_fill,
           "constant_left": _where_constant_left, "constant_branches": _where_constant_branches,
           "comparisons": _comparisons_as_floats,
           "behind_a_conv": _where_behind_a_conv}
+
+
+def test_round_takes_halves_to_even():
+    x = np.array([[0.5, 1.5, 2.5, -0.5, -1.5, 2.4999, -2.6, 0.0]], np.float32)
+    got = check_vs_ort(single("Round", x.shape), {"x": x}, tol=0.0)[0]
+    assert got.tolist() == [[0.0, 2.0, 2.0, -0.0, -2.0, 2.0, -3.0, 0.0]]
 
 
 @pytest.mark.parametrize("case", list(WHERES), ids=list(WHERES))
 def test_where_and_comparisons_on_activations(case):
     nodes, consts = WHERES[case]()
     inputs = {"x": (1, 5, 6, 7)}
-    if case == "comparisons":
+    if case in ("comparisons", "mask_logic"):
         inputs["x2"] = (1, 1, 6, 7)
     consts = {"zero": np.float32(0.0), "tenth": np.float32(0.1), **consts}
     used = {i for n in nodes for i in n.input}

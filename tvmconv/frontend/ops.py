@@ -110,6 +110,8 @@ CONVERTERS = {
     "Sqrt": unary("sqrt"),
     "Reciprocal": unary("reciprocal"),
     "Floor": unary("floor"),
+    "Round": unary("round"),
+    "Sign": unary("sign"),
     "Ceil": unary("ceil"),
     "Erf": unary("erf"),
     "Gelu": gelu,
@@ -130,5 +132,8 @@ CONVERTERS = {
     "LessOrEqual": binary("less_equal", False),
     "Equal": binary("equal", True),
     "Not": unary("not"),
+    "And": binary("and", True),
+    "Or": binary("or", True),
+    "Xor": binary("xor", True),
     "Where": where,
 }

@@ -190,6 +190,9 @@ FNS = {
     "sqrt": lambda x: tirx.sqrt(x),
     "reciprocal": lambda x: _f(1.0) / x,
     "floor": lambda x: tirx.floor(x),
+    "round": lambda x: tirx.nearbyint(x),  # halves to even, as ONNX's Round
+    "sign": _once(lambda x: tirx.Select(x > _f(0.0), _f(1.0),
+                                        tirx.Select(x < _f(0.0), _f(-1.0), x))),
     "ceil": lambda x: tirx.ceil(x),
     "erf": erf,
     "gelu": _once(lambda x: _f(0.5) * x * (_f(1.0) + erf(x * _f(math.sqrt(0.5))))),
@@ -211,6 +214,10 @@ FNS = {
     "less_equal": lambda x, y: _mask(x <= y),
     "equal": lambda x, y: _mask(x == y),
     "not": lambda x: _mask(x == _f(0.0)),
+    "and": lambda x, y: _mask(tirx.And(x != _f(0.0), y != _f(0.0))),
+    "or": lambda x, y: _mask(tirx.Or(x != _f(0.0), y != _f(0.0))),
+    # (a != 0) != (b != 0) compares two booleans, which LLVM refused to verify once vectorised
+    "xor": lambda x, y: tirx.Select(x != _f(0.0), _mask(y == _f(0.0)), _mask(y != _f(0.0))),
     "select": lambda x, mask, other, when: tirx.Select(
         mask != _f(0.0) if when else mask == _f(0.0), x, other),
     # x * f(x) with f a chain of unary steps (SiLU: f = sigmoid), as passes.fuse writes it
