@@ -110,7 +110,7 @@ def test_export_load_round_trip(zoo_model, tmp_path):
     assert_close(after, run_ort(onnx.load(str(path)), {"input": x})[0])
 
 
-def _dynamo_cases() -> dict:
+def _dynamo_cases() -> tuple[dict, type]:
     """Small PyTorch networks whose layers PyTorch's dynamo exporter writes otherwise than the
     legacy one the zoo uses: index gathers (as_strided, GatherND) and masks (Where)."""
     import torch

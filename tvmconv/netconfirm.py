@@ -115,7 +115,6 @@ def confirm(model, target, log, input_shapes=None, deadline: float | None = None
     if len(models) < ranks:
         say(f"in-network confirmation: the budget allowed {len(models)} of {ranks} builds")
         finalists = {key: c[:len(models)] for key, c in finalists.items()}
-        ranks = len(models)
     rounds = profile_rounds(models, models[0].random_inputs())
     changed = []
     for key, cands in finalists.items():
@@ -130,6 +129,6 @@ def confirm(model, target, log, input_shapes=None, deadline: float | None = None
                                         verdict=True))
     if changed:
         records.append(log, changed)
-    say(f"in-network confirmation: {ranks} builds, {len(changed)} of {len(finalists)} layers "
+    say(f"in-network confirmation: {len(models)} builds, {len(changed)} of {len(finalists)} layers "
         f"changed their pick -> {log}")
     return len(changed)

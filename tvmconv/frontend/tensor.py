@@ -128,8 +128,6 @@ def _gather(ctx: Context, x: str, axis: int, indices: np.ndarray, out: str, name
     if run == (0, 1) and flat.size == shape[axis] and out_shape == tuple(shape):
         ctx.alias[out] = x
         return
-    gathered = list(shape)
-    gathered[axis] = flat.size
     if run is not None:
         first, step = run
         end = first + flat.size * step
@@ -140,6 +138,7 @@ def _gather(ctx: Context, x: str, axis: int, indices: np.ndarray, out: str, name
                                f"tvmconv gathers along at most {MAX_TAKE_AXIS:,}")
     else:
         table = ctx.graph.add_const(flat.astype(np.float32), "take_table")
+        gathered = (*shape[:axis], flat.size, *shape[axis + 1:])
         data = ctx.emit("take", [x, table], gathered, {"axis": axis})
     reshape_to(ctx, data, out_shape, out, name)
 
