@@ -1,7 +1,7 @@
-"""Winograd F(m x m, 3 x 3) for stride-1 3x3 convs, dilated or not: a competitor of the direct
-template.
+"""Winograd F(m, r) for stride-1 convs: 3x3 (dilated or not), 5x5, and the 1 x r and r x 1 convs
+of Inception-style nets (``layers.winograd``); a competitor of the direct template.
 
-Input tiles are transformed per (batch, channel block, tile row) in parallel; the (m + 2)^2 channel
+Input tiles are transformed per (batch, channel block, tile row) in parallel; the a_h x a_w channel
 GEMMs use the direct template's register tile (``tile_p`` tiles x ``tile_oc`` channels in vector
 registers, reduction over input channels; ``tile_rows`` rows of such tiles where ``tile_p`` spans
 a whole row); the inverse transform runs per output tile and feeds the fused epilogue. The input
@@ -32,8 +32,9 @@ from .common import (
 NAME = "conv2d_winograd"
 KINDS = ("conv2d",)
 TILES = (4, 2)
+KERNEL_SIZES = (1, 3, 5, 7)  # along each axis; 1 x 1 convs are GEMMs already
 # F(4,3) stores 4x the conv's weights (36 taps for 9), F(2,3) 16/9. A network reads each layer's
-# weights once per run, from memory once they outgrow the caches, and its (m + 2)^2 GEMMs do two
+# weights once per run, from memory once they outgrow the caches, and its a_h x a_w GEMMs do two
 # flops per weight per output tile: with few tiles the weight traffic bounds the layer, which
 # timing a kernel alone (weights cached) does not show. ResNet-50's and ResNet-18's 256-channel
 # 14x14 layers (16 F(4,3) tiles, 9.4 MB) ran 2.4-2.5% faster end to end with F(2,3) (49 tiles;
@@ -55,10 +56,7 @@ RELATIVE_COST = {2: 1.0, 4: 0.65}
 MAX_DILATED_COST = 1.5
 
 
-def _tile_grid(wl, m: int) -> tuple[int, int]:
-    _, _, oh, ow, _ = wl.params["out"]
-    dh, dw = wl.params["dilations"]
-    return winograd.tiles_along(oh, dh, m), winograd.tiles_along(ow, dw, m)
+_tile_grid = winograd.tile_grid
 
 
 def _dilated(wl) -> bool:
@@ -70,14 +68,15 @@ def _tiles(wl, target) -> list[int]:
     ocb, icb, _, _, ib, ob = wl.params["kernel"]
 
     def weights_pay(m: int) -> bool:
-        weight_bytes = (m + 2) ** 2 * ocb * ob * icb * ib * 4
+        weight_bytes = prod(winograd.alphas(wl, m)) * ocb * ob * icb * ib * 4
         return (weight_bytes <= MAX_CACHED_WEIGHT_BYTES
                 or prod(_tile_grid(wl, m)) >= 2 * target.lanes)
 
     def fits(m: int) -> bool:
         if _dilated(wl):
             return _waste(wl, m) * RELATIVE_COST[m] <= MAX_DILATED_COST
-        return min(oh, ow) >= 2 * m
+        return all(size >= 2 * t for size, (t, k, _) in zip((oh, ow), winograd.axes(wl, m))
+                   if k > 1)
 
     return [m for m in TILES if fits(m) and (m == 2 or weights_pay(m))]
 
@@ -111,9 +110,15 @@ def preferred(wl, target) -> bool:
 
 def applicable(wl, target) -> bool:
     p = wl.params
-    return (p["kernel_hw"] == (3, 3) and p["strides"] == (1, 1) and p["groups"] == 1
+    kernel = p["kernel_hw"]
+    return (all(k in KERNEL_SIZES for k in kernel) and kernel != (1, 1)
+            and (kernel == (3, 3) or not _dilated(wl))  # dilated costs measured on 3x3 only
+            and p["strides"] == (1, 1) and p["groups"] == 1
             and p["data"][1] * p["data"][4] >= 16 and bool(_tiles(wl, target))
-            and p["data"][4] == p["kernel"][4])  # its input transform reads whole stored blocks
+            and p["data"][4] == p["kernel"][4]  # its input transform reads whole stored blocks
+            # its GEMMs vectorise over output channels: CycleGAN's 32 -> 3 7x7 conv ran 10x
+            # slower with 3-channel GEMMs than the direct template
+            and p["out"][4] >= target.lanes)
 
 
 def _gemm_tiles(wl, m: int) -> list[int]:
@@ -155,7 +160,11 @@ def space(wl, target) -> Space:
 def _waste(wl, m: int) -> float:
     """Output pixels computed per pixel needed: padded tiles at the image edge are wasted work."""
     _, _, oh, ow, _ = wl.params["out"]
-    return prod(_tile_grid(wl, m)) * m * m / (oh * ow)
+    return prod(_tile_grid(wl, m)) * _tile_outputs(wl, m) / (oh * ow)
+
+
+def _tile_outputs(wl, m: int) -> int:
+    return prod(winograd.tile_shape(wl.params["kernel_hw"], m))
 
 
 def default(wl, target) -> Config:
@@ -177,6 +186,12 @@ def default(wl, target) -> Config:
     networks, untuned, against the earlier defaults (interleaved runs): VGG 1.15-1.21x,
     ResNet-18 1.00-1.10x (median of four comparisons 1.06x), SqueezeNet unchanged.
 
+    Kernels other than 3 x 3 take the tile of least GEMM work on any ISA, and store their
+    padding (``inline_pad`` 0): on Inception-v3's 17x17 maps F(4,7) (10 products per 4 outputs,
+    18% wasted) ran its 1 x 7 and 7 x 1 convs 1.3-1.6x faster than F(2,7), and testing the
+    padding in the loads ran its 7 x 1 ones 2x and its 35x35 5 x 5 ones 1.4-2x slower (AVX-512,
+    each kernel alone).
+
     With AVX-512, where a whole row of tiles and a whole channel block leave the budget half
     empty (F(2,3) on 7x7 maps: 4 tiles x 2 vectors), the register tile then takes as many rows
     of tiles as fit: each weight vector loaded serves them all. ResNet-18's 512x7x7 layers ran
@@ -189,11 +204,13 @@ def default(wl, target) -> Config:
     half_full = lambda c: acc(c) >= budget // 2  # noqa: E731
     if _dilated(wl):
         m = min(_tiles(wl, target), key=lambda t: _waste(wl, t) * RELATIVE_COST[t])
-    elif target.registers == 16:  # the least GEMM work: (m + 2)^2 products per m^2 outputs
-        m = min(_tiles(wl, target), key=lambda t: (_waste(wl, t) * ((t + 2) / t) ** 2, -t))
+    elif target.registers == 16 or wl.params["kernel_hw"] != (3, 3):
+        # the least GEMM work: a_h a_w products per tile's outputs
+        m = min(_tiles(wl, target), key=lambda t: (
+            _waste(wl, t) * prod(winograd.alphas(wl, t)) / _tile_outputs(wl, t), -t))
     else:
         m = max(_tiles(wl, target), key=lambda t: (_waste(wl, t) <= 1.1, t))
-    inline = inline_pad_default(wl.params)
+    inline = inline_pad_default(wl.params) if wl.params["kernel_hw"] == (3, 3) else 0
     fits = [c for c in space(wl, target)
             if acc(c) <= budget and c["tile_m"] == m and c["inline_pad"] == inline]
 
@@ -215,7 +232,7 @@ def compute(wl, cfg: Config):
 
 
 def transform_weights(packed: np.ndarray, wl, cfg: Config) -> np.ndarray:
-    return winograd.transform_weights(packed, cfg["tile_m"])
+    return winograd.transform_weights(packed, wl.params["kernel_hw"], cfg["tile_m"])
 
 
 def weight_compute(wl, cfg: Config):
@@ -225,7 +242,8 @@ def weight_compute(wl, cfg: Config):
 def weight_schedule(sch, wl, cfg: Config, target) -> None:
     """U = G g G^T for a (block, block) channel pair at a time, threads over those pairs, vectors
     over output channels; G g stays in registers (``weight_compute``)."""
-    sch.compute_inline(sch.get_sblock("G"))
+    for const in ("Gh", "Gw"):
+        sch.compute_inline(sch.get_sblock(const))
     u = sch.get_sblock("winograd_U")
     e, f, o, i, j, c, r = sch.get_loops(u)
     sch.reorder(o, i, j, e, f, r, c)
@@ -239,8 +257,7 @@ def weight_schedule(sch, wl, cfg: Config, target) -> None:
 
 
 def apply(sch, wl, cfg: Config, target) -> None:
-    m = cfg["tile_m"]
-    for const in ("A", "B"):
+    for const in ("Ah", "Bh", "Aw", "Bw"):
         sch.compute_inline(sch.get_sblock(const))
     # input transform: per (batch, channel block, tile row), both 1-D passes unrolled
     v = sch.get_sblock("winograd_V")
@@ -253,7 +270,7 @@ def apply(sch, wl, cfg: Config, target) -> None:
     sch.reorder(te_, c2, r1, tii)
     for block, (lp_a, lp_b, lp_r, lane) in ((tmp, (te_, c2, r1, tii)), (v, (e, f, r2, ii))):
         vector_reduction(sch, block, lane, lp_r, (lp_a, lp_b, lp_r))
-    # the (m+2)^2 channel GEMMs with a register tile
+    # the a_h x a_w channel GEMMs with a register tile
     gemm = sch.get_sblock("winograd_gemm")
     store = sch.cache_write(gemm, 0, "local")
     e, f, b, co, th, tw, oi, rco, rci = sch.get_loops(gemm)
@@ -269,8 +286,8 @@ def apply(sch, wl, cfg: Config, target) -> None:
     ep = sch.get_sblock("epilogue")
     b, co, y, x, oi = sch.get_loops(ep)
     # a dilated conv's tiles interleave: d x d of them cover an (m d) x (m d) block of outputs
-    (ty, hi), (tx, wi) = (sch.split(axis, [None, m * d])
-                          for axis, d in zip((y, x), wl.params["dilations"]))
+    (ty, hi), (tx, wi) = (sch.split(axis, [None, t * d])
+                          for axis, (t, _, d) in zip((y, x), winograd.axes(wl, cfg["tile_m"])))
     sch.reorder(b, co, ty, tx, hi, wi, oi)
     parallel_if_worth(sch, sch.fuse(b, co, ty), wl)
     out = sch.get_sblock("winograd_out")
