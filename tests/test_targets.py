@@ -61,12 +61,12 @@ def test_arm_code_is_neon(tmp_path, target, fma, cc, machine):
 
 
 def arm_layers():
-    """Odd-sized layers that take each ARM template: a 3x3 conv from 3 channels, Winograd, 1x1
-    over 437 pixels, depthwise, a strided 3x3, pools and a classifier."""
+    """Odd-sized layers that take each ARM template: a 3x3 conv from 3 channels, Winograd (3x3,
+    and 1x7 along rows), 1x1 over 437 pixels, depthwise, a strided 3x3, pools and a classifier."""
     conv = lambda i, o, w, **a: helper.make_node("Conv", [i, w], [o], **a)  # noqa: E731
     nodes = [conv("x", "c1", "w1", pads=[1, 1, 1, 1]), helper.make_node("Relu", ["c1"], ["r1"]),
              conv("r1", "c2", "w2", pads=[1, 1, 1, 1]), helper.make_node("Relu", ["c2"], ["r2"]),
-             conv("r2", "c3", "w3"),
+             conv("r2", "c7", "w7", pads=[0, 3, 0, 3]), conv("c7", "c3", "w3"),
              conv("c3", "c4", "w4", pads=[1, 1, 1, 1], group=36),
              helper.make_node("Relu", ["c4"], ["r4"]), conv("r4", "c5", "w5"),
              conv("c5", "c6", "w6", pads=[1, 1, 1, 1], strides=[2, 2]),
@@ -74,7 +74,8 @@ def arm_layers():
              helper.make_node("GlobalAveragePool", ["p"], ["g"]),
              helper.make_node("Flatten", ["g"], ["f"]),
              helper.make_node("Gemm", ["f", "wd", "bd"], ["y"], transB=1)]
-    shapes = {"w1": (20, 3, 3, 3), "w2": (24, 20, 3, 3), "w3": (36, 24, 1, 1),
+    shapes = {"w1": (20, 3, 3, 3), "w2": (24, 20, 3, 3), "w7": (24, 24, 1, 7),
+              "w3": (36, 24, 1, 1),
               "w4": (36, 1, 3, 3), "w5": (20, 36, 1, 1), "w6": (28, 20, 3, 3), "wd": (10, 28),
               "bd": (10,)}
     consts = {n: weights(s, seed, 0.3) for seed, (n, s) in enumerate(shapes.items())}
@@ -87,8 +88,10 @@ def test_arm_schedules_compute_right(monkeypatch, board):
     host's plain x86-64 (4-lane SSE) so that they run here against onnxruntime."""
     model = arm_layers()
     spec = replace(resolve(board), tvm={"kind": "llvm", "mcpu": "x86-64"}, cross_cc=None)
-    chosen = {choose(wl, spec, {})[0].NAME for wl in workloads(model, board)}
+    picks = {wl.describe(): choose(wl, spec, {})[0].NAME for wl in workloads(model, board)}
+    chosen = set(picks.values())
     assert {"conv2d_winograd", "conv2d_pointwise", "conv2d_direct"} <= chosen
+    assert [name for layer, name in picks.items() if "k1x7" in layer] == ["conv2d_winograd"]
     assert chosen & {"depthwise_direct", "pointwise_depthwise"}
     monkeypatch.setattr(TargetSpec, "runs_here", property(lambda self: True))
     check_vs_ort(model, target=spec)
