@@ -771,3 +771,22 @@ def test_winograd_not_for_few_output_channels():
         wl = next(w for w in workloads(model, target) if w.kind == "conv2d")
         names = [t.NAME for t in templates.templates_for(wl.kind, spec.family, wl, spec)]
         assert names and "conv2d_winograd" not in names, (target, names)
+
+
+def test_winograd_tiles_bounded_by_their_error():
+    """A 7x7 conv's F(4x4,7x7) tiles (10 x 10 transformed) lose float32 accuracy: a 59-channel
+    one differed from onnxruntime by 1.2e-4. 2-D tiles stop at 8 x 8 points (F(2,7), F(4,5)),
+    1-D ones at 10 (F(4,7))."""
+    from tvmconv.templates.x86 import winograd
+
+    spec = resolve("x86-avx2")
+    tiles = {}
+    for kernel in ((7, 7), (5, 5), (1, 7)):
+        model = single("Conv", (1, 59, 29, 24), {"w": weights((44, 59, *kernel), 1, 0.1)},
+                       ["w"], pads=[1, 3, 5, 0])
+        wl = next(w for w in workloads(model, spec.key) if w.kind == "conv2d")
+        tiles[kernel] = winograd.space(wl, spec).knobs["tile_m"]
+        if kernel == (7, 7):
+            feeds = rng_inputs(model)
+            assert_close(run_tvmconv(model, feeds, target=spec.key)[0], run_ort(model, feeds)[0])
+    assert tiles == {(7, 7): [2], (5, 5): [4, 2], (1, 7): [4, 2]}, tiles

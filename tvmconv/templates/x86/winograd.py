@@ -33,6 +33,11 @@ NAME = "conv2d_winograd"
 KINDS = ("conv2d",)
 TILES = (4, 2)
 KERNEL_SIZES = (1, 3, 5, 7)  # along each axis; 1 x 1 convs are GEMMs already
+# The largest transformed tile (m + r - 1) per axis, by the number of axes the kernel spans: the
+# transforms' float32 error grows with it, and squares in 2-D. Relative to the largest output
+# (numpy, 64 channels): 2-D F(4,3) 1.9e-6, F(4,5) 5.7e-6, F(2,7) 4.1e-6, but F(4,7) 1.1e-4 (a 7x7
+# conv of 59 channels differed from onnxruntime by 1.2e-4); 1-D F(4,7) 7.3e-6.
+MAX_ALPHA = {1: 10, 2: 8}
 # F(4,3) stores 4x the conv's weights (36 taps for 9), F(2,3) 16/9. A network reads each layer's
 # weights once per run, from memory once they outgrow the caches, and its a_h x a_w GEMMs do two
 # flops per weight per output tile: with few tiles the weight traffic bounds the layer, which
@@ -73,6 +78,9 @@ def _tiles(wl, target) -> list[int]:
                 or prod(_tile_grid(wl, m)) >= 2 * target.lanes)
 
     def fits(m: int) -> bool:
+        alphas = winograd.alphas(wl, m)
+        if max(alphas) > MAX_ALPHA[sum(k > 1 for k in wl.params["kernel_hw"])]:
+            return False
         if _dilated(wl):
             return _waste(wl, m) * RELATIVE_COST[m] <= MAX_DILATED_COST
         return all(size >= 2 * t for size, (t, k, _) in zip((oh, ow), winograd.axes(wl, m))
