@@ -1,6 +1,6 @@
 """Winograd F(m, r) convolution in the blocked layout (stride 1, no groups), along each axis whose
-kernel is wider than 1: F(m x m, 3 x 3) and F(m x m, 5 x 5), or one-sided F(m, r) for the 1 x r and
-r x 1 convs of Inception-style nets.
+kernel is wider than 1: F(m x m, r x r) for square kernels (r = 3, 5, 7), or one-sided F(m, r) for
+the 1 x r and r x 1 convs of Inception-style nets.
 
 Each output tile (m along each such axis, 1 along the other) costs a_h x a_w multiply-adds per
 input/output channel pair (a = m + r - 1 along a convolved axis, 1 along the other) instead of

@@ -1,5 +1,5 @@
-"""Winograd F(m, r) for stride-1 convs: 3x3 (dilated or not), 5x5, and the 1 x r and r x 1 convs
-of Inception-style nets (``layers.winograd``); a competitor of the direct template.
+"""Winograd F(m, r) for stride-1 convs: 3x3 (dilated or not), 5x5, 7x7, and the 1 x r and r x 1
+convs of Inception-style nets (``layers.winograd``); a competitor of the direct template.
 
 Input tiles are transformed per (batch, channel block, tile row) in parallel; the a_h x a_w channel
 GEMMs use the direct template's register tile (``tile_p`` tiles x ``tile_oc`` channels in vector
