@@ -34,13 +34,24 @@ def _reblocks(wl) -> bool:
     return wl.kind == "layout_transform" and p["src"] > 1 and p["dst"] > 1
 
 
-def _into_narrow_blocks(wl) -> bool:
-    """Into blocks narrower than a cache line: then vectors run along rows (``_block``). A
-    block of a cache line or more takes its vectors within the block, each lane read from
-    another channel's plane: into 16-channel blocks that ran 1.1-1.8x faster than along rows
-    in 4 of 6 cases, into 8-channel ones 1.1-3x slower in all 6 (AVX2 and AVX-512, 14x14 to
-    112x112)."""
-    return _into_blocks(wl) and wl.params["dst"] * 4 < CACHE_LINE
+# L1 data caches repeat their sets every 4 KB (64 sets of 64-byte lines)
+SET_STRIDE = 4096
+
+
+def _into_blocks_along_rows(wl) -> bool:
+    """Into blocks narrower than a cache line, or from planes a whole number of 4 KB long: then
+    vectors run along rows (``_block``). A block of a cache line or more takes its vectors
+    within the block, each lane read from another channel's plane: into 16-channel blocks that
+    ran 1.1-1.8x faster than along rows in 4 of 6 cases, into 8-channel ones 1.1-3x slower in
+    all 6 (AVX2 and AVX-512, 14x14 to 112x112). But planes a multiple of 4 KB apart put all the
+    lanes of such a gather in one L1 set, more than it has ways: on planes of 32x32, 64x64, 96x96,
+    128x128, 224x224 and 256x256, along rows ran 1.7-4.4x faster (AVX-512 and AVX2, 16- and
+    32-channel blocks; a lone 32 -> 32 3x3 conv at 128x128 spent 0.44 ms of its 2.6 in the
+    transform), where on 120x120 and 144x144 it ran 1.4-1.7x slower."""
+    if not _into_blocks(wl):
+        return False
+    _, _, h, w, block = wl.params["out"]
+    return block * 4 < CACHE_LINE or (h * w * 4) % SET_STRIDE == 0
 
 
 def _span(wl) -> int:
@@ -55,7 +66,7 @@ def _span(wl) -> int:
     if wl.kind == "take":  # the elements after the gathered axis are copied as one run
         return prod(out[wl.params["axis"] + 1:])
     moves = wl.kind in ("resize", "depth_to_space", "pad")
-    if _into_narrow_blocks(wl):
+    if _into_blocks_along_rows(wl):
         return out[-2]
     if _reblocks(wl):
         return min(wl.params["src"], wl.params["dst"])
@@ -111,7 +122,7 @@ def default(wl, target) -> Config:
     of 32: 7.3 us so with AVX-512, 11.2 with two vectors)."""
     out = wl.params["out"]
     narrow = wl.kind == "layout_transform" and len(out) == 5 and out[-1] < target.lanes
-    if _into_blocks(wl) and not _into_narrow_blocks(wl):
+    if _into_blocks(wl) and not _into_blocks_along_rows(wl):
         return Config.of({"vector": vector_tile(_span(wl), target.lanes, CACHE_LINE // 4)})
     return Config.of({"vector": vector_tile(_span(wl), target.lanes,
                                             (4 if narrow else 2) * target.lanes)})
@@ -121,7 +132,7 @@ def apply(sch, wl, cfg: Config, target) -> None:
     block = sch.get_sblock(wl.kind)  # each data-movement compute is named after its kind
     if _unblocks(wl):
         _unblock(sch, block, wl, cfg["vector"])
-    elif _into_narrow_blocks(wl):
+    elif _into_blocks_along_rows(wl):
         _block(sch, block, wl, cfg["vector"])
     elif _row(wl):
         _along_rows(sch, block, wl, cfg["vector"])
