@@ -42,15 +42,23 @@ def tile_shape(kernel_hw: tuple[int, int], m: int) -> tuple[int, int]:
     return tuple(m if k > 1 else 1 for k in kernel_hw)
 
 
-def _axis_matrices(kernel_hw, m: int, which: int) -> list[np.ndarray]:
-    """Matrix ``which`` (0: A, 1: B, 2: G) of each axis, float64."""
-    return [matrices(t, k)[which] for t, k in zip(tile_shape(kernel_hw, m), kernel_hw)]
+def _axis_matrices(kernel_hw, m: int, which: str) -> list[np.ndarray]:
+    """Matrix ``which`` ("A", "B" or "G") of each axis, float64."""
+    return [matrices(t, k)["ABG".index(which)]
+            for t, k in zip(tile_shape(kernel_hw, m), kernel_hw)]
+
+
+def _axis_consts(kernel_hw, m: int, which: str) -> list[te.Tensor]:
+    """``_axis_matrices`` as float32 TE constants named by matrix and axis ("Ah", "Gw"), the
+    blocks the schedules inline."""
+    return [const_matrix(x.astype("float32"), f"{which}{axis}")
+            for x, axis in zip(_axis_matrices(kernel_hw, m, which), "hw")]
 
 
 def transform_weights(packed: np.ndarray, kernel_hw: tuple[int, int], m: int) -> np.ndarray:
     """[OC/ob, IC/ib, kh, kw, ib, ob] -> U [a_h, a_w, OC/ob, IC/ib, ib, ob], in float64 then
     float32: the tuner's kernel arguments, and the reference for ``weight_transform``."""
-    g_h, g_w = _axis_matrices(kernel_hw, m, 2)
+    g_h, g_w = _axis_matrices(kernel_hw, m, "G")
     u = np.einsum("ek,fl,oikljc->efoijc", g_h, g_w, packed.astype(np.float64))
     return np.ascontiguousarray(u.astype(np.float32))
 
@@ -59,8 +67,7 @@ def weight_transform(kernel_shape: tuple[int, ...], m: int) -> list[te.Tensor]:
     """U = G_h g G_w^T as a kernel, so that an artefact can keep the packed weights and transform
     them as it loads: [weights (the packed ones), U]."""
     ocb, icb, kh, kw, ib, ob = kernel_shape
-    g_h, g_w = (const_matrix(g.astype("float32"), name)
-                for g, name in zip(_axis_matrices((kh, kw), m, 2), ("Gh", "Gw")))
+    g_h, g_w = _axis_consts((kh, kw), m, "G")
     a_h, a_w = g_h.shape[0], g_w.shape[0]
     w = te.placeholder(tuple(kernel_shape), name="weights")
     r1 = te.reduce_axis((0, kh), "r1")
@@ -123,10 +130,8 @@ def compute(wl, m: int, tile_p: int = 1) -> list[te.Tensor]:
     nh, nw = tile_grid(wl, m)
     if dw == 1:
         nw = -(-nw // tile_p) * tile_p
-    (ah_mat, bh_mat), (aw_mat, bw_mat) = (
-        [const_matrix(x.astype("float32"), f"{name}{axis}")
-         for x, name in zip(matrices(t, k)[:2], "AB")]
-        for (t, k, _), axis in zip(axes(wl, m), "hw"))
+    ah_mat, aw_mat = _axis_consts(p["kernel_hw"], m, "A")
+    bh_mat, bw_mat = _axis_consts(p["kernel_hw"], m, "B")
     data = te.placeholder(p["data"], name="data")
     u = te.placeholder((a_h, a_w, ocb, icb, ib, ob), name="kernel")
     operands = {i: te.placeholder(s, name=f"operand{i}") for i, s in p["operands"]}
