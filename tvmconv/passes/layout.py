@@ -241,8 +241,8 @@ class _Planner:
             # A plain input (an RGB image, ShuffleNet's channel splits) is read as NCHW1c, which
             # shares its bytes: no transform kernel (into 29-channel blocks for 58 channels it
             # took as long as the conv), and the broadcast-FMA loop runs as fast
-            if not db and self._blocks_plain_input(node, ic):
-                db = self.out_block(ic)
+            if not db:
+                db = self._plain_input_block(node, ic)
             if db:
                 ib = ic if ic <= db else math.gcd(ic, db)
             else:
@@ -259,15 +259,19 @@ class _Planner:
         a["bias_index"] = 2 if has_bias(self.g, node) else None
         self._epilogue(node, ob, start=2)
 
-    def _blocks_plain_input(self, node: Node, ic: int) -> bool:
-        """A plain input of a vector's worth of channels or more (a network whose input is a
-        feature map) read by a stride-1 spatial conv is moved into channel blocks first, on CPUs:
-        read as NCHW1c, Winograd's transforms ran one channel at a time, and a 64 -> 64 3x3
-        conv at 56x56 took 3.3x as long as on blocks (one transform of its input costs about
-        as much as a tenth of the conv)."""
+    def _plain_input_block(self, node: Node, ic: int) -> int:
+        """The block a plain input of a vector's worth of channels or more (a network whose
+        input is a feature map) is moved into before a stride-1 spatial conv, on CPUs; 0 where
+        it stays plain. Read as NCHW1c, Winograd's transforms ran one channel at a time, and a
+        64 -> 64 3x3 conv at 56x56 took 3.3x as long as on blocks (one transform of its input
+        costs about as much as a tenth of the conv). Not where the conv would still read the
+        blocks one channel at a time (37 channels: sub-blocks of gcd(37, block) = 1): the
+        transform would buy nothing."""
         kh, kw = self.g.consts[node.inputs[1]].shape[2:]
-        return (self.cpu and ic >= self.lanes and kh * kw > 1
-                and tuple(node.attrs["strides"]) == (1, 1))
+        block = self.out_block(ic)
+        wanted = (self.cpu and ic >= self.lanes and kh * kw > 1
+                  and tuple(node.attrs["strides"]) == (1, 1) and math.gcd(ic, block) > 1)
+        return block if wanted else 0
 
     def _few_channels(self, node: Node, ob: int) -> bool:
         """A conv whose output channels fill less than half a vector (CycleGAN's last 7x7 conv to
