@@ -6,7 +6,7 @@ from tvm import te, tirx
 from tvm.s_tir import Schedule
 from tvm.s_tir import stmt as s_stmt
 
-from . import templates
+from . import prefetch, templates
 from .config import Config
 from .layers import conv2d, dense, pointwise_depthwise, pool, reduce, transform
 from .workload import Workload
@@ -74,7 +74,8 @@ def _scheduled(sch):
     """Marked as scheduled and opaque (op_pattern 8), so that TVM's Relax pipeline neither
     reschedules it (dlight, on GPUs) nor fuses it with its neighbours: fusing thread-bound
     kernels failed on CUDA where a concat's parts are views of one buffer (ShuffleNetV2)."""
-    return sch.mod["main"].with_attrs({"tirx.is_scheduled": True, "op_pattern": 8})
+    func = prefetch.insert(sch.mod["main"])
+    return func.with_attrs({"tirx.is_scheduled": True, "op_pattern": 8})
 
 
 def placed(func, shape: tuple[int, ...], offset: int):

@@ -189,4 +189,5 @@ def apply(sch, wl, cfg: Config, target) -> None:
         outer = above = sch.fuse(n, oco, y, xo)
     parallel_if_worth(sch, outer, wl)
     at = oo if cfg["tile_oc"] <= ob else above
-    direct.register_tile(sch, conv, at, oin, xi, cfg["reduce_outer"], unroll_kw=0)
+    direct.register_tile(sch, conv, at, oin, xi, cfg["reduce_outer"], unroll_kw=0,
+                         streamed=direct.weights_streamed(wl))

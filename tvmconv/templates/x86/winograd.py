@@ -17,6 +17,7 @@ import numpy as np
 
 from ...config import Config, Space, divisors
 from ...layers import winograd
+from . import conv2d as direct
 from .common import (
     inline_pad_default,
     inline_pad_values,
@@ -290,6 +291,8 @@ def apply(sch, wl, cfg: Config, target) -> None:
     sch.reverse_compute_at(store, oo, preserve_unit_loops=True)
     sch.vectorize(sch.get_loops(store)[-1])
     vector_reduction(sch, gemm, oin, rco, (thi, twi))
+    if direct.weights_streamed(wl):  # their taps stream from memory as the direct conv's do
+        direct.prefetch_weights(sch, rci)
     # inverse transform per output tile, straight into the epilogue
     ep = sch.get_sblock("epilogue")
     b, co, y, x, oi = sch.get_loops(ep)
