@@ -792,17 +792,19 @@ def test_winograd_tiles_bounded_by_their_error():
     assert tiles == {(7, 7): [2], (5, 5): [4, 2], (1, 7): [4, 2]}, tiles
 
 
-@pytest.mark.parametrize("kernel, c_in, size, prefetched", [
-    ((3, 3), 256, (4, 4), True),   # 2.4 MB of weights, 16 output pixels: streamed in a network
-    ((1, 1), 1280, (5, 5), True),  # 1.3 MB, the 1x1 templates
-    ((3, 3), 256, (9, 8), False),  # 72 pixels per weight hide the stream
-    ((3, 3), 96, (4, 3), False),   # 0.3 MB stay in L2
+@pytest.mark.parametrize("kernel, c_in, shape, prefetched", [
+    ((3, 3), 256, (1, 4, 4), True),    # 2.4 MB of weights, 16 output pixels: streamed
+    ((1, 1), 1280, (1, 5, 5), True),   # 1.3 MB, the 1x1 templates
+    ((3, 3), 256, (1, 9, 8), False),   # 72 pixels per weight hide the stream
+    ((3, 3), 256, (5, 4, 4), False),   # and so do 80 over a batch of 5
+    ((3, 3), 96, (1, 4, 3), False),    # 0.3 MB stay in L2
 ])
-def test_streamed_weights_are_prefetched(kernel, c_in, size, prefetched, tmp_path):
+def test_streamed_weights_are_prefetched(kernel, c_in, shape, prefetched, tmp_path):
     """Weights that outgrow L2 and serve few output pixels each get software prefetches in every
     template's micro-kernel (``templates.x86.conv2d.weights_streamed``), and the results stay
     those of onnxruntime whichever template computes the conv."""
-    model = single("Conv", (1, c_in, *size), {"w": weights((256, c_in, *kernel), 1, 0.05)},
+    batch, *size = shape
+    model = single("Conv", (batch, c_in, *size), {"w": weights((256, c_in, *kernel), 1, 0.05)},
                    ["w"], pads=[kernel[0] // 2, kernel[1] // 2] * 2)
     wl = _workload(model, "conv2d")
     feeds = rng_inputs(model)
