@@ -28,44 +28,30 @@ def mark(sch, loop, buffer: str, ahead: int, every: int = 1) -> None:
 
 
 def insert(func):
-    """``func`` with each marked loop's prefetches in place and its mark removed. The
-    prefetches address a flat view of the buffer declared in the root block: an address LLVM
-    cannot trace to its argument made the micro-kernel keep its accumulators in memory, and
-    one unflattened by divisions cost more than the prefetch saved."""
-    views: dict = {}
-    body = _rewrite(func.body, views)
-    if body is None:
-        return func
-    if not views:
-        return tirx.PrimFunc(func.params, body, func.ret_type, func.attrs)
-    root = body.block
-    decls = [tirx.DeclBuffer(view, data=buf.data) for buf, view in views.values()]
-    block = s_stmt.SBlock(root.iter_vars, root.reads, root.writes, root.name_hint,
-                          tirx.SeqStmt([*decls, root.body]), root.init, root.alloc_buffers,
-                          root.match_buffers, root.annotations)
-    return tirx.PrimFunc(func.params, s_stmt.SBlockRealize(body.iter_values, body.predicate,
-                                                           block), func.ret_type, func.attrs)
+    """``func`` with each marked loop's prefetches in place and its mark removed."""
+    body = _rewrite(func.body)
+    return func if body is None else tirx.PrimFunc(func.params, body, func.ret_type, func.attrs)
 
 
-def _rewrite(stmt, views):
+def _rewrite(stmt):
     """The statement with its marked loops rewritten, or None where nothing changed."""
     if isinstance(stmt, tirx.For):
-        inner = _rewrite(stmt.body, views)
+        inner = _rewrite(stmt.body)
         if KEY not in stmt.annotations:
             return None if inner is None else _for(stmt, inner, stmt.annotations)
         body = inner if inner is not None else stmt.body
         buffer, ahead = str(stmt.annotations[KEY]).split(":")
-        lines = _prefetches(body, buffer, int(ahead), views)
+        lines = _prefetches(body, buffer, int(ahead))
         rest = {k: v for k, v in stmt.annotations.items() if k != KEY}
         return _for(stmt, tirx.SeqStmt([*lines, body]) if lines else body, rest)
     if isinstance(stmt, tirx.SeqStmt):
-        parts = [_rewrite(s, views) for s in stmt.seq]
+        parts = [_rewrite(s) for s in stmt.seq]
         if all(p is None for p in parts):
             return None
         return tirx.SeqStmt([p if p is not None else s for p, s in zip(parts, stmt.seq)])
     if isinstance(stmt, s_stmt.SBlockRealize):
         block = stmt.block
-        inner = _rewrite(block.body, views)
+        inner = _rewrite(block.body)
         if inner is None:
             return None
         new = s_stmt.SBlock(block.iter_vars, block.reads, block.writes, block.name_hint, inner,
@@ -80,10 +66,14 @@ def _for(loop, body, annotations):
                     annotations)
 
 
-def _prefetches(body, buffer: str, ahead: int, views) -> list:
+def _prefetches(body, buffer: str, ahead: int) -> list:
     """Prefetch statements for the lines of ``buffer`` one iteration of the loop over ``body``
     reads (in the first block below that reads it), ``ahead`` elements on, clamped to the
-    buffer; none when the read is not affine in the loops between."""
+    buffer; none when the read is not affine in the loops between.
+
+    They address a flat view of the buffer declared beside them: an address LLVM cannot trace
+    to its argument made the micro-kernel keep its accumulators in memory, and one unflattened
+    by divisions cost more than the prefetch saved."""
     found = _reader(body, [])
     if found is None:
         return []
@@ -122,11 +112,11 @@ def _prefetches(body, buffer: str, ahead: int, views) -> list:
              for values in itertools.product(*(range(e) for e, _ in moving))}
     if len(lines) > MAX_LINES:
         return []
-    if buffer not in views:
-        views[buffer] = buf, tirx.decl_buffer((math.prod(shape),), buf.dtype, f"{buffer}_lines")
+    view = tirx.decl_buffer((math.prod(shape),), buf.dtype, f"{buffer}_lines")
     per_line = LINE_BYTES * 8 // buf.dtype.bits
     first = tirx.min(base + ahead, math.prod(shape) - 1 - max(lines) * per_line)
-    return [_prefetch(views[buffer][1], first + line * per_line) for line in sorted(lines)]
+    return [tirx.DeclBuffer(view, data=buf.data),
+            *(_prefetch(view, first + line * per_line) for line in sorted(lines))]
 
 
 def _reader(stmt, inner):
