@@ -792,6 +792,38 @@ def test_winograd_tiles_bounded_by_their_error():
     assert tiles == {(7, 7): [2], (5, 5): [4, 2], (1, 7): [4, 2]}, tiles
 
 
+@pytest.mark.parametrize("kernel, c_in, c_out, shape, attrs", [
+    ((3, 3), 200, 208, (1, 5, 6), {"pads": [1, 1, 1, 1]}),
+    ((3, 5), 144, 240, (2, 9, 11), {"pads": [1, 2, 0, 2], "strides": [2, 2], "dilations": [1, 2]}),
+    ((1, 1), 1100, 320, (1, 3, 7), {}),
+    ((3, 3), 512, 512, (1, 4, 4), {"pads": [1, 1, 1, 1], "group": 2}),
+])
+def test_streamed_tiles(kernel, c_in, c_out, shape, attrs, tmp_path):
+    """Where weights stream, the direct template keeps each input-channel block's weights in L1
+    for every row tile and prefetches the next block's a few lines at a time
+    (``conv2d.streamed_tile``): the results stay onnxruntime's for its default and other tiles,
+    on odd shapes, strides, dilations, groups and a batch of 2."""
+    from tvmconv.templates.x86 import conv2d as direct
+
+    batch, *size = shape
+    group = attrs.get("group", 1)
+    model = single("Conv", (batch, c_in, *size),
+                   {"w": weights((c_out, c_in // group, *kernel), 1, 0.05)}, ["w"], **attrs)
+    wl = _workload(model, "conv2d")
+    feeds = rng_inputs(model)
+    ref = run_ort(model, feeds)[0]
+    streamed = [c for c in _configs(direct, wl, 12) if direct.streams_by_blocks(wl, SPEC, c)]
+    assert direct.default(wl, SPEC) in streamed, wl.key
+    for cfg in streamed[:4]:
+        assert "kernel_next" in kernels.prim_func(wl, SPEC, direct, cfg).script(), cfg
+        log = tmp_path / "log.jsonl"
+        log.unlink(missing_ok=True)
+        records.append(log, [records.make(SPEC.key, wl.key, direct.NAME, cfg.to_json(),
+                                          latencies=[1e-3])])
+        got = tvmconv.compile(model, target="x86", log=log).model().run(feeds)[0]
+        assert_close(got, ref, what=str(cfg))
+
+
 @pytest.mark.parametrize("kernel, c_in, shape, prefetched", [
     ((3, 3), 256, (1, 4, 4), True),    # 2.4 MB of weights, 16 output pixels: streamed
     ((1, 1), 1280, (1, 5, 5), True),   # 1.3 MB, the 1x1 templates

@@ -296,6 +296,44 @@ def test_the_last_verdict_outranks_medians(tmp_path):
     assert records.best([log, older], key)["wl"]["config"] == {"k": 1}
 
 
+def test_flushed_timings_outrank_warm_ones(tmp_path):
+    """Once a workload has records timed with its weights flushed (``measure.flushed``), its
+    records timed warm (a log from before) and their verdicts no longer rank it."""
+    log = tmp_path / "log.jsonl"
+    key = resolve("x86").key
+    rec = lambda cfg, ms, **kw: records.make(key, "wl", "t", {"k": cfg},  # noqa: E731
+                                             latencies=[ms * 1e-3], **kw)
+    records.append(log, [rec(1, 0.5), rec(2, 0.9), rec(1, 0.6, verdict=True)])
+    assert records.best([log], key)["wl"]["config"] == {"k": 1}
+    records.append(log, [rec(1, 1.2, flushed=True), rec(2, 1.0, flushed=True)])
+    assert [r["config"]["k"] for r in records.ranked([log], key)["wl"]] == [2, 1]
+    records.append(log, [rec(1, 1.1, verdict=True, flushed=True)])
+    assert records.best([log], key)["wl"]["config"] == {"k": 1}
+
+
+def test_streamed_weights_are_tuned_flushed(tmp_path):
+    """A conv whose weights stream from memory in a network is timed with them flushed from
+    the caches (slower than warm), recorded so, and a warm record in the log is timed again."""
+    model = single("Conv", (1, 256, 4, 4), {"w": np.random.default_rng(0).standard_normal(
+        (256, 256, 3, 3)).astype("float32") * 0.05}, ["w"], pads=[1, 1, 1, 1])
+    target = resolve("x86")
+    task = next(t for t in make_tasks(workloads(model, target), target) if t.wl.kind == "conv2d")
+    assert task.flushed
+    tmpl = task.templates[0]
+    default = tmpl.default(task.wl, target)
+    log = tmp_path / "log.jsonl"
+    records.append(log, [records.make(target.key, task.wl.key, tmpl.NAME, default.to_json(),
+                                      latencies=[1e-9])])
+    tuner = Tuner([task], target, log, batch=2, patience=4)
+    tuner.run(2, None)
+    tuner.close()  # run closed it already: harmless
+    new = list(records.read(log))[1:]
+    assert len(new) == 2 and all(r["flushed"] is True and r["error"] is None for r in new)
+    assert (new[0]["template"], Config.of(new[0]["config"])) == (tmpl.NAME, default)
+    assert len(new[0]["latencies"]) > 5 and records.cost(new[0]) > 1e-6
+    assert records.best([log], target.key)[task.wl.key]["flushed"] is True
+
+
 def test_verdict_pairs_each_round_with_the_default():
     """Rounds timed side by side at different machine speeds: the finalist faster than the default
     in most rounds wins, not the one with the luckiest fast moment; one within the noise margin

@@ -29,13 +29,36 @@ def random_args(wl: Workload, device, template=None, cfg=None) -> list:
         tvm.runtime.tensor(np.zeros(out_shape, "float32"), device)]
 
 
-def time_kernel(mod, args, device, repeat: int = 5, min_ms: int = 10) -> list[float]:
+def time_kernel(mod, args, device, repeat: int = 5, min_ms: int = 10,
+                flush: bool = False) -> list[float]:
     """Per-call seconds of ``mod``'s ``main``: ``repeat`` means of as many calls as fill
-    ``min_ms``. Kernels run warm, one after another. Timing them with their weights flushed from
-    the caches first (as a network streams them) was tried and ranked configs worse: ResNet-18
-    compiled with such a log ran 7% slower end to end than with the analytic defaults."""
-    evaluator = mod.time_evaluator("main", device, number=1, repeat=repeat, min_repeat_ms=min_ms)
+    ``min_ms``, the kernel warm; with ``flush`` (see ``flushed``), ``FLUSHED_CALLS`` x ``repeat``
+    single calls, each after every argument but the input is flushed from the caches."""
+    if flush:
+        evaluator = mod.time_evaluator("main", device, number=1, repeat=FLUSHED_CALLS * repeat,
+                                       f_preproc="cache_flush_cpu_non_first_arg")
+    else:
+        evaluator = mod.time_evaluator("main", device, number=1, repeat=repeat,
+                                       min_repeat_ms=min_ms)
     return list(evaluator(*args).results)
+
+
+FLUSHED_CALLS = 4  # single calls per warm repeat, for a median as steady
+
+
+def flushed(wl: Workload, target) -> bool:
+    """Whether the tuner times this workload's kernels with their weights flushed from the
+    caches: where a network streams them from memory (on x86, ``conv2d.weights_streamed``), warm
+    timings rank the configs wrongly. On a Xeon, ResNet-18's 512-channel 3x3 conv on 7x7 ran
+    as Winograd 0.58 ms warm, 1.07 flushed and 1.15 inside the network; as the direct template's
+    ``streamed_tile`` 0.77, 0.81 and (the network 0.87x the time) faster there. Timing every
+    kernel flushed was tried on a Zen 3 (AVX2) and ranked configs worse: ResNet-18 compiled with
+    such a log ran 7% slower end to end than with the analytic defaults."""
+    if target.family != "x86" or wl.kind != "conv2d":  # flushing measured on x86 only
+        return False
+    from .templates.x86 import conv2d
+
+    return conv2d.weights_streamed(wl)
 
 
 def workloads(model, target, input_shapes=None) -> list[tuple[Workload, int]]:

@@ -21,7 +21,7 @@ import time
 from . import records, templates
 from .build import compile_model, tuned_records
 from .frontend import load_model
-from .measure import workloads
+from .measure import flushed, workloads
 from .tuner import verdict
 
 FINALISTS = 3  # tuning records per layer, besides the template default
@@ -126,7 +126,7 @@ def confirm(model, target, log, input_shapes=None, deadline: float | None = None
         if winner is not None and (winner != _key(cands[0]) or stale):
             lat = [r[winner] for r in timed]
             changed.append(records.make(target.key, key, winner[0], winner[1].to_json(), lat,
-                                        verdict=True))
+                                        verdict=True, flushed=flushed(wl_of[key], target)))
     if changed:
         records.append(log, changed)
     say(f"in-network confirmation: {len(models)} builds, {len(changed)} of {len(finalists)} layers "

@@ -5,6 +5,8 @@
 A tuning run that re-times its finalists beside the default ends each task with a verdict record
 (``"verdict": true``, the winner's latencies from those rounds): the choice made from side-by-side
 timings, which outranks medians of timings taken at other moments of a drifting machine.
+A kernel timed with its weights flushed from the caches (``measure.flushed``) has
+``"flushed": true``; a workload's records timed so outrank those timed warm (``_same_timing``).
 A line that is not such an object (garbage, a half-written line after a crash, a field of the
 wrong type) is skipped with a warning; it never stops a compile or a tuning run. A file with lines
 but not one record is no tuning log at all, and is refused (``check``).
@@ -147,22 +149,38 @@ def ranked_by_target(paths: Iterable[str | os.PathLike]) -> dict[str, dict[str, 
             config = (rec["template"], json.dumps(rec["config"], sort_keys=True))
             by_workload.setdefault(rec["workload"], {}).setdefault(config, []).append(rec)
     ranked = {target: {workload: sorted((lower_median(recs, key=cost)
-                                         for recs in by_config.values()), key=cost)
+                                         for recs in _same_timing(by_config).values()), key=cost)
                        for workload, by_config in by_workload.items()}
               for target, by_workload in runs.items()}
     for (target, workload), rec in verdicts.items():
         rest = ranked[target].get(workload, [])
+        if rest and is_flushed(rest[0]) and not is_flushed(rec):
+            continue  # a verdict between configs timed warm
         ranked[target][workload] = [rec] + [r for r in rest if (r["template"], r["config"]) !=
                                             (rec["template"], rec["config"])]
     return ranked
 
 
+def _same_timing(by_config: dict[tuple, list[dict]]) -> dict[tuple, list[dict]]:
+    """A workload's configs timed with its weights flushed, if any were: those timed warm are
+    ranked by another measure (a log written before ``measure.flushed`` held for it)."""
+    flushed = {c: [r for r in recs if is_flushed(r)] for c, recs in by_config.items()}
+    flushed = {c: recs for c, recs in flushed.items() if recs}
+    return flushed or by_config
+
+
 def make(target_key: str, wl_key: str, template: str, config: dict, latencies=None,
-         error: str | None = None, verdict: bool = False) -> dict:
+         error: str | None = None, verdict: bool = False, flushed: bool = False) -> dict:
     rec = {"target": target_key, "workload": wl_key, "template": template, "config": config,
            "latencies": latencies, "error": error, "version": __version__,
            "time": time.strftime("%Y-%m-%dT%H:%M:%S")}
-    return dict(rec, verdict=True) if verdict else rec
+    return {**rec, **({"verdict": True} if verdict else {}),
+            **({"flushed": True} if flushed else {})}
+
+
+def is_flushed(record: dict) -> bool:
+    """Timed with the kernel's weights flushed from the caches (``measure.flushed``)."""
+    return record.get("flushed") is True
 
 
 def append(path: str | os.PathLike, records: list[dict]) -> None:

@@ -129,8 +129,9 @@ class Builder:
         self.pool = self._new_pool()
 
     def close(self) -> None:
-        """Kill the workers: one still compiling would keep the interrupted parent waiting."""
-        for p in list(getattr(self.pool, "_processes", {}).values()):
+        """Kill the workers: one still compiling would keep the interrupted parent waiting. Closing
+        twice is harmless (a shut-down pool has no process table)."""
+        for p in list((getattr(self.pool, "_processes", None) or {}).values()):
             p.kill()
         self.pool.shutdown(wait=False, cancel_futures=True)
 
@@ -186,7 +187,7 @@ def _serve(conn, rpc_addr, gpu: bool) -> None:
     """The measuring process: load a .so, run it, check it, time it; one request at a time.
 
     Requests: ("reference", path, inputs, out_shape) -> output array or Result(error); ("time",
-    path, inputs, out_shape, reference, repeat) -> Result. None ends the process.
+    path, inputs, out_shape, reference, repeat, flush) -> Result. None ends the process.
     """
     keep_torch_out()
     import tvm
@@ -224,12 +225,12 @@ def _serve(conn, rpc_addr, gpu: bool) -> None:
             if kind == "reference":
                 conn.send(out)
                 continue
-            reference, repeat = msg[4:]
+            reference, repeat, flush = msg[4:]
             err = relative_error(out, reference)
             if not np.isfinite(err) or err > 1e-4:
                 conn.send(Result(error=f"wrong result (relative error {err:.2e})"))
                 continue
-            conn.send(Result(latencies=time_kernel(mod, arrays, dev, repeat)))
+            conn.send(Result(latencies=time_kernel(mod, arrays, dev, repeat, flush=flush)))
         except Exception as e:  # a kernel that fails to load or run is a result, not a crash
             conn.send(Result(error=_short(e)))
 
@@ -270,8 +271,9 @@ class Runner:
         out = self._ask(("reference", path, inputs, out_shape))
         return (out, None) if isinstance(out, np.ndarray) else (None, out.error)
 
-    def run(self, path: str, inputs, out_shape, reference) -> Result:
-        return self._ask(("time", path, inputs, out_shape, reference, self.repeat))
+    def run(self, path: str, inputs, out_shape, reference, flush: bool = False) -> Result:
+        """Check and time a built kernel (``measure.time_kernel``, flushed with ``flush``)."""
+        return self._ask(("time", path, inputs, out_shape, reference, self.repeat, flush))
 
     def stop(self, kill: bool = False) -> None:
         if self.proc is not None:

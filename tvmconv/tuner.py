@@ -23,6 +23,7 @@ from . import records, templates
 from .config import Config
 from .costmodel import CostModel, features
 from .errors import TvmconvError
+from .measure import flushed
 from .runner import Builder, Runner, kernel_inputs, scratch_dir
 from .target import host_target
 from .workload import Workload
@@ -50,6 +51,7 @@ class Task:
     done: bool = False
     reference: object = None  # the unscheduled kernel's output on the tuning inputs
     kept: tuple | None = None  # (template name, config) of the verdict, once confirmed
+    flushed: bool = False  # timed with its weights flushed from the caches (measure.flushed)
 
     @property
     def weight(self) -> float:
@@ -89,7 +91,7 @@ def make_tasks(wls: list[tuple[Workload, int]], target) -> list[Task]:
     for wl, count in wls:
         tmpls = templates.templates_for(wl.kind, target.family, wl, target)
         if sum(len(t.space(wl, target)) for t in tmpls) > 1:
-            tasks.append(Task(wl, count, tmpls))
+            tasks.append(Task(wl, count, tmpls, flushed=flushed(wl, target)))
     return sorted(tasks, key=lambda t: -t.weight)
 
 
@@ -126,6 +128,8 @@ class Tuner:
             task = by_key.get(rec["workload"])
             if rec["target"] != self.target.key or task is None or records.is_verdict(rec):
                 continue  # a verdict repeats measurements the log already holds
+            if records.is_flushed(rec) != task.flushed:
+                continue  # timed another way: measured again
             found = templates.from_record(rec, task.wl, self.target)
             if found is not None:
                 self._learn(task, found[0].NAME, found[1], records.cost(rec))
@@ -203,9 +207,11 @@ class Tuner:
             path, err = task.built[(tmpl.NAME, cfg)]
             lat = None
             if path:
-                res = self.runner.run(path, *kernel_inputs(task.wl, tmpl, cfg), task.reference)
+                res = self.runner.run(path, *kernel_inputs(task.wl, tmpl, cfg), task.reference,
+                                      flush=task.flushed)
                 lat, err = res.latencies, res.error
-            rec = records.make(self.target.key, task.wl.key, tmpl.NAME, cfg.to_json(), lat, err)
+            rec = records.make(self.target.key, task.wl.key, tmpl.NAME, cfg.to_json(), lat, err,
+                               flushed=task.flushed)
             records.append(self.log, [rec])
             self._learn(task, tmpl.NAME, cfg, records.cost(rec))
             out.append(rec)
@@ -267,7 +273,7 @@ class Tuner:
             lat = [r[winner] for r in done if math.isfinite(r[winner])]
             records.append(self.log, [records.make(
                 self.target.key, task.wl.key, winner[0], winner[1].to_json(), lat,
-                verdict=True)])
+                verdict=True, flushed=task.flushed)])
 
     def _retrain(self, tname: str) -> None:
         xs, ys = self.data.get(tname, ([], []))

@@ -226,15 +226,55 @@ def apply(sch, wl, cfg: Config, target) -> None:
         # threads split the rows: each streams all weights but reads only its share of the input
         sch.reorder(n, yo, oco, xo, oci, oo, yi, xi, oin)
         outer = sch.fuse(n, yo, oco)
+    elif streams_by_blocks(wl, target, cfg):
+        sch.reorder(n, oco, yo, xo, oci, oo, yi, xi, oin)
+        outer = sch.fuse(n, oco)
+        parallel_if_worth(sch, outer, wl)
+        streamed_tile(sch, conv, outer, cfg["tile_h"], cfg["tile_w"], cfg["tile_oc"],
+                      cfg["unroll_kw"])
+        schedule_pad(sch, target)
+        return
     else:
         # threads split the output channels: each streams only its share of the weights
         sch.reorder(n, oco, yo, xo, oci, oo, yi, xi, oin)
         outer = sch.fuse(n, oco, yo)
     parallel_if_worth(sch, outer, wl)
     at = oo if cfg["tile_oc"] <= ob else xo
-    register_tile(sch, conv, at, oin, xi, cfg["reduce_outer"], cfg["unroll_kw"],
-                  weights_streamed(wl))
+    register_tile(sch, conv, at, oin, xi, cfg["reduce_outer"], cfg["unroll_kw"])
     schedule_pad(sch, target)
+
+
+def streams_by_blocks(wl, target, cfg: Config) -> bool:
+    """Whether the conv with threads over output channels (not ``rows_outer``) computes with
+    ``streamed_tile``: its weights stream (``weights_streamed``) and its output-channel tiles
+    over the batch are enough tasks for the threads on their own."""
+    batch, blocks, _, _, block = wl.params["out"]
+    tasks = batch * blocks // max(1, cfg["tile_oc"] // block)
+    cores = int(target.tvm.get("num-cores", 1))
+    return (not cfg["rows_outer"] and weights_streamed(wl)
+            and (tasks % cores == 0 or tasks >= 4 * cores))
+
+
+def streamed_tile(sch, conv, outer, tile_h, tile_w, tile_oc, unroll_kw) -> None:
+    """The micro-kernel for weights that stream from memory, computed under ``outer`` (a tile of
+    output channels): each input-channel block's weights are read by every row tile in turn,
+    from L1 after the first, with the row tiles' accumulators kept in memory between blocks;
+    meanwhile the next block's weights are prefetched a few lines at a time
+    (``prefetch.mark_next``).
+
+    Row tiles outside the reduction instead (``register_tile``) read each block's weights at
+    the arithmetic's pace in the first row and from the caches after it: the first row waits on
+    memory. On a Xeon (2 threads stream ~32 GB/s from memory) ResNet-18's 512-channel 3x3 conv
+    on 7x7 ran 1.06 ms with its weights flushed (0.79 warm) that way, with prefetches 16 KB
+    ahead; this way 0.81 (0.77 warm)."""
+    sch.compute_at(conv, outer, preserve_unit_loops=True)
+    cob, cy, cx, co, rco, rkh, rkw, rci = sch.get_loops(conv)[-8:]
+    cyo, cyi = sch.split(cy, [None, tile_h])
+    cxo, cxi = sch.split(cx, [None, tile_w])
+    coo, coi = sch.split(co, [None, min(tile_oc, int(sch.get(co).extent))])
+    sch.reorder(rco, cyo, cxo, coo, rkh, rkw, rci, cob, cyi, cxi, coi)
+    vector_reduction(sch, conv, coi, rco, (cob, cxi, cyi, rkw) if unroll_kw else (cob, cxi, cyi))
+    prefetch.mark_next(sch, rco, rkw, "kernel")
 
 
 def register_tile(sch, conv, at, lanes, pixels, reduce_outer, unroll_kw,

@@ -108,6 +108,9 @@ MIN_TILES, MIN_EXACT_TILES = 10, 9
 
 def preferred(wl, target) -> bool:
     """Whether Winograd, rather than the direct template, computes the conv by default."""
+    if (direct.streams_by_blocks(wl, target, direct.default(wl, target))
+            and not direct.ragged_rows(wl, target)):
+        return False
     if target.lanes < 16:
         return True
     cfg = default(wl, target)
