@@ -15,6 +15,7 @@ from __future__ import annotations
 
 import numpy as np
 
+from ... import prefetch
 from ...config import Config, Space, divisors
 from ...layers import winograd
 from . import conv2d as direct
@@ -290,12 +291,14 @@ def apply(sch, wl, cfg: Config, target) -> None:
     two, twi = sch.split(tw, [None, cfg["tile_p"]])
     oo, oin = sch.split(oi, [None, cfg["tile_oc"]])
     sch.reorder(e, f, b, co, tho, two, oo, rco, rci, thi, twi, oin)
-    parallel_if_worth(sch, sch.fuse(e, f, b, co), wl)
+    taps = sch.fuse(e, f, b, co)
+    parallel_if_worth(sch, taps, wl)
     sch.reverse_compute_at(store, oo, preserve_unit_loops=True)
     sch.vectorize(sch.get_loops(store)[-1])
     vector_reduction(sch, gemm, oin, rco, (thi, twi))
-    if direct.weights_streamed(wl):  # their taps stream from memory as the direct conv's do
-        direct.prefetch_weights(sch, rci)
+    # each thread's next (tap, output-channel block) of weights arrives while this one's serve
+    # every tile row: a few lines per input-channel block
+    prefetch.mark_next(sch, taps, rco, "kernel")
     # inverse transform per output tile, straight into the epilogue
     ep = sch.get_sblock("epilogue")
     b, co, y, x, oi = sch.get_loops(ep)
