@@ -307,7 +307,9 @@ def register_tile(sch, conv, at, lanes, pixels, reduce_outer, unroll_kw,
 # ResNet-34 at 101x77 0.85x the time, ResNet-18 (tuned, 224x224) 0.96x, GoogLeNet and VGG-11 at
 # 101x77 0.98x, ResNet-50 0.985x, MobileNetV2 and DenseNet-121 within the noise (0.98-1.02).
 # Prefetching every conv's weights instead left ResNet-50 unchanged (1.01-1.04x) and made three
-# of its 1x1 convs 1.2-1.7x slower warm.
+# of its 1x1 convs 1.2-1.7x slower warm. The direct template's own streamed convs have since
+# moved to ``streamed_tile`` (next block prefetched at the pace it is used); these prefetches,
+# 16 KB ahead, remain for the 1x1 templates' (``register_tile(streamed=True)``).
 PREFETCH_AHEAD = 4096  # float32 elements beyond the micro-kernel's current weight read
 PREFETCH_EVERY = 4  # input channels per burst of prefetches
 PREFETCH_MAX_PIXELS = 64
