@@ -63,7 +63,7 @@ def _rewrite(stmt, path: tuple):
             buffer, ahead = str(stmt.annotations[KEY]).split(":")
             lines = _ahead(body, buffer, int(ahead))
         if KEY_SPREAD in marks:
-            lines = _next(path, stmt, str(stmt.annotations[KEY_SPREAD]))
+            lines = lines + _next(path, stmt, str(stmt.annotations[KEY_SPREAD]))
         rest = {k: v for k, v in stmt.annotations.items() if k not in marks}
         return _for(stmt, tirx.SeqStmt([*lines, body]) if lines else body, rest)
     if isinstance(stmt, tirx.SeqStmt):
