@@ -222,25 +222,23 @@ def apply(sch, wl, cfg: Config, target) -> None:
     xo, xi = sch.split(x, [None, cfg["tile_w"]])
     ob = wl.params["out"][4]
     oco, oci, oo, oin = split_channels(sch, oc, oi, cfg["tile_oc"], ob)
+    streamed = streams_by_blocks(wl, target, cfg)
     if cfg["rows_outer"]:
         # threads split the rows: each streams all weights but reads only its share of the input
         sch.reorder(n, yo, oco, xo, oci, oo, yi, xi, oin)
         outer = sch.fuse(n, yo, oco)
-    elif streams_by_blocks(wl, target, cfg):
+    else:
+        # threads split the output channels: each streams only its share of the weights (and
+        # where it streams them from memory, its row tiles share each block: ``streamed_tile``)
         sch.reorder(n, oco, yo, xo, oci, oo, yi, xi, oin)
-        outer = sch.fuse(n, oco)
-        parallel_if_worth(sch, outer, wl)
+        outer = sch.fuse(n, oco) if streamed else sch.fuse(n, oco, yo)
+    parallel_if_worth(sch, outer, wl)
+    if streamed:
         streamed_tile(sch, conv, outer, cfg["tile_h"], cfg["tile_w"], cfg["tile_oc"],
                       cfg["unroll_kw"])
-        schedule_pad(sch, target)
-        return
     else:
-        # threads split the output channels: each streams only its share of the weights
-        sch.reorder(n, oco, yo, xo, oci, oo, yi, xi, oin)
-        outer = sch.fuse(n, oco, yo)
-    parallel_if_worth(sch, outer, wl)
-    at = oo if cfg["tile_oc"] <= ob else xo
-    register_tile(sch, conv, at, oin, xi, cfg["reduce_outer"], cfg["unroll_kw"])
+        register_tile(sch, conv, oo if cfg["tile_oc"] <= ob else xo, oin, xi,
+                      cfg["reduce_outer"], cfg["unroll_kw"])
     schedule_pad(sch, target)
 
 
